@@ -1,0 +1,3 @@
+from deparrow_secrets.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""Exception base of every layer and the exit codes the CLI maps them to.
+
+Messages never contain secret values: callers pass key names, remote keys and
+file positions only.
+"""
+
+from __future__ import annotations
+
+# Exit codes (documented in the README).
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # a check failed: verify, render --check, lint, scan
+EXIT_USAGE = 2  # bad command line, configuration, catalog or input file
+EXIT_UNAVAILABLE = 3  # store unreachable, timed out or throttled after retries
+EXIT_DENIED = 4  # the store refused the credentials
+EXIT_CONFLICT = 5  # check-and-set lost: someone else wrote first
+EXIT_INTEGRITY = 6  # wrong key, tampered or corrupt store data
+EXIT_MISSING_DEPENDENCY = 7  # an optional extra is not installed
+
+
+class DeparrowError(Exception):
+    """Base of every error the tool reports; `hint` says what to do next."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class InputError(DeparrowError):
+    """A user-supplied file or value is wrong; `location` is file:line and key path."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key_path: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.key_path = key_path
+        where = ""
+        if file:
+            where = f"{file}:{line}: " if line else f"{file}: "
+        if key_path:
+            where += f"{key_path}: "
+        super().__init__(where + message, hint=hint)
+
+
+class ConfigError(InputError):
+    """deparrow-secrets.yaml is invalid."""
+
+
+class CatalogError(InputError):
+    """The catalog file is invalid."""
+
+
+class MissingDependencyError(DeparrowError):
+    exit_code = EXIT_MISSING_DEPENDENCY
+
+
+class StoreError(DeparrowError):
+    """A secret store operation failed; carries where, so the message can name it."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        environment: str | None = None,
+        provider: str | None = None,
+        remote_key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.environment = environment
+        self.provider = provider
+        self.remote_key = remote_key
+        parts = [p for p in (environment and f"environment {environment}",
+                             provider and f"provider {provider}",
+                             remote_key and f"remote key {remote_key}") if p]
+        prefix = f"[{', '.join(parts)}] " if parts else ""
+        super().__init__(prefix + message, hint=hint)
+
+
+class StoreUnavailableError(StoreError):
+    """Down, timed out or throttled after the retries ran out."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class AccessDeniedError(StoreError):
+    exit_code = EXIT_DENIED
+
+
+class ConflictError(StoreError):
+    """Check-and-set failed: the remote object changed since it was read."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class IntegrityError(StoreError):
+    """Stored data cannot be trusted: wrong key, tampering, corrupt or unexpected content."""
+
+    exit_code = EXIT_INTEGRITY
+
+
+class NotFoundError(StoreError):
+    """A named version or object does not exist."""
+
+    exit_code = EXIT_FINDINGS
