@@ -18,9 +18,12 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from deparrow_secrets.secret import SecretValue
+
+if TYPE_CHECKING:
+    from deparrow_secrets.config.settings import Config, EnvironmentConfig
 
 WHOLE = ""
 """Property name of an object that is one value (no JSON properties)."""
@@ -54,8 +57,15 @@ class SecretStore(abc.ABC):
     """Backend base class; subclasses register under `provider` in `stores.registry`."""
 
     provider: ClassVar[str]
+    # True where every object is one value (Azure): objects hold only the WHOLE property.
+    single_value: ClassVar[bool] = False
 
     environment: str
+
+    @classmethod
+    @abc.abstractmethod
+    def from_config(cls, config: Config, env: EnvironmentConfig) -> SecretStore:
+        """Connect to the store that `env` names, with the tool's own credentials."""
 
     @abc.abstractmethod
     def read(self, key: str, version: str | None = None) -> Snapshot | None:

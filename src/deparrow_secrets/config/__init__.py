@@ -1,0 +1,1 @@
+"""Configuration (deparrow-secrets.yaml) and catalog (which values exist)."""

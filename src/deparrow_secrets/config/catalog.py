@@ -1,0 +1,172 @@
+"""The catalog: which values an application needs and which Kubernetes Secrets carry them.
+
+Loaded from YAML (the DEparrow catalog ships in `data/`); no code names a key.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from deparrow_secrets.config.yamlfile import Checker, Located, load_yaml
+from deparrow_secrets.errors import CatalogError
+
+REQUIREMENTS = ["required", "ha", "optional"]
+SOURCES = ["generated", "default", "user"]
+ALPHABETS: dict[str, str] = {
+    "alphanumeric": string.ascii_letters + string.digits,
+    "urlsafe": string.ascii_letters + string.digits + "-_",
+    "hex": "0123456789abcdef",
+    "printable": string.ascii_letters + string.digits + "!#%+,-./:=?@^_~",
+}
+KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
+K8S_NAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+DEFAULT_GROUP = "secrets"
+
+
+@dataclass(frozen=True)
+class GeneratePolicy:
+    length: int
+    alphabet: str
+
+    @property
+    def characters(self) -> str:
+        return ALPHABETS[self.alphabet]
+
+
+@dataclass(frozen=True)
+class CatalogValue:
+    name: str
+    description: str
+    requirement: str
+    source: str
+    generate: GeneratePolicy | None = None
+    default: str | None = None
+    min_length: int = 1
+    group: str = DEFAULT_GROUP
+    property: str | None = None
+
+    def needed(self, ha: bool, optional_keys: frozenset[str] = frozenset()) -> bool:
+        if self.requirement == "required":
+            return True
+        if self.requirement == "ha":
+            return ha
+        return self.name in optional_keys
+
+
+@dataclass(frozen=True)
+class KubernetesSecret:
+    name: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    source: str
+    values: dict[str, CatalogValue]
+    secrets: tuple[KubernetesSecret, ...]
+
+    def needed(self, ha: bool, optional_keys: frozenset[str] = frozenset()) -> list[CatalogValue]:
+        """The values one environment must have, in catalog order."""
+        return [v for v in self.values.values() if v.needed(ha, optional_keys)]
+
+    def secret_keys(self, secret: KubernetesSecret, ha: bool,
+                    optional_keys: frozenset[str] = frozenset()) -> list[str]:
+        return [k for k in secret.keys if self.values[k].needed(ha, optional_keys)]
+
+
+def default_catalog_path() -> Path:
+    return Path(str(resources.files("deparrow_secrets.config") / "data" / "deparrow-catalog.yaml"))
+
+
+def load_catalog(path: Path | None = None) -> Catalog:
+    doc = load_yaml(path or default_catalog_path(), CatalogError)
+    return parse_catalog(doc)
+
+
+def parse_catalog(doc: Located) -> Catalog:
+    c = Checker(doc, CatalogError)
+    top = c.mapping((), doc.data, ["values", "secrets"], required=("values", "secrets"))
+    raw_values = c.mapping(("values",), top["values"])
+    values: dict[str, CatalogValue] = {}
+    for name, raw in raw_values.items():
+        values[name] = _parse_value(c, name, raw)
+
+    raw_secrets = c.mapping(("secrets",), top["secrets"])
+    secrets = []
+    homes: dict[str, str] = {}
+    for sname, raw_keys in raw_secrets.items():
+        path = ("secrets", sname)
+        c.string(path, sname, pattern=K8S_NAME_PATTERN, what="Kubernetes Secret name")
+        keys = c.string_list(path, raw_keys)
+        if not keys:
+            raise c.fail(path, "a Secret needs at least one key")
+        seen: set[str] = set()
+        for i, key in enumerate(keys):
+            if key not in values:
+                raise c.fail((*path, i), f"'{key}' is not defined under values",
+                             hint="add it under `values:` or remove it from this Secret")
+            if key in seen:
+                raise c.fail((*path, i), f"'{key}' is listed twice in this Secret")
+            seen.add(key)
+        secrets.append(KubernetesSecret(sname, tuple(keys)))
+        for key in keys:
+            homes.setdefault(key, sname)
+    for name in values:
+        if name not in homes:
+            raise c.fail(("values", name), f"'{name}' is in no Kubernetes Secret",
+                         hint="list it under `secrets:` or remove it")
+    _check_remote_homes(c, values)
+    return Catalog(doc.file, values, tuple(secrets))
+
+
+def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
+    path: tuple[str, ...] = ("values", name)
+    c.string(path, name, pattern=KEY_PATTERN, what="key name")
+    m = c.mapping(path, raw, ["description", "requirement", "source", "generate", "default",
+                              "minLength", "remote"], required=("requirement", "source"))
+    requirement = c.choice((*path, "requirement"), m["requirement"], REQUIREMENTS)
+    source = c.choice((*path, "source"), m["source"], SOURCES)
+    description = c.string((*path, "description"), m.get("description", ""))
+    generate = None
+    default = None
+    if source == "generated":
+        g = c.mapping((*path, "generate"), m.get("generate"), ["length", "alphabet"])
+        length = c.integer((*path, "generate", "length"), g.get("length", 32), 8, 4096)
+        alphabet = c.choice((*path, "generate", "alphabet"), g.get("alphabet", "alphanumeric"),
+                            list(ALPHABETS))
+        generate = GeneratePolicy(length, alphabet)
+    elif "generate" in m:
+        raise c.fail((*path, "generate"), "`generate` only goes with `source: generated`")
+    if source == "default":
+        if "default" not in m:
+            raise c.fail(path, "`source: default` needs a `default:` value")
+        default = c.string((*path, "default"), m["default"])
+    elif "default" in m:
+        raise c.fail((*path, "default"), "`default` only goes with `source: default`")
+    min_length = c.integer((*path, "minLength"), m.get("minLength", 1), 1, 4096)
+    if generate is not None and "minLength" not in m:
+        min_length = generate.length
+    remote = c.mapping((*path, "remote"), m.get("remote"), ["group", "property"])
+    group = c.string((*path, "remote", "group"), remote.get("group", DEFAULT_GROUP),
+                     pattern=r"[A-Za-z0-9_.-]+", what="remote group name")
+    prop = remote.get("property")
+    if prop is not None:
+        prop = c.string((*path, "remote", "property"), prop, pattern=KEY_PATTERN,
+                        what="remote property name")
+    return CatalogValue(name, description, requirement, source, generate, default,
+                        min_length, group, prop)
+
+
+def _check_remote_homes(c: Checker, values: dict[str, CatalogValue]) -> None:
+    taken: dict[tuple[str, str], str] = {}
+    for v in values.values():
+        home = (v.group, v.property or v.name)
+        if home in taken:
+            raise c.fail(("values", v.name, "remote"),
+                         f"'{v.name}' and '{taken[home]}' share the remote home "
+                         f"{home[0]}.{home[1]}",
+                         hint="each value needs its own group/property")
+        taken[home] = v.name

@@ -1,0 +1,231 @@
+"""deparrow-secrets.yaml: namespace, identities and one store per environment.
+
+Every option defaults to the guide's names; a missing file means dev on `local`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deparrow_secrets.config.catalog import Catalog
+from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, load_yaml
+from deparrow_secrets.errors import ConfigError
+
+CONFIG_FILE = "deparrow-secrets.yaml"
+ENVIRONMENTS = ["dev", "staging", "production"]
+PROVIDERS = ["local", "vault", "aws", "azure"]
+AZURE_AUTH = ["workload-identity", "managed-identity"]
+DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+# Go duration as ESO parses refreshInterval ("1h", "30m", "1h30m", "0").
+DURATION = r"0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+"
+STORE_PATH = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
+URL = r"https?://[^\s/]+(/[^\s]*)?"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    provider: str
+    # local
+    path: str | None = None
+    # vault
+    server: str | None = None
+    mount: str = "secret"
+    role: str = "deparrow-secrets"
+    auth_mount: str = "kubernetes"
+    audience: str | None = None
+    vault_namespace: str | None = None
+    policy: str = "deparrow-secrets-policy"
+    # aws
+    region: str | None = None
+    account_id: str | None = None
+    role_arn: str | None = None
+    prefix: str | None = None
+    # azure
+    vault_url: str | None = None
+    tenant_id: str | None = None
+    auth: str = "workload-identity"
+    client_id: str | None = None
+    identity_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    store: StoreConfig
+    ha: bool = False
+    refresh_interval: str = "1h"
+    optional_keys: frozenset[str] = frozenset()
+
+    @property
+    def provider(self) -> str:
+        return self.store.provider
+
+    @property
+    def uses_eso(self) -> bool:
+        return self.store.provider != "local"
+
+    @property
+    def remote_path(self) -> str:
+        """Vault path, AWS prefix or local object name: default `deparrow/<env>`."""
+        if self.store.provider == "aws":
+            return self.store.prefix or f"deparrow/{self.name}"
+        return self.store.path if self.store.provider == "vault" and self.store.path \
+            else f"deparrow/{self.name}"
+
+
+@dataclass(frozen=True)
+class Config:
+    root: Path
+    file: Path | None
+    namespace: str = "deparrow"
+    service_account: str = "deparrow-external-secrets-sa"
+    secret_store: str = "deparrow-secretstore"
+    catalog: Path | None = None
+    manifests: str = "deparrow/k8s"
+    environments: dict[str, EnvironmentConfig] = field(default_factory=dict)
+    source: Located | None = field(default=None, repr=False, compare=False)
+
+    def check_catalog(self, catalog: Catalog) -> None:
+        """Config references to catalog keys (optionalKeys) must name optional values."""
+        for env in self.environments.values():
+            for key in sorted(env.optional_keys):
+                value = catalog.values.get(key)
+                if value is None or value.requirement != "optional":
+                    optional = [v.name for v in catalog.values.values()
+                                if v.requirement == "optional"]
+                    path = ("environments", env.name, "optionalKeys")
+                    message = f"'{key}' is not an optional value of the catalog"
+                    hint = "optional values: " + (", ".join(optional) or "none")
+                    if self.source is not None:
+                        raise self.source.error(ConfigError, path, message, hint)
+                    raise ConfigError(message, key_path=".".join(path), hint=hint)
+
+    def environment(self, name: str) -> EnvironmentConfig:
+        if name not in self.environments:
+            where = str(self.file) if self.file else f"{CONFIG_FILE} (not found, defaults used)"
+            raise ConfigError(
+                f"unknown environment '{name}'",
+                file=where,
+                hint="configured environments: " + ", ".join(self.environments)
+                + (f"; add it under `environments:` in {CONFIG_FILE}" if name in ENVIRONMENTS
+                   else f"; allowed names: {', '.join(ENVIRONMENTS)}"),
+            )
+        return self.environments[name]
+
+    @property
+    def manifests_dir(self) -> Path:
+        return self.root / self.manifests
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".deparrow-secrets"
+
+
+def default_config(root: Path) -> Config:
+    return Config(root=root, file=None,
+                  environments={"dev": EnvironmentConfig("dev", StoreConfig("local"))})
+
+
+def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
+    """Load `path`, or deparrow-secrets.yaml in `cwd`; defaults when neither exists."""
+    cwd = cwd or Path.cwd()
+    if path is None:
+        candidate = cwd / CONFIG_FILE
+        if not candidate.exists():
+            return default_config(cwd)
+        path = candidate
+    doc = load_yaml(path, ConfigError)
+    return parse_config(doc, path.resolve().parent)
+
+
+def parse_config(doc: Located, root: Path) -> Config:
+    c = Checker(doc, ConfigError)
+    top = c.mapping((), doc.data, ["namespace", "serviceAccount", "secretStore", "catalog",
+                                   "manifests", "environments"])
+    namespace = c.string(("namespace",), top.get("namespace", "deparrow"), pattern=DNS_LABEL,
+                         what="Kubernetes namespace")
+    sa = c.string(("serviceAccount",), top.get("serviceAccount", "deparrow-external-secrets-sa"),
+                  pattern=DNS_SUBDOMAIN, what="ServiceAccount name")
+    store_name = c.string(("secretStore",), top.get("secretStore", "deparrow-secretstore"),
+                          pattern=DNS_SUBDOMAIN, what="SecretStore name")
+    catalog = None
+    if top.get("catalog") is not None:
+        catalog = root / c.string(("catalog",), top["catalog"])
+    manifests = c.string(("manifests",), top.get("manifests", "deparrow/k8s"))
+    raw_envs = c.mapping(("environments",), top.get("environments"), ENVIRONMENTS)
+    envs: dict[str, EnvironmentConfig] = {}
+    for name, raw in raw_envs.items():
+        envs[name] = _parse_environment(c, name, raw)
+    if not envs:
+        envs["dev"] = EnvironmentConfig("dev", StoreConfig("local"))
+    return Config(root=root, file=Path(doc.file), namespace=namespace, service_account=sa,
+                  secret_store=store_name, catalog=catalog, manifests=manifests,
+                  environments=envs, source=doc)
+
+
+_STORE_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    # provider: {"allowed": ..., "required": ...}
+    "local": {"allowed": ("provider", "path"), "required": ()},
+    "vault": {"allowed": ("provider", "server", "mount", "path", "role", "authMount",
+                          "audience", "namespace", "policy"),
+              "required": ("server",)},
+    "aws": {"allowed": ("provider", "region", "accountId", "roleArn", "prefix"),
+            "required": ("region",)},
+    "azure": {"allowed": ("provider", "vaultUrl", "tenantId", "auth", "clientId", "identityId"),
+              "required": ("vaultUrl", "tenantId")},
+}
+
+
+def _parse_environment(c: Checker, name: str, raw: Any) -> EnvironmentConfig:
+    path: KeyPath = ("environments", name)
+    m = c.mapping(path, raw, ["store", "ha", "refreshInterval", "optionalKeys"],
+                  required=("store",))
+    ha = c.boolean((*path, "ha"), m.get("ha", name == "production"))
+    refresh = c.string((*path, "refreshInterval"), m.get("refreshInterval", "1h"),
+                       pattern=DURATION, what="duration (examples: 1h, 30m, 15s)")
+    optional = frozenset(c.string_list((*path, "optionalKeys"), m.get("optionalKeys")))
+    store = _parse_store(c, (*path, "store"), m["store"], name)
+    return EnvironmentConfig(name, store, ha, refresh, optional)
+
+
+def _parse_store(c: Checker, path: KeyPath, raw: Any, env: str) -> StoreConfig:
+    m = c.mapping(path, raw, required=("provider",))
+    provider = c.choice((*path, "provider"), m["provider"], PROVIDERS)
+    spec = _STORE_KEYS[provider]
+    c.mapping(path, m, list(spec["allowed"]), required=spec["required"])
+
+    def s(key: str, pattern: str | None = None, what: str | None = None) -> str | None:
+        if m.get(key) is None:
+            return None
+        return c.string((*path, key), m[key], pattern=pattern, what=what)
+
+    if provider == "local":
+        return StoreConfig(provider, path=s("path"))
+    if provider == "vault":
+        return StoreConfig(
+            provider, server=s("server", URL, "URL"), mount=s("mount", STORE_PATH) or "secret",
+            path=s("path", STORE_PATH, "Vault path"), role=s("role") or "deparrow-secrets",
+            auth_mount=s("authMount", STORE_PATH) or "kubernetes", audience=s("audience"),
+            vault_namespace=s("namespace"), policy=s("policy") or "deparrow-secrets-policy")
+    if provider == "aws":
+        return StoreConfig(
+            provider, region=s("region", r"[a-z]{2}(-[a-z]+)+-\d", "AWS region"),
+            account_id=s("accountId", r"\d{12}", "AWS account id (12 digits, quoted)"),
+            role_arn=s("roleArn", r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+",
+                       "IAM role ARN"),
+            prefix=s("prefix", STORE_PATH, "secret name prefix"))
+    auth = c.choice((*path, "auth"), m.get("auth", "workload-identity"), AZURE_AUTH)
+    cfg = StoreConfig(
+        provider, vault_url=s("vaultUrl", r"https://[^\s/]+/?", "Key Vault URL"),
+        tenant_id=s("tenantId"), auth=auth, client_id=s("clientId"),
+        identity_id=s("identityId"))
+    if auth == "workload-identity" and cfg.identity_id:
+        raise c.fail((*path, "identityId"), "identityId goes with `auth: managed-identity`",
+                     hint="use clientId for workload identity")
+    if auth == "managed-identity" and cfg.client_id:
+        raise c.fail((*path, "clientId"), "clientId goes with `auth: workload-identity`",
+                     hint="use identityId for managed identity")
+    return cfg
