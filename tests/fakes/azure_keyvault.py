@@ -1,0 +1,1121 @@
+"""HTTPS fake of the Azure Key Vault *secrets* data-plane REST API.
+
+There is no Key Vault emulator, so this module serves the subset of the REST surface that
+``azure.keyvault.secrets.SecretClient`` uses, closely enough that the real SDK works against it
+unchanged (challenge auth, paging via ``nextLink``, soft delete, recover/delete pollers, the
+Key Vault error JSON). The server is stdlib only (``http.server.ThreadingHTTPServer`` with TLS
+from ``ssl``); ``trustme`` issues a throw-away CA and a server certificate for ``127.0.0.1``.
+The ``azure`` packages are imported lazily, only by :class:`StaticTokenCredential` and
+:meth:`FakeKeyVault.make_client`.
+
+Usage::
+
+    from fakes.azure_keyvault import FakeKeyVault   # or: from azure_keyvault import FakeKeyVault
+
+    with FakeKeyVault() as fake:
+        client = fake.make_client()          # a real azure.keyvault.secrets.SecretClient
+        client.set_secret("db-password", "s3cret")
+        fake.throttle(2)                     # next two authenticated calls answer 429
+        assert client.get_secret("db-password").value == "s3cret"
+        print(fake.requests)                 # [RecordedRequest(method, path, status, ...), ...]
+
+Building a client by hand (what :meth:`FakeKeyVault.make_client` does)::
+
+    SecretClient(
+        fake.url,                            # https://127.0.0.1:<port>
+        StaticTokenCredential(),             # any get_token()/get_token_info() credential works
+        verify_challenge_resource=False,     # challenge says vault.azure.net, host is 127.0.0.1
+        connection_verify=fake.ca_path,      # trust the trustme CA (PEM file)
+        retry_backoff_factor=0.0,            # see "Retries" below
+        use_env_settings=False,              # ignore HTTPS_PROXY / REQUESTS_CA_BUNDLE etc.
+    )
+
+Retries: azure-core's ``RetryPolicy`` retries 408/429/500/502/503/504 (and anything that carries
+``Retry-After``) with exponential backoff ``retry_backoff_factor * 2 ** (n - 1)`` seconds,
+default factor 0.8, i.e. the second retry already sleeps 1.6 s. A ``Retry-After`` header wins
+over the backoff, but ``Retry-After: 0`` parses as "no delay requested" and falls back to the
+backoff. Keep tests fast with ``retry_backoff_factor=0`` (the ``make_client`` default); bound
+the number of retries with ``retry_total`` (default 10) / ``retry_status`` (default 3), or turn
+retries off with ``retry_total=0``. POST/PATCH are only retried when ``Retry-After`` is present.
+
+Delete/recover pollers: ``begin_delete_secret`` / ``begin_recover_deleted_secret`` return
+pollers whose ``wait()`` polls GET /deletedsecrets/{name} resp. GET /secrets/{name}/ every
+``_polling_interval`` seconds (default 2, passed as a kwarg to the ``begin_*`` call) until it
+stops answering 404. The fake completes both operations immediately unless
+:meth:`FakeKeyVault.operation_lag` asks it to answer 404 to the first N polls.
+
+Behaviour that mirrors Key Vault:
+
+* the first request of a client without ``Authorization`` gets 401 + ``WWW-Authenticate``
+  challenge naming ``https://login.microsoftonline.com/<tenant_id>`` and the resource
+  ``https://vault.azure.net``; any bearer token is then accepted (or exactly ``token=...``);
+* names must match ``^[0-9a-zA-Z-]{1,127}$`` (else 400 BadParameter) and are case-insensitive;
+* every PUT creates a new version (32 lowercase hex chars); ids are
+  ``https://127.0.0.1:<port>/secrets/<name>/<version>``;
+* GET of a disabled version answers 403 ``Operation get is not allowed on a disabled secret.``;
+  ``nbf``/``exp`` are stored and echoed but, as in Key Vault, not enforced;
+* DELETE is a soft delete (recovery level ``Recoverable+Purgeable``, 90 days by default); the
+  name cannot be reused until it is recovered or purged (409 Conflict /
+  ``ObjectIsDeletedButRecoverable``); with ``purge_protection=True`` purge answers 403;
+* lists are paged with ``maxresults`` (1..25, default ``page_size``) and ``nextLink`` carrying a
+  ``$skiptoken``; secrets and deleted secrets are listed by lower-cased name, versions in
+  creation order;
+* backup/restore round-trip through an opaque (but not encrypted) blob.
+
+Test controls (thread safe, for tests running in the same process): :meth:`FakeKeyVault.deny`,
+:meth:`~FakeKeyVault.throttle`, :meth:`~FakeKeyVault.fail`, :meth:`~FakeKeyVault.delay`,
+:meth:`~FakeKeyVault.operation_lag`, the request log :attr:`~FakeKeyVault.requests`, and
+:meth:`~FakeKeyVault.seed` / :meth:`~FakeKeyVault.secret_names` to arrange or inspect state
+without HTTP. Faults (throttle/fail) and deny only hit *authenticated* requests, so the
+challenge round trip of a fresh client is never consumed by them.
+
+Error messages follow the real service where known; the texts for invalid ``maxresults``,
+missing request properties, corrupt backups and restore conflicts are approximations.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import re
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+import trustme
+
+if TYPE_CHECKING:
+    from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
+    from azure.keyvault.secrets import SecretClient
+
+__all__ = [
+    "FakeKeyVault",
+    "RecordedRequest",
+    "StaticTokenCredential",
+    "KEY_VAULT_RESOURCE",
+    "KEY_VAULT_SCOPE",
+]
+
+KEY_VAULT_RESOURCE = "https://vault.azure.net"
+KEY_VAULT_SCOPE = KEY_VAULT_RESOURCE + "/.default"
+NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
+VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
+MAX_PAGE_SIZE = 25
+SERVICE_VERSION = "1.9.2627.1"
+BACKUP_MAGIC = "FakeKeyVaultSecretBackupV1"
+NETWORK_INFO = "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"
+
+Json = dict[str, Any]
+
+
+class RecordedRequest(NamedTuple):
+    """One request seen by the fake (bodies are never recorded)."""
+
+    method: str
+    path: str  # URL path without the query string, e.g. "/secrets/db-password/"
+    status: int  # status code the fake answered with
+    authorized: bool  # whether a bearer token was presented
+    query: str  # raw query string, e.g. "api-version=2026-04-01&maxresults=3"
+
+
+class StaticTokenCredential:
+    """A credential that hands out one fixed bearer token and records what it was asked for.
+
+    Implements both ``get_token`` (TokenCredential) and ``get_token_info`` (SupportsTokenInfo);
+    the Key Vault challenge policy prefers the latter.
+    """
+
+    def __init__(self, token: str = "fake-key-vault-token", *, expires_in: int = 3600) -> None:
+        self.token = token
+        self.expires_in = expires_in
+        #: (scopes, tenant_id) of every token request, in order.
+        self.token_requests: list[tuple[tuple[str, ...], str | None]] = []
+        self._lock = threading.Lock()
+
+    def get_token(
+        self,
+        *scopes: str,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        enable_cae: bool = False,
+        **kwargs: Any,
+    ) -> AccessToken:
+        from azure.core.credentials import AccessToken
+
+        with self._lock:
+            self.token_requests.append((scopes, tenant_id))
+        return AccessToken(self.token, int(time.time()) + self.expires_in)
+
+    def get_token_info(
+        self, *scopes: str, options: TokenRequestOptions | None = None
+    ) -> AccessTokenInfo:
+        from azure.core.credentials import AccessTokenInfo
+
+        tenant_id = (options or {}).get("tenant_id")
+        with self._lock:
+            self.token_requests.append((scopes, tenant_id))
+        return AccessTokenInfo(self.token, int(time.time()) + self.expires_in)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> StaticTokenCredential:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@dataclass
+class _Version:
+    version: str
+    value: str
+    content_type: str | None
+    tags: dict[str, str] | None
+    enabled: bool
+    nbf: int | None
+    exp: int | None
+    created: int
+    updated: int
+
+
+@dataclass
+class _Secret:
+    name: str  # spelling used when the secret was first created
+    versions: list[_Version] = field(default_factory=list)  # creation order, latest last
+
+    @property
+    def latest(self) -> _Version:
+        return self.versions[-1]
+
+    def find(self, version: str) -> _Version | None:
+        if not version:
+            return self.latest
+        return next((v for v in self.versions if v.version == version), None)
+
+
+@dataclass
+class _Deleted:
+    secret: _Secret
+    deleted_date: int
+    scheduled_purge_date: int
+
+
+@dataclass
+class _Fault:
+    status: int
+    code: str
+    message: str
+    retry_after: float | None
+
+
+class _KVError(Exception):
+    """Raised inside request handling; rendered as the Key Vault error JSON."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        inner: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.inner = inner
+        self.headers = headers or {}
+
+    def body(self) -> Json:
+        error: Json = {"code": self.code, "message": self.message}
+        if self.inner:
+            error["innererror"] = {"code": self.inner}
+        return {"error": error}
+
+
+# access-policy permission verb and RBAC data action for each operation
+_OPERATIONS: dict[str, tuple[str, str]] = {
+    "get": ("get", "secrets/getSecret/action"),
+    "list": ("list", "secrets/readMetadata/action"),
+    "set": ("set", "secrets/setSecret/action"),
+    "update": ("set", "secrets/update/action"),
+    "delete": ("delete", "secrets/delete"),
+    "getdeleted": ("get", "deletedSecrets/read"),
+    "listdeleted": ("list", "deletedSecrets/read"),
+    "recover": ("recover", "deletedSecrets/recover/action"),
+    "purge": ("purge", "deletedSecrets/delete"),
+    "backup": ("backup", "secrets/backup/action"),
+    "restore": ("restore", "secrets/restore/action"),
+}
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode("ascii").rstrip("=")
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _not_found(name: str, version: str = "") -> _KVError:
+    ident = f"{name}/{version}" if version else name
+    return _KVError(
+        404,
+        "SecretNotFound",
+        f"A secret with (name/id) {ident} was not found in this key vault. If you recently "
+        "deleted this secret you may be able to recover it using the correct recovery command. "
+        "For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182",
+    )
+
+
+def _deleted_not_found() -> _KVError:
+    return _KVError(404, "SecretNotFound", "Deleted Secret not found")
+
+
+def _bad(message: str) -> _KVError:
+    return _KVError(400, "BadParameter", message)
+
+
+def _check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise _bad(f"The request URI contains an invalid name: {name}")
+    return name
+
+
+class _TLSServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that does the TLS handshake in the per-connection thread."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, fake: FakeKeyVault, context: ssl.SSLContext) -> None:
+        self.fake = fake
+        self.ssl_context = context
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(30)
+        # headers and body go out in separate writes: without NODELAY, Nagle + delayed ACK
+        # add ~40 ms to every keep-alive request
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self._conns_lock:
+            self._conns.add(conn)
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _TLSServer
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _dispatch(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        status, headers, payload = self.server.fake._handle(
+            self.command, self.path, dict(self.headers.items()), body
+        )
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+
+class FakeKeyVault:
+    """In-process HTTPS fake of the Key Vault secrets API; see the module docstring.
+
+    :param tenant_id: tenant named in the auth challenge (random UUID by default).
+    :param vault_name: name used in access-denied messages.
+    :param token: if set, only this bearer token is accepted (others get 401 + challenge).
+    :param page_size: page size of list operations when the client sends no ``maxresults``.
+    :param retention_days: soft-delete retention (7..90); < 90 gives ``CustomizedRecoverable``.
+    :param purge_protection: purge answers 403 and recovery levels lose ``+Purgeable``.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str | None = None,
+        vault_name: str = "fake-vault",
+        token: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        retention_days: int = 90,
+        purge_protection: bool = False,
+        region: str = "westeurope",
+    ) -> None:
+        if not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
+        if not 7 <= retention_days <= 90:
+            raise ValueError("retention_days must be between 7 and 90")
+        self.tenant_id = tenant_id or str(uuid.uuid4())
+        self.vault_name = vault_name
+        self.token = token
+        self.page_size = page_size
+        self.retention_days = retention_days
+        self.purge_protection = purge_protection
+        self.region = region
+        #: identity reported in access-denied messages
+        self.principal_id = str(uuid.uuid4())
+        self.app_id = str(uuid.uuid4())
+
+        self._lock = threading.RLock()
+        self._secrets: dict[str, _Secret] = {}
+        self._deleted: dict[str, _Deleted] = {}
+        # name (lower) -> ("deleting" | "recovering", remaining 404 polls)
+        self._pending: dict[str, list[Any]] = {}
+        self._faults: deque[_Fault] = deque()
+        self._deny: bool = False
+        self._deny_permissions: frozenset[str] | None = None
+        self._deny_rbac = False
+        self._delay = 0.0
+        self._operation_lag = 0
+        self._log: list[RecordedRequest] = []
+
+        self._server: _TLSServer | None = None
+        self._thread: threading.Thread | None = None
+        self._tmpdir: str | None = None
+        self._ca_path: str | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeKeyVault:
+        """Issue certificates, bind 127.0.0.1 on a free port and serve in a daemon thread."""
+        if self._server is not None:
+            return self
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        self._tmpdir = tempfile.mkdtemp(prefix="fake-keyvault-")
+        ca_path = Path(self._tmpdir) / "ca.pem"
+        ca.cert_pem.write_to_path(str(ca_path))
+        self._ca_path = str(ca_path)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self._server = _TLSServer(self, context)
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"FakeKeyVault:{self._port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, drop open keep-alive connections and remove the CA directory."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+            self._ca_path = None
+        self._port = None
+
+    def __enter__(self) -> FakeKeyVault:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """Vault URL, ``https://127.0.0.1:<port>`` (no trailing slash)."""
+        if self._port is None:
+            raise RuntimeError("FakeKeyVault is not started")
+        return f"https://127.0.0.1:{self._port}"
+
+    @property
+    def ca_path(self) -> str:
+        """Path of the PEM file of the CA that signed the server certificate."""
+        if self._ca_path is None:
+            raise RuntimeError("FakeKeyVault is not started")
+        return self._ca_path
+
+    def client_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments that make a ``SecretClient`` talk to this fake."""
+        kwargs: dict[str, Any] = {
+            "verify_challenge_resource": False,
+            "connection_verify": self.ca_path,
+            "retry_backoff_factor": 0.0,
+            "use_env_settings": False,
+        }
+        kwargs.update(overrides)
+        return kwargs
+
+    def make_client(self, credential: Any = None, **kwargs: Any) -> SecretClient:
+        """A real ``SecretClient`` for this fake; ``kwargs`` override :meth:`client_kwargs`."""
+        from azure.keyvault.secrets import SecretClient
+
+        return SecretClient(
+            self.url, credential or StaticTokenCredential(), **self.client_kwargs(**kwargs)
+        )
+
+    # ------------------------------------------------------------------ test controls
+
+    def deny(
+        self,
+        enabled: bool = True,
+        *,
+        permissions: Iterable[str] | None = None,
+        rbac: bool = False,
+    ) -> None:
+        """Answer authenticated requests 403 Forbidden, like a vault without access for us.
+
+        :param permissions: deny only these access-policy permissions (``get``, ``list``,
+            ``set``, ``delete``, ``recover``, ``purge``, ``backup``, ``restore``); all if None.
+        :param rbac: use the RBAC message (``ForbiddenByRbac``) instead of the access-policy one
+            (``AccessDenied``).
+        """
+        with self._lock:
+            self._deny = enabled
+            self._deny_permissions = None if permissions is None else frozenset(permissions)
+            self._deny_rbac = rbac
+
+    def throttle(self, n: int, *, retry_after: float = 0) -> None:
+        """Answer the next ``n`` authenticated requests 429 with ``Retry-After``."""
+        message = (
+            "Request was not processed because too many requests were received. Reason: "
+            "A secret operation was throttled. For help resolving this issue, please see "
+            "https://go.microsoft.com/fwlink/?linkid=2125286"
+        )
+        with self._lock:
+            for _ in range(n):
+                self._faults.append(_Fault(429, "Throttled", message, retry_after))
+
+    def fail(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
+        """Answer the next ``n`` authenticated requests with ``status`` and an error body."""
+        codes = {500: "InternalServerError", 502: "BadGateway", 503: "ServiceUnavailable"}
+        code = codes.get(status, HTTPStatus(status).phrase.replace(" ", ""))
+        message = f"Injected failure: {HTTPStatus(status).phrase}."
+        with self._lock:
+            for _ in range(n):
+                self._faults.append(_Fault(status, code, message, retry_after))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def delay(self, seconds: float) -> None:
+        """Sleep this long before answering every request (0 disables)."""
+        with self._lock:
+            self._delay = max(0.0, seconds)
+
+    def operation_lag(self, polls: int) -> None:
+        """Delete/recover started from now on complete only after ``polls`` 404 poll GETs.
+
+        While a delete is pending, GET /deletedsecrets/{name} answers 404 and PUT/recover/purge
+        of the name answer 409 ``ObjectIsBeingDeleted``; while a recovery is pending,
+        GET /secrets/{name}/... answers 404. Each such 404 poll counts down.
+        """
+        with self._lock:
+            self._operation_lag = max(0, polls)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Snapshot of the request log (oldest first)."""
+        with self._lock:
+            return list(self._log)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def request_count(self, method: str | None = None, path: str | None = None) -> int:
+        """Number of logged requests matching ``method`` and/or exact ``path``."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._log
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            )
+
+    def reset(self) -> None:
+        """Forget all secrets, faults, deny/delay settings and the request log."""
+        with self._lock:
+            self._secrets.clear()
+            self._deleted.clear()
+            self._pending.clear()
+            self._faults.clear()
+            self._deny = False
+            self._deny_permissions = None
+            self._delay = 0.0
+            self._operation_lag = 0
+            self._log.clear()
+
+    def seed(
+        self,
+        name: str,
+        value: str,
+        *,
+        content_type: str | None = None,
+        tags: dict[str, str] | None = None,
+        enabled: bool = True,
+    ) -> str:
+        """Add a new version of ``name`` without HTTP; returns the version id."""
+        with self._lock:
+            _check_name(name)
+            return self._add_version(name, value, content_type, tags, enabled, None, None).version
+
+    def secret_names(self) -> list[str]:
+        """Names of active (not deleted) secrets, sorted case-insensitively."""
+        with self._lock:
+            return [self._secrets[k].name for k in sorted(self._secrets)]
+
+    def deleted_secret_names(self) -> list[str]:
+        with self._lock:
+            return [self._deleted[k].secret.name for k in sorted(self._deleted)]
+
+    # ------------------------------------------------------------------ HTTP handling
+
+    def _handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        split = urlsplit(target)
+        path = split.path
+        with self._lock:
+            delay = self._delay
+        if delay:
+            time.sleep(delay)
+        auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+        scheme, _, token = auth.partition(" ")
+        authorized = scheme.lower() == "bearer" and bool(token.strip())
+        extra: dict[str, str] = {}
+        try:
+            if not authorized or (self.token is not None and token.strip() != self.token):
+                extra["WWW-Authenticate"] = (
+                    f'Bearer authorization="https://login.microsoftonline.com/{self.tenant_id}", '
+                    f'resource="{KEY_VAULT_RESOURCE}"'
+                )
+                message = (
+                    "AKV10000: Request is missing a Bearer or PoP token."
+                    if not authorized
+                    else "AKV10032: Invalid issuer or token."
+                )
+                raise _KVError(401, "Unauthorized", message)
+            query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+            with self._lock:
+                status, payload = self._route(method, path, query, body)
+        except _KVError as err:
+            status, payload = err.status, err.body()
+            extra.update(err.headers)
+        except Exception:  # pragma: no cover - bug in the fake; surface it loudly
+            traceback.print_exc(file=sys.stderr)
+            status = 500
+            payload = {"error": {"code": "InternalError", "message": traceback.format_exc()}}
+        with self._lock:
+            self._log.append(RecordedRequest(method, path, status, authorized, split.query))
+        out_headers = {
+            "Cache-Control": "no-cache",
+            "x-ms-keyvault-region": self.region,
+            "x-ms-keyvault-service-version": SERVICE_VERSION,
+            "x-ms-keyvault-network-info": NETWORK_INFO,
+            "x-ms-request-id": str(uuid.uuid4()),
+            **extra,
+        }
+        data = b""
+        if payload is not None:
+            out_headers["Content-Type"] = "application/json; charset=utf-8"
+            data = json.dumps(payload).encode()
+        return status, out_headers, data
+
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, Json | None]:
+        """Dispatch an authenticated request; called with the lock held."""
+        raw = path.split("/")[1:]
+        parts = [unquote(p) for p in raw]
+        latest_slash = len(parts) == 3 and parts[0] == "secrets" and parts[2] == ""
+        while len(parts) > 1 and parts[-1] == "" and not latest_slash:
+            parts.pop()
+        head = parts[0] if parts else ""
+        handler: Any = None
+        args: tuple[Any, ...] = ()
+        op = ""
+        if head == "secrets":
+            if len(parts) == 1 and method == "GET":
+                handler, op = self._list_secrets, "list"
+            elif len(parts) == 2 and parts[1] == "restore" and method == "POST":
+                handler, op = self._restore, "restore"
+            elif len(parts) == 2 and method == "PUT":
+                handler, op, args = self._set, "set", (parts[1],)
+            elif len(parts) == 2 and method == "DELETE":
+                handler, op, args = self._delete, "delete", (parts[1],)
+            elif len(parts) == 3 and parts[2] == "versions" and method == "GET":
+                handler, op, args = self._list_versions, "list", (parts[1],)
+            elif len(parts) == 3 and parts[2] == "backup" and method == "POST":
+                handler, op, args = self._backup, "backup", (parts[1],)
+            elif len(parts) in (2, 3) and method == "GET":
+                handler, op = self._get, "get"
+                args = (parts[1], parts[2] if len(parts) == 3 else "")
+            elif len(parts) in (2, 3) and method == "PATCH":
+                handler, op = self._update, "update"
+                args = (parts[1], parts[2] if len(parts) == 3 else "")
+        elif head == "deletedsecrets":
+            if len(parts) == 1 and method == "GET":
+                handler, op = self._list_deleted, "listdeleted"
+            elif len(parts) == 2 and method == "GET":
+                handler, op, args = self._get_deleted, "getdeleted", (parts[1],)
+            elif len(parts) == 2 and method == "DELETE":
+                handler, op, args = self._purge, "purge", (parts[1],)
+            elif len(parts) == 3 and parts[2] == "recover" and method == "POST":
+                handler, op, args = self._recover, "recover", (parts[1],)
+        if handler is None:
+            raise _KVError(
+                501, "NotImplemented", f"The fake Key Vault does not implement {method} {path}."
+            )
+
+        if self._faults:
+            fault = self._faults.popleft()
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            raise _KVError(fault.status, fault.code, fault.message, headers=headers)
+        self._check_access(op, args[0] if args else None)
+        if "api-version" not in query:
+            raise _bad("The 'api-version' query parameter is missing.")
+        if args:
+            _check_name(args[0])
+        if op in ("set", "update", "restore"):
+            try:
+                payload = json.loads(body or b"{}")
+            except ValueError as exc:
+                raise _bad(f"The request body is not valid JSON: {exc}") from None
+            if not isinstance(payload, dict):
+                raise _bad("The request body must be a JSON object.")
+            args = (*args, payload)
+        if op in ("list", "listdeleted"):
+            args = (*args, query)
+        return handler(*args)
+
+    def _check_access(self, op: str, name: str | None) -> None:
+        permission, action = _OPERATIONS[op]
+        if not self._deny:
+            return
+        if self._deny_permissions is not None and permission not in self._deny_permissions:
+            return
+        caller = (
+            f"appid={self.app_id};oid={self.principal_id};"
+            f"iss=https://sts.windows.net/{self.tenant_id}/"
+        )
+        vault = f"{self.vault_name};location={self.region}"
+        if self._deny_rbac:
+            resource = (
+                f"/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/fake-rg/"
+                f"providers/microsoft.keyvault/vaults/{self.vault_name}"
+                + (f"/secrets/{name.lower()}" if name else "")
+            )
+            message = (
+                "Caller is not authorized to perform action on resource.\r\n"
+                "If role assignments, deny assignments or role definitions were changed recently, "
+                "please observe propagation time.\r\n"
+                f"Caller: {caller}\r\n"
+                f"Action: 'Microsoft.KeyVault/vaults/{action}'\r\n"
+                f"Resource: '{resource}'\r\n"
+                "Assignment: (not found)\r\n"
+                "DenyAssignmentId: null\r\n"
+                "DecisionReason: null \r\n"
+                f"Vault: {vault}\r\n"
+            )
+            raise _KVError(403, "Forbidden", message, "ForbiddenByRbac")
+        message = (
+            f"The user, group or application '{caller}' does not have secrets {permission} "
+            f"permission on key vault '{vault}'. For help resolving this issue, please see "
+            "https://go.microsoft.com/fwlink/?linkid=2125287"
+        )
+        raise _KVError(403, "Forbidden", message, "AccessDenied")
+
+    # ------------------------------------------------------------------ state helpers
+
+    @property
+    def _recovery_level(self) -> str:
+        level = "Recoverable" if self.retention_days == 90 else "CustomizedRecoverable"
+        return level if self.purge_protection else level + "+Purgeable"
+
+    def _attributes(self, v: _Version) -> Json:
+        attrs: Json = {"enabled": v.enabled}
+        if v.nbf is not None:
+            attrs["nbf"] = v.nbf
+        if v.exp is not None:
+            attrs["exp"] = v.exp
+        attrs.update(
+            created=v.created,
+            updated=v.updated,
+            recoveryLevel=self._recovery_level,
+            recoverableDays=self.retention_days,
+        )
+        return attrs
+
+    def _secret_id(self, name: str, version: str | None = None) -> str:
+        base = f"{self.url}/secrets/{name}"
+        return f"{base}/{version}" if version else base
+
+    def _bundle(self, secret: _Secret, v: _Version, *, value: bool) -> Json:
+        out: Json = {}
+        if value:
+            out["value"] = v.value
+        if v.content_type is not None:
+            out["contentType"] = v.content_type
+        out["id"] = self._secret_id(secret.name, v.version)
+        out["attributes"] = self._attributes(v)
+        if v.tags is not None:
+            out["tags"] = dict(v.tags)
+        return out
+
+    def _item(self, secret: _Secret, v: _Version, *, with_version: bool) -> Json:
+        out: Json = {"id": self._secret_id(secret.name, v.version if with_version else None)}
+        out["attributes"] = self._attributes(v)
+        if v.tags is not None:
+            out["tags"] = dict(v.tags)
+        if v.content_type is not None:
+            out["contentType"] = v.content_type
+        return out
+
+    def _deleted_fields(self, deleted: _Deleted) -> Json:
+        return {
+            "recoveryId": f"{self.url}/deletedsecrets/{deleted.secret.name}",
+            "deletedDate": deleted.deleted_date,
+            "scheduledPurgeDate": deleted.scheduled_purge_date,
+        }
+
+    def _add_version(
+        self,
+        name: str,
+        value: str,
+        content_type: str | None,
+        tags: dict[str, str] | None,
+        enabled: bool,
+        nbf: int | None,
+        exp: int | None,
+    ) -> _Version:
+        key = name.lower()
+        self._raise_if_deleted(name)
+        secret = self._secrets.setdefault(key, _Secret(name))
+        now = _now()
+        version = _Version(uuid.uuid4().hex, value, content_type, tags, enabled, nbf, exp, now, now)
+        secret.versions.append(version)
+        return version
+
+    def _raise_if_deleted(self, name: str) -> None:
+        key = name.lower()
+        pending = self._pending.get(key)
+        if pending and pending[0] == "deleting":
+            raise _KVError(
+                409,
+                "Conflict",
+                f"Secret {name} is currently being deleted.",
+                "ObjectIsBeingDeleted",
+            )
+        if key in self._deleted:
+            raise _KVError(
+                409,
+                "Conflict",
+                f"Secret {name} is currently in a deleted but recoverable state, and its name "
+                "cannot be reused; in this state, the secret can only be recovered or purged.",
+                "ObjectIsDeletedButRecoverable",
+            )
+
+    def _poll_pending(self, name: str, kind: str) -> bool:
+        """True (and count down) while an operation of ``kind`` on ``name`` is pending."""
+        key = name.lower()
+        pending = self._pending.get(key)
+        if not pending or pending[0] != kind:
+            return False
+        pending[1] -= 1
+        if pending[1] <= 0:
+            del self._pending[key]
+        return True
+
+    def _is_pending(self, key: str, kind: str) -> bool:
+        pending = self._pending.get(key)
+        return bool(pending and pending[0] == kind)
+
+    def _start_pending(self, name: str, kind: str) -> None:
+        if self._operation_lag:
+            self._pending[name.lower()] = [kind, self._operation_lag]
+        else:
+            self._pending.pop(name.lower(), None)
+
+    @staticmethod
+    def _parse_attributes(payload: Json) -> Json:
+        attrs = payload.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise _bad("The property 'attributes' must be an object.")
+        for key in ("nbf", "exp"):
+            if attrs.get(key) is not None and not isinstance(attrs[key], int):
+                raise _bad(f"The property 'attributes.{key}' must be a Unix time in seconds.")
+        if attrs.get("enabled") is not None and not isinstance(attrs["enabled"], bool):
+            raise _bad("The property 'attributes.enabled' must be a boolean.")
+        return attrs
+
+    @staticmethod
+    def _parse_tags(payload: Json) -> dict[str, str] | None:
+        tags = payload.get("tags")
+        if tags is None:
+            return None
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise _bad("The property 'tags' must be an object of string values.")
+        return dict(tags)
+
+    def _page(self, items: list[Json], query: dict[str, str], path: str) -> Json:
+        maxresults_raw = query.get("maxresults")
+        size = self.page_size
+        if maxresults_raw is not None:
+            try:
+                size = int(maxresults_raw)
+            except ValueError:
+                size = 0
+            if not 1 <= size <= MAX_PAGE_SIZE:
+                raise _bad(
+                    f"The value for maxresults parameter should be between 1 and {MAX_PAGE_SIZE}."
+                )
+        offset = 0
+        skiptoken = query.get("$skiptoken")
+        if skiptoken:
+            try:
+                offset = int(json.loads(_unb64url(skiptoken))["offset"])
+            except (ValueError, KeyError, TypeError):
+                raise _bad("The $skiptoken query parameter is invalid.") from None
+        page = items[offset : offset + size]
+        next_offset = offset + size
+        next_link = None
+        if next_offset < len(items):
+            token = _b64url(json.dumps({"offset": next_offset}).encode())
+            next_link = (
+                f"{self.url}{path}?api-version={quote(query['api-version'])}&$skiptoken={token}"
+            )
+            if maxresults_raw is not None:
+                next_link += f"&maxresults={size}"
+        return {"value": page, "nextLink": next_link}
+
+    # ------------------------------------------------------------------ operations
+
+    def _set(self, name: str, payload: Json) -> tuple[int, Json]:
+        value = payload.get("value")
+        if not isinstance(value, str):
+            raise _bad("The request body property 'value' is required and must be a string.")
+        content_type = payload.get("contentType")
+        if content_type is not None and not isinstance(content_type, str):
+            raise _bad("The property 'contentType' must be a string.")
+        attrs = self._parse_attributes(payload)
+        enabled = attrs.get("enabled")
+        version = self._add_version(
+            name,
+            value,
+            content_type,
+            self._parse_tags(payload),
+            True if enabled is None else enabled,
+            attrs.get("nbf"),
+            attrs.get("exp"),
+        )
+        return 200, self._bundle(self._secrets[name.lower()], version, value=True)
+
+    def _lookup(self, name: str, version: str) -> tuple[_Secret, _Version]:
+        secret = self._secrets.get(name.lower())
+        if secret is None:
+            raise _not_found(name, version)
+        found = secret.find(version)
+        if found is None:
+            raise _not_found(name, version)
+        return secret, found
+
+    def _get(self, name: str, version: str) -> tuple[int, Json]:
+        if self._poll_pending(name, "recovering"):
+            raise _not_found(name, version)
+        secret, found = self._lookup(name, version)
+        if not found.enabled:
+            raise _KVError(
+                403,
+                "Forbidden",
+                "Operation get is not allowed on a disabled secret.",
+                "SecretDisabled",
+            )
+        return 200, self._bundle(secret, found, value=True)
+
+    def _update(self, name: str, version: str, payload: Json) -> tuple[int, Json]:
+        secret, found = self._lookup(name, version)
+        attrs = self._parse_attributes(payload)
+        tags = self._parse_tags(payload)
+        content_type = payload.get("contentType")
+        if content_type is not None and not isinstance(content_type, str):
+            raise _bad("The property 'contentType' must be a string.")
+        if attrs.get("enabled") is not None:
+            found.enabled = attrs["enabled"]
+        for key in ("nbf", "exp"):
+            if key in attrs:
+                setattr(found, key, attrs[key])
+        if tags is not None:
+            found.tags = tags
+        if content_type is not None:
+            found.content_type = content_type
+        found.updated = _now()
+        return 200, self._bundle(secret, found, value=False)
+
+    def _list_secrets(self, query: dict[str, str]) -> tuple[int, Json]:
+        items = [
+            self._item(self._secrets[key], self._secrets[key].latest, with_version=False)
+            for key in sorted(self._secrets)
+            if not self._is_pending(key, "recovering")
+        ]
+        return 200, self._page(items, query, "/secrets")
+
+    def _list_versions(self, name: str, query: dict[str, str]) -> tuple[int, Json]:
+        secret = self._secrets.get(name.lower())
+        versions = secret.versions if secret else []
+        items = [self._item(secret, v, with_version=True) for v in versions] if secret else []
+        return 200, self._page(items, query, f"/secrets/{quote(name)}/versions")
+
+    def _delete(self, name: str) -> tuple[int, Json]:
+        key = name.lower()
+        secret = self._secrets.pop(key, None)
+        if secret is None:
+            raise _not_found(name)
+        now = _now()
+        deleted = _Deleted(secret, now, now + self.retention_days * 86400)
+        self._deleted[key] = deleted
+        self._start_pending(name, "deleting")
+        bundle = self._bundle(secret, secret.latest, value=False)
+        return 200, {**self._deleted_fields(deleted), **bundle}
+
+    def _deleted_or_404(self, name: str) -> _Deleted:
+        deleted = self._deleted.get(name.lower())
+        if deleted is None:
+            raise _deleted_not_found()
+        return deleted
+
+    def _get_deleted(self, name: str) -> tuple[int, Json]:
+        if self._poll_pending(name, "deleting"):
+            raise _deleted_not_found()
+        deleted = self._deleted_or_404(name)
+        bundle = self._bundle(deleted.secret, deleted.secret.latest, value=False)
+        return 200, {**self._deleted_fields(deleted), **bundle}
+
+    def _list_deleted(self, query: dict[str, str]) -> tuple[int, Json]:
+        items = []
+        for key in sorted(self._deleted):
+            if self._is_pending(key, "deleting"):
+                continue
+            deleted = self._deleted[key]
+            item = self._item(deleted.secret, deleted.secret.latest, with_version=False)
+            items.append({**self._deleted_fields(deleted), **item})
+        return 200, self._page(items, query, "/deletedsecrets")
+
+    def _recover(self, name: str) -> tuple[int, Json]:
+        key = name.lower()
+        self._raise_if_deleting(name)
+        deleted = self._deleted_or_404(name)
+        del self._deleted[key]
+        self._secrets[key] = deleted.secret
+        self._start_pending(name, "recovering")
+        return 200, self._bundle(deleted.secret, deleted.secret.latest, value=False)
+
+    def _purge(self, name: str) -> tuple[int, None]:
+        self._raise_if_deleting(name)
+        self._deleted_or_404(name)
+        if self.purge_protection:
+            raise _KVError(
+                403,
+                "Forbidden",
+                'Operation "purge" is not allowed because purge protection is enabled for this '
+                "vault. Key Vault service will automatically purge it after the retention period "
+                "has passed.",
+            )
+        del self._deleted[name.lower()]
+        return 204, None
+
+    def _raise_if_deleting(self, name: str) -> None:
+        if self._is_pending(name.lower(), "deleting"):
+            raise _KVError(
+                409,
+                "Conflict",
+                f"Secret {name} is currently being deleted.",
+                "ObjectIsBeingDeleted",
+            )
+
+    def _backup(self, name: str) -> tuple[int, Json]:
+        secret = self._secrets.get(name.lower())
+        if secret is None:
+            raise _not_found(name)
+        blob = {
+            "magic": BACKUP_MAGIC,
+            "name": secret.name,
+            "versions": [vars(v) for v in secret.versions],
+        }
+        return 200, {"value": _b64url(json.dumps(blob).encode())}
+
+    def _restore(self, payload: Json) -> tuple[int, Json]:
+        try:
+            blob = json.loads(_unb64url(payload["value"]))
+            if blob["magic"] != BACKUP_MAGIC:
+                raise ValueError("bad magic")
+            secret = _Secret(blob["name"], [_Version(**v) for v in blob["versions"]])
+        except (KeyError, TypeError, ValueError):
+            raise _bad("Backup blob is corrupt or was not produced by this vault.") from None
+        key = secret.name.lower()
+        self._raise_if_deleted(secret.name)
+        if key in self._secrets:
+            raise _KVError(409, "Conflict", f"Secret {secret.name} already exists.")
+        self._secrets[key] = secret
+        return 200, self._bundle(secret, secret.latest, value=False)
