@@ -1,0 +1,97 @@
+"""Shared fixtures.
+
+Real servers on loopback (OpenBao, moto, a fault proxy) come from ``tests/servers.py``,
+imported as ``servers``: pytest's default "prepend" import mode puts ``tests/`` on
+``sys.path`` because there is no ``tests/__init__.py`` (keep it that way, and do not
+switch to ``--import-mode=importlib``).
+
+Add new fixtures below, grouped by topic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from servers import AWS_ENV_TO_CLEAR, DelayProxy, MotoServer, OpenBaoServer, ProxyMode
+
+# --------------------------------------------------------------------------- OpenBao
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]:
+    """One OpenBao dev server for the whole run, with a file audit device.
+
+    Shared: use unique paths (``secrets.token_hex``) and never kill it; for crash
+    tests use ``openbao_fresh``.
+    """
+    with OpenBaoServer(tmp_path_factory.mktemp("openbao"), audit=True) as server:
+        yield server
+
+
+@pytest.fixture
+def openbao_fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoServer]:
+    """A new OpenBao dev server for this test only (may be killed)."""
+    with OpenBaoServer(tmp_path_factory.mktemp("openbao-fresh"), audit=True) as server:
+        yield server
+
+
+# --------------------------------------------------------------------------- AWS (moto)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """One moto server for the whole run. Prefer ``aws_env``, which resets its state."""
+    with MotoServer(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(
+    moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MotoServer]:
+    """Point boto3 (via environment variables) at the moto server; state reset around the test.
+
+    Sets AWS_ENDPOINT_URL, dummy AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+    AWS_REGION=AWS_DEFAULT_REGION=us-east-1, hides profiles/config files/service-specific
+    endpoint overrides of the developer's shell, and keeps loopback out of any HTTP proxy.
+    """
+    moto.reset()
+    for name in list(os.environ):
+        if name in AWS_ENV_TO_CLEAR or name.startswith("AWS_ENDPOINT_URL_"):
+            monkeypatch.delenv(name)
+    missing = tmp_path_factory.getbasetemp() / "no-such-aws-file"
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(missing))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    for name in ("NO_PROXY", "no_proxy"):
+        current = os.environ.get(name, "")
+        monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
+    yield moto
+    moto.reset()
+
+
+# --------------------------------------------------------------------------- fault proxy
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[..., DelayProxy]]:
+    """Factory: ``fault_proxy(target_port, mode="pass", delay_seconds=5.0) -> DelayProxy``.
+
+    Every proxy made is stopped at teardown.
+    """
+    made: list[DelayProxy] = []
+
+    def make(target_port: int, mode: ProxyMode = "pass", delay_seconds: float = 5.0) -> DelayProxy:
+        proxy = DelayProxy(target_port, mode=mode, delay_seconds=delay_seconds).start()
+        made.append(proxy)
+        return proxy
+
+    try:
+        yield make
+    finally:
+        for proxy in made:
+            proxy.stop()
