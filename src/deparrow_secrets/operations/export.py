@@ -1,0 +1,105 @@
+"""Export: the env files a dev overlay's secretGenerator reads, mode 0600, git-ignored."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.errors import InputError
+from deparrow_secrets.operations import gitfiles
+from deparrow_secrets.operations.project import Project
+from deparrow_secrets.render import manifests
+from deparrow_secrets.render.tree import overlay_dir
+from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.stores.interface import SecretStore
+
+
+@dataclass
+class ExportResult:
+    files: list[Path]
+    missing: list[str]
+
+
+def write_private(path: Path, content: str) -> None:
+    """Replace `path` atomically with a file that is 0600 from its first byte."""
+    gitfiles.refuse_tracked(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _collect(project: Project, env: EnvironmentConfig,
+             store: SecretStore) -> tuple[dict[str, dict[str, SecretValue]], list[str]]:
+    layout = project.layout(env)
+    snaps = {k: store.read(k) for k in layout.objects(v.name for v in layout.needed())}
+    by_secret: dict[str, dict[str, SecretValue]] = {}
+    missing = []
+    for secret in project.catalog.secrets:
+        keys = project.catalog.secret_keys(secret, env.ha, env.optional_keys)
+        if not keys:
+            continue
+        out = by_secret.setdefault(secret.name, {})
+        for key in keys:
+            ref = layout.ref(key)
+            snap = snaps[ref.key]
+            value = snap.values.get(ref.property) if snap else None
+            if value is None:
+                missing.append(key)
+            else:
+                out[key] = value
+    return by_secret, sorted(set(missing))
+
+
+def export(project: Project, env: EnvironmentConfig, store: SecretStore,
+           fmt: str = "env", output: Path | None = None) -> ExportResult:
+    by_secret, missing = _collect(project, env, store)
+    if missing:
+        raise InputError(f"environment {env.name} lacks values: " + ", ".join(missing),
+                         hint=f"run `deparrow-secrets provision --env {env.name}` first")
+    config = project.config
+    overlay = config.manifests_dir / overlay_dir(env)
+    files: list[Path] = []
+    json_path = output or config.state_dir / f"export-{env.name}.json"
+    target_dir = json_path.parent if fmt == "json" else (output or overlay) / "secrets"
+    gitfiles.ensure_ignored(target_dir / "probe", _ignore_pattern(config.root, target_dir),
+                            config.root / ".gitignore")
+    if fmt == "json":
+        path = json_path
+        data = {name: {k: v.reveal() for k, v in values.items()}
+                for name, values in by_secret.items()}
+        write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        files.append(path)
+    else:
+        for secret in project.catalog.secrets:
+            if secret.name not in by_secret:
+                continue
+            lines = []
+            for key, value in by_secret[secret.name].items():
+                if "\n" in value.reveal() or "\r" in value.reveal():
+                    raise InputError(f"the value of {key} spans lines, which an env file "
+                                     "cannot hold", hint="use --format json")
+                lines.append(f"{key}={value.reveal()}\n")
+            path = (output or overlay) / manifests.env_file_name(secret)
+            write_private(path, "".join(lines))
+            files.append(path)
+    return ExportResult(files, missing)
+
+
+def _ignore_pattern(root: Path, directory: Path) -> str:
+    try:
+        return "/" + directory.resolve().relative_to(root.resolve()).as_posix() + "/"
+    except ValueError:
+        return directory.name + "/"

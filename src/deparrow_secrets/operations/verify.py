@@ -1,0 +1,100 @@
+"""Verify: every value an environment needs is present and meets its policy.
+
+Reads each remote object once. Also reports configuration that points two
+environments at the same store location (separate stores per environment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
+from deparrow_secrets.operations.project import Project
+from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.stores.interface import SecretStore, Snapshot
+
+
+@dataclass
+class KeyCheck:
+    key: str
+    remote_key: str
+    prop: str
+    requirement: str
+    status: str  # ok | missing | empty | too-short
+    version: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class VerifyReport:
+    environment: str
+    provider: str
+    checks: list[KeyCheck] = field(default_factory=list)
+    shared_locations: list[str] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[KeyCheck]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.shared_locations
+
+
+def store_location(config: Config, env: EnvironmentConfig) -> tuple[str, ...]:
+    """What identifies where an environment's values live, for overlap checks."""
+    s = env.store
+    if env.provider == "local":
+        return ("local", s.path or ".deparrow-secrets/store.db", env.remote_path)
+    if env.provider == "vault":
+        return ("vault", (s.server or "").rstrip("/"), s.vault_namespace or "", s.mount,
+                env.remote_path)
+    if env.provider == "aws":
+        return ("aws", s.account_id or "", s.region or "", env.remote_path)
+    return ("azure", (s.vault_url or "").rstrip("/").lower())
+
+
+def shared_locations(config: Config) -> list[str]:
+    seen: dict[tuple[str, ...], str] = {}
+    out = []
+    for env in config.environments.values():
+        loc = store_location(config, env)
+        if loc in seen:
+            out.append(f"environments {seen[loc]} and {env.name} use the same store location "
+                       f"({env.provider}: {' '.join(p for p in loc[1:] if p)}); "
+                       "use a separate store per environment")
+        else:
+            seen[loc] = env.name
+    return out
+
+
+def check_value(value: SecretValue | None, min_length: int) -> str:
+    if value is None:
+        return "missing"
+    if not value:
+        return "empty"
+    if len(value) < min_length:
+        return "too-short"
+    return "ok"
+
+
+def verify(project: Project, env: EnvironmentConfig, store: SecretStore) -> VerifyReport:
+    layout = project.layout(env)
+    needed = layout.needed()
+    report = VerifyReport(env.name, env.provider,
+                          shared_locations=shared_locations(project.config))
+    by_name = {v.name: v for v in needed}
+    snapshots: dict[str, Snapshot | None] = {}
+    for remote_key in layout.objects(by_name):
+        snapshots[remote_key] = store.read(remote_key)
+    for value in needed:
+        ref = layout.ref(value.name)
+        snap = snapshots[ref.key]
+        current = snap.values.get(ref.property) if snap else None
+        report.checks.append(KeyCheck(value.name, ref.key, ref.property, value.requirement,
+                                      check_value(current, value.min_length),
+                                      snap.version if snap else None))
+    return report

@@ -1,0 +1,151 @@
+"""The Kubernetes objects each environment needs, for the provider its store names.
+
+Staging and production get a ServiceAccount with its identity annotations, a
+SecretStore in external-secrets.io/v1 with the authentication block ESO actually
+accepts, and one ExternalSecret per Kubernetes Secret of the catalog whose remote
+references come from the same layout the stores use. Dev-style environments
+(`local` store) get a Kustomize secretGenerator fed by exported env files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deparrow_secrets.config.catalog import Catalog, KubernetesSecret
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
+from deparrow_secrets.stores.interface import WHOLE
+from deparrow_secrets.stores.layout import Layout
+
+ESO_API = "external-secrets.io/v1"
+AUTH_DELEGATOR = "system:auth-delegator"
+
+Obj = dict[str, Any]
+
+
+def external_secret_name(secret: KubernetesSecret) -> str:
+    return f"{secret.name}-external"
+
+
+def env_file_name(secret: KubernetesSecret) -> str:
+    return f"secrets/{secret.name}.env"
+
+
+def _meta(name: str, namespace: str | None, **extra: Any) -> Obj:
+    meta: Obj = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    meta["labels"] = {"app.kubernetes.io/part-of": "deparrow",
+                      "app.kubernetes.io/managed-by": "deparrow-secrets"}
+    meta.update(extra)
+    return meta
+
+
+def service_account(config: Config, env: EnvironmentConfig) -> Obj:
+    store = env.store
+    annotations: dict[str, str] = {}
+    if env.provider == "aws" and store.role_arn:
+        annotations["eks.amazonaws.com/role-arn"] = store.role_arn
+    if env.provider == "azure" and store.auth == "workload-identity":
+        if store.client_id:
+            annotations["azure.workload.identity/client-id"] = store.client_id
+        if store.tenant_id:
+            annotations["azure.workload.identity/tenant-id"] = store.tenant_id
+    meta = _meta(config.service_account, config.namespace)
+    if annotations:
+        meta["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+
+
+def _provider_block(config: Config, env: EnvironmentConfig) -> Obj:
+    store = env.store
+    sa_ref: Obj = {"name": config.service_account}
+    if env.provider == "aws":
+        return {"aws": {"service": "SecretsManager", "region": store.region,
+                        "auth": {"jwt": {"serviceAccountRef": sa_ref}}}}
+    if env.provider == "azure":
+        block: Obj = {"vaultUrl": store.vault_url, "tenantId": store.tenant_id}
+        if store.auth == "managed-identity":
+            block["authType"] = "ManagedIdentity"
+            if store.identity_id:
+                block["identityId"] = store.identity_id
+        else:
+            block["authType"] = "WorkloadIdentity"
+            block["serviceAccountRef"] = sa_ref
+        return {"azurekv": block}
+    vault_sa: Obj = {"name": config.service_account}
+    if store.audience:
+        vault_sa["audiences"] = [store.audience]
+    block = {"server": store.server, "path": store.mount, "version": "v2"}
+    if store.vault_namespace:
+        block["namespace"] = store.vault_namespace
+    block["auth"] = {"kubernetes": {"mountPath": store.auth_mount, "role": store.role,
+                                    "serviceAccountRef": vault_sa}}
+    return {"vault": block}
+
+
+def secret_store(config: Config, env: EnvironmentConfig) -> Obj:
+    return {"apiVersion": ESO_API, "kind": "SecretStore",
+            "metadata": _meta(config.secret_store, config.namespace),
+            "spec": {"provider": _provider_block(config, env)}}
+
+
+def external_secret(config: Config, layout: Layout, secret: KubernetesSecret) -> Obj:
+    env = layout.env
+    data = []
+    for key in layout.catalog.secret_keys(secret, env.ha, env.optional_keys):
+        ref = layout.ref(key)
+        remote: Obj = {"key": ref.key}
+        if ref.property != WHOLE:
+            remote["property"] = ref.property
+        data.append({"secretKey": key, "remoteRef": remote})
+    return {
+        "apiVersion": ESO_API, "kind": "ExternalSecret",
+        "metadata": _meta(external_secret_name(secret), config.namespace),
+        "spec": {
+            "refreshInterval": env.refresh_interval,
+            "secretStoreRef": {"name": config.secret_store, "kind": "SecretStore"},
+            "target": {"name": secret.name, "creationPolicy": "Owner"},
+            "data": data,
+        },
+    }
+
+
+def auth_delegator_binding(config: Config) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": _meta(f"{config.service_account}-auth-delegator", None),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                    "name": AUTH_DELEGATOR},
+        "subjects": [{"kind": "ServiceAccount", "name": config.service_account,
+                      "namespace": config.namespace}],
+    }
+
+
+def eso_objects(config: Config, catalog: Catalog, env: EnvironmentConfig) -> list[Obj]:
+    """Everything ESO needs in one environment, in apply order."""
+    layout = Layout(catalog, env)
+    objs = [service_account(config, env)]
+    if env.provider == "vault":
+        objs.append(auth_delegator_binding(config))
+    objs.append(secret_store(config, env))
+    objs += [external_secret(config, layout, s) for s in catalog.secrets
+             if catalog.secret_keys(s, env.ha, env.optional_keys)]
+    return objs
+
+
+def namespace_object(config: Config) -> Obj:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(config.namespace, None)}
+
+
+def generator_kustomization(config: Config, catalog: Catalog, env: EnvironmentConfig) -> Obj:
+    generators = [{"name": s.name, "envs": [env_file_name(s)]} for s in catalog.secrets
+                  if catalog.secret_keys(s, env.ha, env.optional_keys)]
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "namespace": config.namespace,
+        "resources": ["../../base"],
+        # The guide's commands and ESO environments use the plain Secret names.
+        "generatorOptions": {"disableNameSuffixHash": True,
+                             "labels": {"app.kubernetes.io/part-of": "deparrow"}},
+        "secretGenerator": generators,
+    }
