@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
 
 import click
 
@@ -83,11 +82,13 @@ def cli(ctx: click.Context, config_path: str | None, catalog_path: str | None) -
     ctx.obj = {"config_path": config_path, "catalog_path": catalog_path}
 
 
-def main(argv: list[str] | None = None) -> Any:
+def main(argv: list[str] | None = None) -> None:
     from deparrow_secrets.errors import DeparrowError
 
     try:
-        return cli.main(args=argv, prog_name="deparrow-secrets", standalone_mode=False)
+        # Without standalone mode click returns ctx.exit()'s code instead of exiting.
+        code = cli.main(args=argv, prog_name="deparrow-secrets", standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:

@@ -167,8 +167,10 @@ def _ref(project, env, key):  # type: ignore[no-untyped-def]
 @env_option(default="dev")
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
+@click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
 @click.pass_context
-def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None) -> None:
+def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
+            force: bool) -> None:
     """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
     from deparrow_secrets.operations.values_input import read_single_value
 
@@ -183,6 +185,11 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None) 
         value = read_single_value(sys.stdin.read())
     if not value:
         raise InputError(f"empty value for {key}", hint="nothing was written")
+    min_length = project.catalog.values[key].min_length
+    if len(value) < min_length and not force:
+        raise InputError(f"the value for {key} has {len(value)} characters; its policy asks "
+                         f"for at least {min_length}", hint="nothing was written; use a "
+                         "longer value, or --force")
     with project.open_store(env) as store:
         snap = store.read(ref.key)
         values = dict(snap.values) if snap else {}

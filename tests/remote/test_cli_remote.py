@@ -1,0 +1,256 @@
+"""The CLI against each external store, checked with the provider's own client.
+
+For every provider: `provision --env production` creates exactly the guide's remote
+layout, `verify` passes and then fails naming a removed or emptied key, a second
+provision writes nothing, rollback restores, and no command prints a value.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deparrow_secrets.cli import main
+from deparrow_secrets.config.catalog import load_catalog
+
+CATALOG = load_catalog()
+NEEDED = [v.name for v in CATALOG.needed(ha=True)]
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def run_cli(args: list[str], stdin: str = "") -> CliResult:
+    out, err = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(args)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdin = old_stdin
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
+@dataclass
+class Backend:
+    """One provider wired to a real (or, for Azure, fake) server for the CLI."""
+
+    name: str
+    store_yaml: str
+    raw: Any  # () -> dict[object name, dict[property, str]]
+    remove: Any  # (key) -> None: remove one value with the provider's own client
+    empty: Any  # (key) -> None: set one value to "" with the provider's own client
+    expected_layout: dict[str, set[str]] = field(default_factory=dict)
+
+
+def _project(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "deparrow-secrets.yaml").write_text(
+        "environments:\n"
+        "  dev:\n    store: {provider: local}\n"
+        f"  production:\n    ha: true\n    store: {backend.store_yaml}\n",
+        encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def vault_backend(openbao, monkeypatch: pytest.MonkeyPatch) -> Backend:
+    path = f"deparrow-{secrets.token_hex(4)}/production"
+    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    client = openbao.client()
+
+    def raw() -> dict[str, dict[str, str]]:
+        try:
+            data = client.secrets.kv.v2.read_secret_version(
+                path=path, mount_point="secret", raise_on_deleted_version=True)
+        except Exception:  # noqa: BLE001 - absent path
+            return {}
+        return {path: dict(data["data"]["data"])}
+
+    def rewrite(key: str, drop: bool) -> None:
+        current = raw()[path]
+        if drop:
+            current.pop(key)
+        else:
+            current[key] = ""
+        client.secrets.kv.v2.create_or_update_secret(path=path, secret=current,
+                                                     mount_point="secret")
+
+    return Backend(
+        "vault", f"{{provider: vault, server: 'https://vault.example.com', path: {path}}}",
+        raw, lambda k: rewrite(k, True), lambda k: rewrite(k, False),
+        {path: set(NEEDED)})
+
+
+@pytest.fixture
+def aws_backend(aws_env) -> Backend:
+    client = aws_env.client("secretsmanager")
+    prefix = "deparrow/production"
+    homes = {v.name: (f"{prefix}/{v.group}", v.property or v.name) for v in CATALOG.needed(True)}
+    expected: dict[str, set[str]] = {}
+    for obj, prop in homes.values():
+        expected.setdefault(obj, set()).add(prop)
+
+    def raw() -> dict[str, dict[str, str]]:
+        out = {}
+        for page in client.get_paginator("list_secrets").paginate():
+            for s in page["SecretList"]:
+                value = client.get_secret_value(SecretId=s["Name"], VersionStage="AWSCURRENT")
+                out[s["Name"]] = json.loads(value["SecretString"])
+        return out
+
+    def rewrite(key: str, drop: bool) -> None:
+        obj, prop = homes[key]
+        current = raw()[obj]
+        if drop:
+            current.pop(prop)
+        else:
+            current[prop] = ""
+        client.put_secret_value(SecretId=obj, SecretString=json.dumps(current))
+
+    return Backend("aws", "{provider: aws, region: us-east-1, accountId: '123456789012'}",
+                   raw, lambda k: rewrite(k, True), lambda k: rewrite(k, False), expected)
+
+
+@pytest.fixture
+def azure_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    import deparrow_secrets.stores.azure as azure_store
+    from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
+
+    with FakeKeyVault() as fake:
+        monkeypatch.setenv("AZURE_KEYVAULT_URL", fake.url)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
+        monkeypatch.setattr(azure_store, "_default_credential", StaticTokenCredential)
+        client = fake.make_client()
+
+        def raw() -> dict[str, dict[str, str]]:
+            out = {}
+            for props in client.list_properties_of_secrets():
+                out[props.name] = {"": client.get_secret(props.name).value or ""}
+            return out
+
+        def remove(key: str) -> None:
+            client.begin_delete_secret(key.replace("_", "-")).wait()
+
+        def empty(key: str) -> None:
+            client.set_secret(key.replace("_", "-"), "")
+
+        yield Backend(
+            "azure", "{provider: azure, vaultUrl: 'https://deparrow-kv.vault.azure.net', "
+            "tenantId: '00000000-0000-0000-0000-000000000000', clientId: 'app'}",
+            raw, remove, empty, {k.replace("_", "-"): {""} for k in NEEDED})
+
+
+@pytest.fixture(params=["vault", "aws", "azure"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path,
+            monkeypatch: pytest.MonkeyPatch) -> Backend:
+    monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "2")
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "5")
+    chosen: Backend = request.getfixturevalue(f"{request.param}_backend")
+    _project(tmp_path, chosen, monkeypatch)
+    return chosen
+
+
+def _values(backend: Backend) -> list[str]:
+    return [v for props in backend.raw().values() for v in props.values() if len(v) >= 16]
+
+
+def assert_no_values(text: str, values: list[str]) -> None:
+    for v in values:
+        assert v not in text
+        assert base64.b64encode(v.encode()).decode() not in text
+
+
+def test_provision_creates_the_guide_layout(backend: Backend) -> None:
+    result = run_cli(["provision", "--env", "production"])
+    assert result.code == 0, result.text
+    layout = {name: set(props) for name, props in backend.raw().items()}
+    assert layout == backend.expected_layout
+    assert all(v for props in backend.raw().values() for v in props.values())
+    assert run_cli(["verify", "--env", "production"]).code == 0
+
+
+def test_second_provision_writes_nothing(backend: Backend) -> None:
+    assert run_cli(["provision", "--env", "production"]).code == 0
+    before = backend.raw()
+    again = run_cli(["provision", "--env", "production", "--output", "json"])
+    assert again.code == 0, again.text
+    assert backend.raw() == before
+    assert {k["action"] for k in json.loads(again.out)["keys"]} == {"exists"}
+
+
+@pytest.mark.parametrize("how", ["remove", "empty"])
+def test_verify_names_a_missing_or_emptied_key(backend: Backend, how: str) -> None:
+    assert run_cli(["provision", "--env", "production"]).code == 0
+    getattr(backend, how)("REDIS_PASSWORD")
+    result = run_cli(["verify", "--env", "production"])
+    assert result.code == 1
+    assert "REDIS_PASSWORD" in result.out
+    assert "DEPARROW_JWT_SECRET" not in result.out
+    healed = run_cli(["provision", "--env", "production"])
+    assert healed.code == 0
+    assert run_cli(["verify", "--env", "production"]).code == 0
+
+
+def test_set_then_rollback_restores(backend: Backend) -> None:
+    assert run_cli(["provision", "--env", "production"]).code == 0
+    original = run_cli(["get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal"])
+    assert original.code == 0
+    new = secrets.token_urlsafe(32)
+    assert run_cli(["set", "GRAFANA_ADMIN_PASSWORD", "--env", "production"],
+                   stdin=new + "\n").code == 0
+    assert run_cli(["get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal"]).out \
+        == new + "\n"
+    rolled = run_cli(["rollback", "GRAFANA_ADMIN_PASSWORD", "--env", "production"])
+    assert rolled.code == 0, rolled.text
+    assert run_cli(["get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal"]).out \
+        == original.out
+
+
+def test_no_command_prints_a_value(backend: Backend) -> None:
+    outputs = [run_cli(["provision", "--env", "production"])]
+    planted = secrets.token_urlsafe(48)
+    outputs.append(run_cli(["set", "DEPARROW_SECRET_KEY", "--env", "production"],
+                           stdin=planted))
+    for args in (["status", "--env", "production"],
+                 ["status", "--env", "production", "-o", "json"],
+                 ["verify", "--env", "production"],
+                 ["verify", "--env", "production", "-o", "json"],
+                 ["provision", "--env", "production", "--dry-run"],
+                 ["get", "POSTGRES_PASSWORD", "--env", "production"],
+                 ["history", "DEPARROW_SECRET_KEY", "--env", "production"],
+                 ["history", "DEPARROW_SECRET_KEY", "--env", "production", "-o", "json"],
+                 ["rollback", "DEPARROW_SECRET_KEY", "--env", "production"],
+                 ["render"]):
+        outputs.append(run_cli(args))
+    values = _values(backend) + [planted]
+    assert len(values) >= 6
+    for r in outputs:
+        assert r.code == 0, r.text
+        assert_no_values(r.text, values)
+    revealed = run_cli(["get", "POSTGRES_PASSWORD", "--env", "production", "--reveal"])
+    assert revealed.out.strip() in values  # the canary can fail: --reveal does print
