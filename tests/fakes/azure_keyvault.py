@@ -59,11 +59,15 @@ Behaviour that mirrors Key Vault:
   ``ObjectIsDeletedButRecoverable``); with ``purge_protection=True`` purge answers 403;
 * lists are paged with ``maxresults`` (1..25, default ``page_size``) and ``nextLink`` carrying a
   ``$skiptoken``; secrets and deleted secrets are listed by lower-cased name, versions in
-  creation order;
+  creation order, or with ``version_order="id"`` sorted by version id as the real service
+  does (its order is undocumented; observed to be by id, i.e. unrelated to time);
+* ``attributes.created`` / ``updated`` are whole seconds, as in Key Vault, so versions written
+  within one second tie;
 * backup/restore round-trip through an opaque (but not encrypted) blob.
 
 Test controls (thread safe, for tests running in the same process): :meth:`FakeKeyVault.deny`,
 :meth:`~FakeKeyVault.throttle`, :meth:`~FakeKeyVault.fail`, :meth:`~FakeKeyVault.delay`,
+:meth:`~FakeKeyVault.delay_next`,
 :meth:`~FakeKeyVault.operation_lag`, the request log :attr:`~FakeKeyVault.requests`, and
 :meth:`~FakeKeyVault.seed` / :meth:`~FakeKeyVault.secret_names` to arrange or inspect state
 without HTTP. Faults (throttle/fail) and deny only hit *authenticated* requests, so the
@@ -379,6 +383,8 @@ class FakeKeyVault:
     :param page_size: page size of list operations when the client sends no ``maxresults``.
     :param retention_days: soft-delete retention (7..90); < 90 gives ``CustomizedRecoverable``.
     :param purge_protection: purge answers 403 and recovery levels lose ``+Purgeable``.
+    :param version_order: ``"created"`` lists versions in creation order; ``"id"`` sorts them
+        by version id like the real service, so clients cannot rely on listing order.
     """
 
     def __init__(
@@ -391,7 +397,11 @@ class FakeKeyVault:
         retention_days: int = 90,
         purge_protection: bool = False,
         region: str = "westeurope",
+        version_order: str = "created",
     ) -> None:
+        if version_order not in ("created", "id"):
+            raise ValueError("version_order must be 'created' or 'id'")
+        self.version_order = version_order
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         if not 7 <= retention_days <= 90:
@@ -417,6 +427,7 @@ class FakeKeyVault:
         self._deny_permissions: frozenset[str] | None = None
         self._deny_rbac = False
         self._delay = 0.0
+        self._delay_next: list[list[Any]] = []  # [method or None, seconds, remaining]
         self._operation_lag = 0
         self._log: list[RecordedRequest] = []
 
@@ -561,6 +572,16 @@ class FakeKeyVault:
         with self._lock:
             self._delay = max(0.0, seconds)
 
+    def delay_next(self, seconds: float, *, method: str | None = None, count: int = 1) -> None:
+        """Sleep ``seconds`` before handling the next ``count`` authenticated requests (of
+        ``method``), on top of :meth:`delay`.
+
+        The request is still carried out after the sleep, like a slow service whose client
+        gave up waiting: a timed-out PUT still creates its version.
+        """
+        with self._lock:
+            self._delay_next.append([method, max(0.0, seconds), count])
+
     def operation_lag(self, polls: int) -> None:
         """Delete/recover started from now on complete only after ``polls`` 404 poll GETs.
 
@@ -600,6 +621,7 @@ class FakeKeyVault:
             self._deny = False
             self._deny_permissions = None
             self._delay = 0.0
+            self._delay_next.clear()
             self._operation_lag = 0
             self._log.clear()
 
@@ -633,13 +655,20 @@ class FakeKeyVault:
     ) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(target)
         path = split.path
-        with self._lock:
-            delay = self._delay
-        if delay:
-            time.sleep(delay)
         auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
         scheme, _, token = auth.partition(" ")
         authorized = scheme.lower() == "bearer" and bool(token.strip())
+        with self._lock:
+            delay = self._delay
+            for pending in self._delay_next if authorized else ():
+                if pending[0] in (None, method):
+                    delay += pending[1]
+                    pending[2] -= 1
+                    if pending[2] <= 0:
+                        self._delay_next.remove(pending)
+                    break
+        if delay:
+            time.sleep(delay)
         extra: dict[str, str] = {}
         try:
             if not authorized or (self.token is not None and token.strip() != self.token):
@@ -1024,6 +1053,8 @@ class FakeKeyVault:
     def _list_versions(self, name: str, query: dict[str, str]) -> tuple[int, Json]:
         secret = self._secrets.get(name.lower())
         versions = secret.versions if secret else []
+        if self.version_order == "id":
+            versions = sorted(versions, key=lambda v: v.version)
         items = [self._item(secret, v, with_version=True) for v in versions] if secret else []
         return 200, self._page(items, query, f"/secrets/{quote(name)}/versions")
 

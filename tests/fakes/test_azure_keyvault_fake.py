@@ -17,6 +17,7 @@ from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
+    ServiceResponseError,
 )
 from azure.keyvault.secrets import SecretClient
 from azure.keyvault.secrets._shared import HttpChallengeCache
@@ -485,3 +486,29 @@ def test_stop_removes_ca_and_url_requires_start() -> None:
     assert not ca.exists()
     with pytest.raises(RuntimeError):
         _ = fake.url
+
+
+def test_delay_next_delays_only_matching_requests_and_still_applies_them(
+    fake: FakeKeyVault, client: SecretClient
+) -> None:
+    n = name()
+    client.set_secret(n, value())
+    fake.delay_next(0.6, method="PUT")
+    slow = fake.make_client(retry_total=0, read_timeout=0.2)
+    with slow, pytest.raises(ServiceResponseError):
+        slow.set_secret(n, value())  # times out client-side ...
+    client.get_secret(n)  # a GET is not delayed
+    deadline = time.monotonic() + 5
+    while len(list(client.list_properties_of_secret_versions(n))) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # ... but the PUT is still carried out (polling, not a speed check)
+
+
+def test_version_order_id_sorts_like_the_service() -> None:
+    with FakeKeyVault(version_order="id") as fake, fake.make_client() as c:
+        n = name()
+        versions = [c.set_secret(n, value()).properties.version for _ in range(6)]
+        listed = [p.version for p in c.list_properties_of_secret_versions(n)]
+        assert listed == sorted(versions)
+    with pytest.raises(ValueError):
+        FakeKeyVault(version_order="time")

@@ -1,0 +1,434 @@
+"""The Azure Key Vault store through the real azure-keyvault-secrets SDK against the HTTPS fake.
+
+`fakes/azure_keyvault.py` is a fake of the Key Vault REST surface, not Key Vault: see its
+docstring for what it covers. It runs with `version_order="id"` here, as the real service
+lists versions, so nothing may rely on listing order.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conformance import StoreConformance
+
+from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    StoreUnavailableError,
+)
+from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.stores import azure as azure_mod
+from deparrow_secrets.stores import open_store
+from deparrow_secrets.stores.azure import AzureStore, SecretSoftDeletedError
+from deparrow_secrets.stores.interface import WHOLE
+from deparrow_secrets.stores.retry import RetryPolicy
+from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
+
+FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)
+
+
+@pytest.fixture(scope="module")
+def vault() -> Iterator[FakeKeyVault]:
+    with FakeKeyVault(vault_name="deparrow-kv", version_order="id") as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(vault: FakeKeyVault) -> FakeKeyVault:
+    vault.reset()
+    return vault
+
+
+def connect(fake: FakeKeyVault, policy: RetryPolicy = FAST, **kwargs: object) -> AzureStore:
+    return AzureStore(fake.url, StaticTokenCredential(), environment="staging", policy=policy,
+                      connection_verify=fake.ca_path, polling_interval=0.02, **kwargs)
+
+
+@pytest.fixture
+def store(fake: FakeKeyVault) -> Iterator[AzureStore]:
+    with connect(fake) as s:
+        yield s
+
+
+def value() -> SecretValue:
+    return SecretValue(secrets.token_urlsafe(24))
+
+
+def name(label: str = "s") -> str:
+    return f"DEPARROW-{label.upper()}-{secrets.token_hex(4)}"
+
+
+class TestAzureConformance(StoreConformance):
+    @pytest.fixture
+    def store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        with connect(fake) as s:
+            yield s
+
+    @pytest.fixture
+    def second_store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        with connect(fake) as s:
+            yield s
+
+
+# ------------------------------------------------------------------ layout and versions
+
+
+def test_layout_is_one_key_vault_secret_per_key(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("jwt-secret")
+    val = value()
+    version = store.write(key, {WHOLE: val}, None)
+    with fake.make_client() as sdk:  # the SDK's own client, not our code
+        secret = sdk.get_secret(key)
+        assert secret.value == val.reveal()
+        assert secret.properties.version == version
+        assert [p.name for p in sdk.list_properties_of_secrets()] == [key]
+
+
+def test_only_whole_values_and_key_vault_names(fake: FakeKeyVault, store: AzureStore) -> None:
+    with pytest.raises(ValueError):
+        store.write(name(), {"PROP": value()}, None)
+    with pytest.raises(ValueError):
+        store.write(name(), {WHOLE: value(), "X": value()}, None)
+    fake.clear_requests()
+    for bad in ("DEPARROW_JWT_SECRET", "a/b", "", "x" * 128):
+        with pytest.raises(InputError):
+            store.write(bad, {WHOLE: value()}, None)
+        with pytest.raises(InputError):
+            store.read(bad)
+    assert fake.requests == []  # refused before any call
+
+
+def test_history_orders_same_second_writes_without_listing_order(store: AzureStore) -> None:
+    key = name("hist")
+    versions: list[str] = []
+    current = None
+    for _ in range(6):
+        current = store.write(key, {WHOLE: value()}, current)
+        versions.append(current)
+    hist = store.history(key)
+    assert [h.version for h in hist] == versions
+    assert [h.current for h in hist] == [False] * 5 + [True]
+
+
+def test_write_and_read_cost(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("cost")
+    store.read(key)  # the challenge round trip of a fresh client happens here
+    fake.clear_requests()
+    v1 = store.write(key, {WHOLE: value()}, None)
+    create = [(r.method, r.status) for r in fake.requests]
+    fake.clear_requests()
+    store.write(key, {WHOLE: value()}, v1)
+    update = [(r.method, r.status) for r in fake.requests]
+    fake.clear_requests()
+    store.read(key)
+    read = [(r.method, r.status) for r in fake.requests]
+    # create: get latest (404), PUT, list, get latest, PATCH (commit tag), get latest
+    assert create == [("GET", 404), ("PUT", 200), ("GET", 200), ("GET", 200),
+                      ("PATCH", 200), ("GET", 200)]
+    assert len(update) == 7 and [m for m, _ in update].count("PUT") == 1
+    assert read == [("GET", 200)]
+
+
+def test_rollback_twice_goes_back_in_content(store: AzureStore) -> None:
+    key = name("rb")
+    a, b = value(), value()
+    v1 = store.write(key, {WHOLE: a}, None)
+    store.write(key, {WHOLE: b}, v1)
+    store.rollback(key)
+    assert store.read_value(key, WHOLE) == a
+    store.rollback(key)
+    assert store.read_value(key, WHOLE) == b
+
+
+def test_many_racing_writers_never_disagree_with_the_store(fake: FakeKeyVault) -> None:
+    """Four writers, same second: at most one wins; the winner's value (else the base) stays."""
+    stores = [connect(fake) for _ in range(4)]
+    try:
+        for _ in range(8):
+            key = name("race4")
+            base_value = value()
+            base = stores[0].write(key, {WHOLE: base_value}, None)
+            candidates = [value() for _ in stores]
+            outcomes: list[object] = [None] * len(stores)
+            barrier = threading.Barrier(len(stores))
+
+            def run(i: int, key: str = key, base: str = base,
+                    candidates: list[SecretValue] = candidates,
+                    outcomes: list[object] = outcomes,
+                    barrier: threading.Barrier = barrier) -> None:
+                barrier.wait()
+                try:
+                    outcomes[i] = stores[i].write(key, {WHOLE: candidates[i]}, base)
+                except ConflictError as exc:
+                    outcomes[i] = exc
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
+            assert all(isinstance(o, (str, ConflictError)) for o in outcomes), outcomes
+            assert len(winners) <= 1, outcomes
+            current = stores[0].read_value(key, WHOLE)
+            assert current == (candidates[winners[0]] if winners else base_value)
+    finally:
+        for s in stores:
+            s.close()
+
+
+# ------------------------------------------------------------------ soft delete
+
+
+def test_soft_deleted_name_is_reported_and_recoverable(fake: FakeKeyVault,
+                                                       store: AzureStore) -> None:
+    key = name("deleted")
+    old = value()
+    v1 = store.write(key, {WHOLE: old}, None)
+    with fake.make_client() as sdk:
+        sdk.begin_delete_secret(key, _polling_interval=0.01).wait()
+    assert key not in store.list()
+    assert store.deleted() == [key]
+    assert store.read(key) is None
+    new = value()
+    with pytest.raises(SecretSoftDeletedError) as info:
+        store.write(key, {WHOLE: new}, None)
+    err = info.value
+    assert "soft-deleted" in str(err)
+    assert f"az keyvault secret recover --vault-name 127.0.0.1 --name {key}" in str(err)
+    assert err.exit_code == 6 and not isinstance(err, ConflictError)
+    assert fake.deleted_secret_names() == [key]  # nothing purged, nothing recreated
+    assert store.recover(key) == v1
+    assert store.deleted() == []
+    assert store.read_value(key, WHOLE) == old
+    store.write(key, {WHOLE: new}, v1)
+    assert store.read_value(key, WHOLE) == new
+
+
+def test_recover_waits_for_the_service(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("lag")
+    store.write(key, {WHOLE: value()}, None)
+    with fake.make_client() as sdk:
+        sdk.begin_delete_secret(key, _polling_interval=0.01).wait()
+    fake.operation_lag(3)  # the next three polls still answer 404
+    store.recover(key)
+    assert store.read(key) is not None
+    with pytest.raises(NotFoundError, match="no soft-deleted secret"):
+        store.recover(name("never"))
+
+
+def test_recover_is_bounded(fake: FakeKeyVault) -> None:
+    key = name("slow")
+    with connect(fake, recover_timeout=0.2) as s:
+        s.write(key, {WHOLE: value()}, None)
+        with fake.make_client() as sdk:
+            sdk.begin_delete_secret(key, _polling_interval=0.01).wait()
+        fake.operation_lag(10_000)
+        with pytest.raises(StoreUnavailableError, match="did not finish"):
+            s.recover(key)
+        fake.operation_lag(0)
+
+
+# ------------------------------------------------------------------ faults
+
+
+def assert_no_value(err: BaseException, *values: SecretValue) -> None:
+    text = str(err) + repr(err) + "".join(traceback.format_exception(err))
+    for v in values:
+        assert v.reveal() not in text
+    assert err.__cause__ is None and err.__suppress_context__
+
+
+def test_throttling_is_retried(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("throttle")
+    val = value()
+    store.write(key, {WHOLE: val}, None)
+    fake.throttle(2)
+    assert store.read_value(key, WHOLE) == val
+    assert [r.status for r in fake.requests[-3:]] == [429, 429, 200]
+
+
+def test_persistent_503_is_unavailable(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("down")
+    val = value()
+    store.write(key, {WHOLE: val}, None)
+    fake.fail(10, 503)
+    with pytest.raises(StoreUnavailableError) as info:
+        store.read(key)
+    err = info.value
+    text = str(err)
+    assert "staging" in text and "azure" in text and fake.url in text and key in text
+    assert "503" in text and "4 attempts" in text and "hint" in text
+    assert_no_value(err, val)
+    fake.fail(10, 503)
+    with pytest.raises(StoreUnavailableError) as info:
+        store.write(key, {WHOLE: value()}, None)
+    fake.clear_faults()
+    assert store.read_value(key, WHOLE) == val  # nothing was written
+
+
+def test_access_denied_names_the_principal(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("denied")
+    val = value()
+    store.write(key, {WHOLE: val}, None)
+    for rbac in (False, True):
+        fake.deny(True, rbac=rbac)
+        with pytest.raises(AccessDeniedError) as info:
+            store.read(key)
+        err = info.value
+        assert "access denied" in str(err)
+        assert f"appid={fake.app_id};oid={fake.principal_id}" in str(err)
+        assert "iss=" not in str(err) and "sts.windows.net" not in str(err)
+        assert not isinstance(err, NotFoundError) and err.exit_code == 4
+        assert_no_value(err, val)
+    fake.deny(True)
+    new = value()
+    with pytest.raises(AccessDeniedError) as info:
+        store.write(key, {WHOLE: new}, None)
+    assert_no_value(info.value, new)
+    health = store.health()
+    assert not health.ok and "access denied" in health.detail
+    fake.deny(False)
+    assert store.health().ok
+
+
+def test_refused_token_is_access_denied_with_login_hint() -> None:
+    with FakeKeyVault(token="the-only-good-token") as fake:  # noqa: S106 - fake, not a secret
+        s = AzureStore(fake.url, StaticTokenCredential("another-token"), environment="staging",
+                       policy=FAST, connection_verify=fake.ca_path)
+        with s, pytest.raises(AccessDeniedError) as info:
+            s.read(name())
+    assert "access denied" in str(info.value) and "az login" in str(info.value)
+    assert "another-token" not in str(info.value)
+
+
+def test_timeout_then_recovery(fake: FakeKeyVault) -> None:
+    key = name("slow")
+    val = value()
+    slow = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.02, timeout=0.3)
+    with connect(fake, policy=slow) as s:
+        s.write(key, {WHOLE: val}, None)
+        fake.delay(1.0)
+        with pytest.raises(StoreUnavailableError) as info:
+            s.read(key)
+        assert "timed out after 0.3 s" in str(info.value)
+        assert_no_value(info.value, val)
+        fake.delay(0)
+        assert s.read_value(key, WHOLE) == val
+
+
+def test_unreachable_vault_is_unavailable(fake: FakeKeyVault) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    s = AzureStore(f"https://127.0.0.1:{port}", StaticTokenCredential(), policy=FAST,
+                   connection_verify=fake.ca_path)
+    with s, pytest.raises(StoreUnavailableError, match="could not be reached"):
+        s.list()
+
+
+def test_untrusted_certificate_is_refused_with_ca_hint(
+        fake: FakeKeyVault, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    fake.clear_requests()
+    s = AzureStore(fake.url, StaticTokenCredential(), policy=FAST)  # system CAs only
+    with s, pytest.raises(StoreUnavailableError) as info:
+        s.list()
+    assert "not trusted" in str(info.value) and "REQUESTS_CA_BUNDLE" in str(info.value)
+    assert fake.requests == []  # no request got through; not retried as a transient fault
+
+
+def test_repr_and_health(fake: FakeKeyVault, store: AzureStore) -> None:
+    assert fake.url in repr(store) and "staging" in repr(store)
+    fake.clear_requests()
+    assert store.health().ok
+    gets = [r for r in fake.requests if r.authorized]
+    assert [(r.method, r.path) for r in gets] == [("GET", "/secrets")]
+    assert "maxresults=1" in gets[0].query
+
+
+# ------------------------------------------------------------------ from_config
+
+
+def azure_env(url: str = "https://deparrow-kv.vault.azure.net") -> tuple[Config, EnvironmentConfig]:
+    env = EnvironmentConfig("staging", StoreConfig("azure", vault_url=url,
+                                                   tenant_id="00000000-0000-0000-0000-000000000000"))
+    return Config(root=Path("."), file=None, environments={"staging": env}), env
+
+
+def test_from_config_uses_env_url_ca_bundle_and_default_credential(
+        fake: FakeKeyVault, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[StaticTokenCredential] = []
+
+    def credential() -> StaticTokenCredential:
+        made.append(StaticTokenCredential())
+        return made[-1]
+
+    monkeypatch.setattr(azure_mod, "_default_credential", credential)
+    monkeypatch.setenv("AZURE_KEYVAULT_URL", fake.url)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", fake.ca_path)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    config, env = azure_env()
+    with open_store(config, env) as s:
+        assert isinstance(s, AzureStore) and s.vault_url == fake.url
+        key = name("cfg")
+        val = value()
+        s.write(key, {WHOLE: val}, None)
+        assert s.read_value(key, WHOLE) == val
+    assert made and made[0].token_requests  # the default credential was the one used
+
+
+def test_from_config_without_env_uses_the_config_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(azure_mod, "_default_credential", StaticTokenCredential)
+    monkeypatch.delenv("AZURE_KEYVAULT_URL", raising=False)
+    config, env = azure_env()
+    with AzureStore.from_config(config, env) as s:
+        assert s.vault_url == "https://deparrow-kv.vault.azure.net"
+        assert s.vault_name == "deparrow-kv"
+
+
+def test_put_timed_out_but_applied_is_not_a_conflict(fake: FakeKeyVault) -> None:
+    """The retry repeats a PUT that the service carried out after all: same write, no conflict."""
+    key = name("dup")
+    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=0.4)
+    with connect(fake, policy=policy) as s:
+        v1 = s.write(key, {WHOLE: value()}, None)
+        val = value()
+        fake.delay_next(1.0, method="PUT")
+        v2 = s.write(key, {WHOLE: val}, v1)
+        deadline = time.monotonic() + 5
+        while fake.request_count("PUT", f"/secrets/{key}") < 3:  # the slow PUT lands late
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert s.read_value(key, WHOLE) == val
+        assert s.read(key).version != v2  # the late duplicate is the latest now ...
+        third = value()
+        s.write(key, {WHOLE: third}, v2)  # ... and still counts as the version we returned
+        assert s.read_value(key, WHOLE) == third
+
+
+def test_disabled_current_version_is_an_integrity_error(fake: FakeKeyVault,
+                                                       store: AzureStore) -> None:
+    key = name("disabled")
+    v1 = store.write(key, {WHOLE: value()}, None)
+    with fake.make_client() as sdk:
+        sdk.update_secret_properties(key, v1, enabled=False)
+    with pytest.raises(IntegrityError, match="disabled"):
+        store.read(key)
+    assert store.history(key)[0].labels == ("disabled",)
+    with pytest.raises(ConflictError):
+        store.write(key, {WHOLE: value()}, None)  # it exists, even if unreadable
