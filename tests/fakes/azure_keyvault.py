@@ -73,6 +73,12 @@ Test controls (thread safe, for tests running in the same process): :meth:`FakeK
 without HTTP. Faults (throttle/fail) and deny only hit *authenticated* requests, so the
 challenge round trip of a fresh client is never consumed by them.
 
+Entra ID (optional, :meth:`FakeKeyVault.enable_entra`): the fake also serves the OIDC discovery
+and client-credentials token endpoints of one app registration, plus a CONNECT proxy for MSAL's
+instance discovery at ``login.microsoftonline.com``, so an unchanged ``DefaultAzureCredential``
+authenticates against it with the variables of :meth:`EntraApp.env`; the vault then accepts only
+tokens it issued. Tokens are opaque strings, not JWTs.
+
 Error messages follow the real service where known; the texts for invalid ``maxresults``,
 missing request properties, corrupt backups and restore conflicts are approximations.
 """
@@ -109,6 +115,7 @@ if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
 __all__ = [
+    "EntraApp",
     "FakeKeyVault",
     "RecordedRequest",
     "StaticTokenCredential",
@@ -118,6 +125,10 @@ __all__ = [
 
 KEY_VAULT_RESOURCE = "https://vault.azure.net"
 KEY_VAULT_SCOPE = KEY_VAULT_RESOURCE + "/.default"
+ENTRA_HOST = "login.microsoftonline.com"
+_ENTRA_INSTANCE_PATH = "/common/discovery/instance"
+_ENTRA_OIDC = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
+_ENTRA_TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_PAGE_SIZE = 25
@@ -374,6 +385,138 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
 
+@dataclass(frozen=True)
+class EntraApp:
+    """An app registration (service principal) the fake's Entra ID endpoints accept.
+
+    :meth:`env` gives the variables under which an unchanged ``DefaultAzureCredential``
+    (its EnvironmentCredential -> ClientSecretCredential -> MSAL) gets its tokens from the
+    fake: ``AZURE_AUTHORITY_HOST`` names the fake; MSAL's instance discovery, which always
+    asks ``https://login.microsoftonline.com/common/discovery/instance`` about an authority
+    host it does not know, reaches the fake through ``HTTPS_PROXY`` (a CONNECT proxy that
+    tunnels only that host to the fake, whose certificate also names it); loopback stays
+    direct through ``NO_PROXY``.
+    """
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    tenant_id: str
+    authority_host: str
+    proxy_url: str
+    ca_path: str
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AZURE_AUTHORITY_HOST": self.authority_host,
+            "AZURE_TENANT_ID": self.tenant_id,
+            "AZURE_CLIENT_ID": self.client_id,
+            "AZURE_CLIENT_SECRET": self.client_secret,
+            "HTTPS_PROXY": self.proxy_url,
+            "https_proxy": self.proxy_url,
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+            "REQUESTS_CA_BUNDLE": self.ca_path,
+        }
+
+
+class _TunnelProxy:
+    """HTTP CONNECT proxy on 127.0.0.1 that tunnels ``hosts`` (port 443) to the fake's port.
+
+    Anything else gets 403: no request leaves the machine. TLS stays end to end between
+    the client and the fake.
+    """
+
+    def __init__(self, target_port: int, hosts: frozenset[str]) -> None:
+        self.target_port = target_port
+        self.hosts = hosts
+        self.tunnels: list[str] = []  # "host:port" of every CONNECT, in order
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._stopping = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="FakeEntraProxy", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            conn.settimeout(30)
+            head = b""
+            while b"\r\n\r\n" not in head and len(head) < 8192:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode("latin-1").split()
+            target = line[1] if len(line) == 3 and line[0] == "CONNECT" else ""
+            host, _, port = target.rpartition(":")
+            with self._lock:
+                self.tunnels.append(target)
+            if host.lower() not in self.hosts or port != "443":
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=30)
+            conn.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+            with self._lock:
+                self._open.update((conn, upstream))
+            back = threading.Thread(target=self._pump, args=(upstream, conn), daemon=True)
+            back.start()
+            self._pump(conn, upstream)
+            back.join(30)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._open.discard(conn)
+                if upstream is not None:
+                    self._open.discard(upstream)
+            for s in (conn, upstream):
+                if s is not None:
+                    with contextlib.suppress(OSError):
+                        s.close()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._sock.close()
+        with self._lock:
+            conns = list(self._open)
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=5)
+
+
 class FakeKeyVault:
     """In-process HTTPS fake of the Key Vault secrets API; see the module docstring.
 
@@ -428,6 +571,10 @@ class FakeKeyVault:
         self._deny_rbac = False
         self._delay = 0.0
         self._delay_next: list[list[Any]] = []  # [method or None, seconds, remaining]
+        self._entra: EntraApp | None = None
+        self._proxy: _TunnelProxy | None = None
+        #: access tokens issued by the fake's Entra ID token endpoint
+        self.issued_tokens: list[str] = []
         self._operation_lag = 0
         self._log: list[RecordedRequest] = []
 
@@ -444,7 +591,7 @@ class FakeKeyVault:
         if self._server is not None:
             return self
         ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost")
+        cert = ca.issue_cert("127.0.0.1", "localhost", ENTRA_HOST)
         self._tmpdir = tempfile.mkdtemp(prefix="fake-keyvault-")
         ca_path = Path(self._tmpdir) / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_path))
@@ -464,6 +611,9 @@ class FakeKeyVault:
 
     def stop(self) -> None:
         """Stop serving, drop open keep-alive connections and remove the CA directory."""
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            proxy.stop()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -523,6 +673,38 @@ class FakeKeyVault:
         )
 
     # ------------------------------------------------------------------ test controls
+
+    def enable_entra(
+        self, client_id: str | None = None, client_secret: str | None = None
+    ) -> EntraApp:
+        """Serve Entra ID's OIDC discovery and token endpoints for one app registration.
+
+        From then on the vault accepts only bearer tokens this fake issued (401
+        ``AKV10032`` otherwise), so a passing call proves the whole token flow ran.
+        Served (unauthenticated, like Entra ID): ``GET /common/discovery/instance``,
+        ``GET /{tenant}/v2.0/.well-known/openid-configuration`` and
+        ``POST /{tenant}/oauth2/v2.0/token`` (client credentials with ``client_secret``
+        for the scope ``https://vault.azure.net/.default``). Unlike Entra ID, instance
+        discovery vouches for any authority host; there are no certificates, federated
+        credentials, refresh tokens or JWTs (tokens are opaque strings).
+        """
+        with self._lock:
+            if self._entra is None:
+                self._proxy = _TunnelProxy(self._port or 0, frozenset({ENTRA_HOST}))
+                self._entra = EntraApp(
+                    client_id=client_id or str(uuid.uuid4()),
+                    client_secret=client_secret or _b64url(uuid.uuid4().bytes * 2),
+                    tenant_id=self.tenant_id,
+                    authority_host=self.url,
+                    proxy_url=self._proxy.url,
+                    ca_path=self.ca_path,
+                )
+            return self._entra
+
+    @property
+    def proxy_tunnels(self) -> list[str]:
+        """Targets of every CONNECT the Entra proxy was asked for (empty if none)."""
+        return list(self._proxy.tunnels) if self._proxy else []
 
     def deny(
         self,
@@ -670,8 +852,16 @@ class FakeKeyVault:
         if delay:
             time.sleep(delay)
         extra: dict[str, str] = {}
+        if self._entra is not None and (
+            path == _ENTRA_INSTANCE_PATH or _ENTRA_OIDC.match(path) or _ENTRA_TOKEN.match(path)
+        ):
+            return self._handle_entra(method, split, headers, body)
         try:
-            if not authorized or (self.token is not None and token.strip() != self.token):
+            token_ok = self.token is None or token.strip() == self.token
+            if self._entra is not None:
+                with self._lock:
+                    token_ok = token_ok and token.strip() in self.issued_tokens
+            if not authorized or not token_ok:
                 extra["WWW-Authenticate"] = (
                     f'Bearer authorization="https://login.microsoftonline.com/{self.tenant_id}", '
                     f'resource="{KEY_VAULT_RESOURCE}"'
@@ -707,6 +897,103 @@ class FakeKeyVault:
             out_headers["Content-Type"] = "application/json; charset=utf-8"
             data = json.dumps(payload).encode()
         return status, out_headers, data
+
+    def _handle_entra(
+        self, method: str, split: Any, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Entra ID's discovery and token endpoints (see :meth:`enable_entra`)."""
+        app = self._entra
+        assert app is not None
+        path = split.path
+        query = {k: v[-1] for k, v in parse_qs(split.query).items()}
+        host = next((v for k, v in headers.items() if k.lower() == "host"), "")
+        base = f"https://{host or urlsplit(self.url).netloc}"
+        status, payload = 200, {}
+        oidc, tok = _ENTRA_OIDC.match(path), _ENTRA_TOKEN.match(path)
+
+        def aad_error(code: int, error: str, description: str) -> tuple[int, Json]:
+            return code, {"error": error, "error_description": description,
+                          "error_codes": [int(re.match(r"AADSTS(\d+)", description).group(1))],
+                          "trace_id": str(uuid.uuid4()), "correlation_id": str(uuid.uuid4())}
+
+        if path == _ENTRA_INSTANCE_PATH and method == "GET":
+            endpoint = urlsplit(query.get("authorization_endpoint", ""))
+            tenant = endpoint.path.split("/")[1] if endpoint.path.count("/") >= 2 else ""
+            # MSAL names the authority host without its port: loopback means this fake.
+            local = endpoint.hostname in ("127.0.0.1", "localhost")
+            authority = self.url if local else f"{endpoint.scheme}://{endpoint.netloc}"
+            payload = {
+                "tenant_discovery_endpoint":
+                    f"{authority}/{tenant}/v2.0/.well-known/openid-configuration",
+                "api-version": "1.1",
+                "metadata": [{"preferred_network": endpoint.hostname,
+                              "preferred_cache": endpoint.hostname,
+                              "aliases": [endpoint.hostname]}],
+            }
+        elif oidc and method == "GET":
+            tenant = oidc.group(1)
+            if tenant not in (app.tenant_id, "organizations", "common"):
+                status, payload = aad_error(
+                    400, "invalid_tenant", f"AADSTS90002: Tenant '{tenant}' not found.")
+            else:
+                root = f"{base}/{app.tenant_id}"
+                payload = {
+                    "token_endpoint": f"{root}/oauth2/v2.0/token",
+                    "token_endpoint_auth_methods_supported": [
+                        "client_secret_post", "private_key_jwt", "client_secret_basic"],
+                    "jwks_uri": f"{base}/{app.tenant_id}/discovery/v2.0/keys",
+                    "response_modes_supported": ["query", "fragment", "form_post"],
+                    "subject_types_supported": ["pairwise"],
+                    "id_token_signing_alg_values_supported": ["RS256"],
+                    "response_types_supported": ["code", "id_token", "code id_token",
+                                                 "id_token token"],
+                    "scopes_supported": ["openid", "profile", "email", "offline_access"],
+                    "issuer": f"{root}/v2.0",
+                    "authorization_endpoint": f"{root}/oauth2/v2.0/authorize",
+                    "device_authorization_endpoint": f"{root}/oauth2/v2.0/devicecode",
+                    "end_session_endpoint": f"{root}/oauth2/v2.0/logout",
+                    "tenant_region_scope": "EU",
+                    "cloud_instance_name": "microsoftonline.com",
+                }
+        elif tok and method == "POST":
+            form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+            if tok.group(1) != app.tenant_id:
+                status, payload = aad_error(
+                    400, "invalid_tenant", f"AADSTS90002: Tenant '{tok.group(1)}' not found.")
+            elif form.get("grant_type") != "client_credentials":
+                status, payload = aad_error(
+                    400, "unsupported_grant_type",
+                    "AADSTS70003: The app requested an unsupported grant type.")
+            elif form.get("client_id") != app.client_id:
+                status, payload = aad_error(
+                    400, "unauthorized_client",
+                    f"AADSTS700016: Application with identifier '{form.get('client_id')}' was "
+                    f"not found in the directory '{app.tenant_id}'.")
+            elif form.get("client_secret") != app.client_secret:
+                status, payload = aad_error(
+                    401, "invalid_client",
+                    "AADSTS7000215: Invalid client secret provided. Ensure the secret being "
+                    "sent in the request is the client secret value, not the client secret "
+                    f"ID, for a secret added to app '{app.client_id}'.")
+            elif KEY_VAULT_SCOPE not in form.get("scope", "").split():
+                status, payload = aad_error(
+                    400, "invalid_scope",
+                    "AADSTS70011: The provided value for the input parameter 'scope' is not "
+                    "valid.")
+            else:
+                access_token = "fake-entra-" + uuid.uuid4().hex
+                with self._lock:
+                    self.issued_tokens.append(access_token)
+                payload = {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
+                           "access_token": access_token}
+        else:
+            status, payload = aad_error(
+                405, "invalid_request", f"AADSTS90056: {method} is not supported here.")
+        with self._lock:
+            self._log.append(RecordedRequest(method, path, status, False, split.query))
+        data = json.dumps(payload).encode()
+        return status, {"Content-Type": "application/json; charset=utf-8",
+                        "Cache-Control": "no-store, no-cache"}, data
 
     def _route(
         self, method: str, path: str, query: dict[str, str], body: bytes

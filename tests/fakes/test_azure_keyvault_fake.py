@@ -512,3 +512,55 @@ def test_version_order_id_sorts_like_the_service() -> None:
         assert listed == sorted(versions)
     with pytest.raises(ValueError):
         FakeKeyVault(version_order="time")
+
+
+def test_entra_token_endpoint_and_strict_vault() -> None:
+    import requests
+
+    with FakeKeyVault() as fake:
+        app = fake.enable_entra()
+        assert app.client_secret not in repr(app)
+        token_url = f"{fake.url}/{app.tenant_id}/oauth2/v2.0/token"
+        form = {"grant_type": "client_credentials", "client_id": app.client_id,
+                "client_secret": app.client_secret,
+                "scope": "https://vault.azure.net/.default"}
+        oidc = requests.get(f"{fake.url}/{app.tenant_id}/v2.0/.well-known/openid-configuration",
+                            verify=fake.ca_path, timeout=10).json()
+        assert oidc["token_endpoint"] == token_url
+        bad = requests.post(token_url, data={**form, "client_secret": "wrong"},
+                            verify=fake.ca_path, timeout=10)
+        assert bad.status_code == 401 and bad.json()["error"] == "invalid_client"
+        other = requests.post(f"{fake.url}/{uuid_str()}/oauth2/v2.0/token", data=form,
+                              verify=fake.ca_path, timeout=10)
+        assert other.status_code == 400 and other.json()["error"] == "invalid_tenant"
+        good = requests.post(token_url, data=form, verify=fake.ca_path, timeout=10).json()
+        assert good["token_type"] == "Bearer" and good["access_token"] in fake.issued_tokens
+        # the vault now takes only tokens the fake issued
+        with fake.make_client(StaticTokenCredential("made-up")) as c, pytest.raises(
+            ClientAuthenticationError
+        ):
+            c.get_secret("anything")
+        with fake.make_client(StaticTokenCredential(good["access_token"])) as c:
+            c.set_secret("issued-token-works", value())
+
+
+def test_entra_proxy_tunnels_only_the_login_host() -> None:
+    import socket
+
+    with FakeKeyVault() as fake:
+        app = fake.enable_entra()
+        port = int(app.proxy_url.rsplit(":", 1)[1])
+        for target, expected in (("example.com:443", b"403"),
+                                 ("login.microsoftonline.com:80", b"403"),
+                                 ("login.microsoftonline.com:443", b"200")):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+                assert s.recv(64).split()[1] == expected, target
+        assert fake.proxy_tunnels == ["example.com:443", "login.microsoftonline.com:80",
+                                      "login.microsoftonline.com:443"]
+
+
+def uuid_str() -> str:
+    import uuid
+
+    return str(uuid.uuid4())

@@ -432,3 +432,78 @@ def test_disabled_current_version_is_an_integrity_error(fake: FakeKeyVault,
     assert store.history(key)[0].labels == ("disabled",)
     with pytest.raises(ConflictError):
         store.write(key, {WHOLE: value()}, None)  # it exists, even if unreadable
+
+
+# ------------------------------------------------------------------ real DefaultAzureCredential
+
+_PROBE = """
+import json, sys
+from pathlib import Path
+from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.errors import DeparrowError
+from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.stores.azure import AzureStore
+from deparrow_secrets.stores.interface import WHOLE
+
+env = EnvironmentConfig("staging", StoreConfig(
+    "azure", vault_url="https://deparrow-kv.vault.azure.net", tenant_id=sys.argv[2]))
+config = Config(root=Path("."), file=None, environments={"staging": env})
+val = SecretValue(sys.stdin.readline().rstrip("\\n"))
+try:
+    with AzureStore.from_config(config, env) as store:
+        version = store.write(sys.argv[1], {WHOLE: val}, None)
+        ok = store.read_value(sys.argv[1], WHOLE) == val
+        print(json.dumps({"version": version, "read_back": ok,
+                          "credential": type(store._credential).__name__}))
+except DeparrowError as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": str(exc)}))
+"""
+
+
+def run_probe(fake: FakeKeyVault, tmp_path: Path, key: str, val: SecretValue,
+              **overrides: str) -> dict[str, object]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    app = fake.enable_entra()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("AZURE_") and k.lower() not in ("https_proxy", "http_proxy",
+                                                               "all_proxy", "no_proxy")}
+    env.update(app.env(), AZURE_KEYVAULT_URL=fake.url, HOME=str(tmp_path),
+               AZURE_CONFIG_DIR=str(tmp_path / "az"), **overrides)
+    script = tmp_path / "probe.py"
+    script.write_text(_PROBE)
+    proc = subprocess.run([sys.executable, str(script), key, app.tenant_id],
+                          input=val.reveal() + "\n", capture_output=True, text=True, env=env,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert val.reveal() not in proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_from_config_with_the_real_default_credential(tmp_path: Path) -> None:
+    """Unchanged DefaultAzureCredential -> EnvironmentCredential -> MSAL -> fake Entra ID."""
+    with FakeKeyVault(vault_name="deparrow-kv") as fake:
+        key, val = name("entra"), value()
+        out = run_probe(fake, tmp_path, key, val)
+        assert out["credential"] == "DefaultAzureCredential" and out["read_back"] is True
+        assert fake.issued_tokens  # the vault took only tokens from the token endpoint
+        paths = [(r.method, r.path) for r in fake.requests if not r.authorized]
+        tenant = fake.tenant_id
+        assert ("GET", f"/{tenant}/v2.0/.well-known/openid-configuration") in paths
+        assert ("POST", f"/{tenant}/oauth2/v2.0/token") in paths
+        assert fake.proxy_tunnels == ["login.microsoftonline.com:443"]  # instance discovery
+        with fake.make_client(StaticTokenCredential(fake.issued_tokens[-1])) as sdk:
+            secret = sdk.get_secret(key)
+        assert secret.value == val.reveal() and secret.properties.version == out["version"]
+
+
+def test_wrong_client_secret_is_access_denied(tmp_path: Path) -> None:
+    with FakeKeyVault() as fake:
+        out = run_probe(fake, tmp_path, name("entra"), value(),
+                        AZURE_CLIENT_SECRET=secrets.token_urlsafe(16))
+        assert out["error"] == "AccessDeniedError"
+        assert "access denied" in str(out["message"]) and "az login" in str(out["message"])
+        assert fake.issued_tokens == [] and fake.secret_names() == []

@@ -83,9 +83,11 @@ and never purge or recreate silently. `recover(key)` recovers it (bounded wait);
 
 Tests run the real SDK against `tests/fakes/azure_keyvault.py`, an in-process HTTPS fake
 of the Key Vault secrets REST API (challenge auth, versions, tags, paging, soft delete,
-recover, 403/429/5xx/delay injection). It is a fake, not Key Vault: it has no RBAC or
-access policies (only an all-or-nothing deny switch), no real Entra ID tokens, no
-replication delay or eventual consistency, and its throttling is injected, not measured.
+recover, 403/429/5xx/delay injection, versions listed in id order as the service does)
+and, for `DefaultAzureCredential`, Entra ID's discovery and client-credentials token
+endpoints. It is a fake, not Key Vault: no RBAC or access policies (an all-or-nothing deny
+switch), opaque tokens instead of signed JWTs, no workload-identity federation or managed
+identity, no replication delay, and throttling is injected, not measured.
 """
 
 from __future__ import annotations
