@@ -1,0 +1,126 @@
+"""lint and scan: keep mistakes out of the manifests and secret values out of git."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from deparrow_secrets.cli.common import env_option, load_project, output_option
+from deparrow_secrets.errors import EXIT_FINDINGS
+
+
+def _project_if_configured(ctx: click.Context):  # type: ignore[no-untyped-def]
+    """The project when a configuration file is given or present, else None."""
+    from deparrow_secrets.config.settings import CONFIG_FILE
+
+    obj = ctx.find_root().obj or {}
+    if obj.get("config_path") or (Path.cwd() / CONFIG_FILE).is_file():
+        return load_project(ctx)
+    return None
+
+
+def _print_rules() -> None:
+    from deparrow_secrets.lint.findings import RULES
+
+    for rule in RULES.values():
+        click.echo(f"{rule.id:31} {rule.tool:5} {rule.severity:8} {rule.title}")
+
+
+def _check_rule_ids(ctx: click.Context, param: click.Parameter,
+                    value: tuple[str, ...]) -> tuple[str, ...]:
+    from deparrow_secrets.lint.findings import RULES
+
+    unknown = [v for v in value if v not in RULES]
+    if unknown:
+        raise click.BadParameter(f"unknown rule {', '.join(unknown)} (see `lint --list-rules`)")
+    return value
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--ignore", "ignore", multiple=True, metavar="RULE", callback=_check_rule_ids,
+              help="Skip a rule (repeatable).")
+@click.option("--list-rules", is_flag=True, help="List the rules and exit.")
+@output_option("text", "json", "sarif")
+@click.pass_context
+def lint(ctx: click.Context, paths: tuple[str, ...], ignore: tuple[str, ...],
+         list_rules: bool, output: str) -> None:
+    """Check Kubernetes YAML, the configuration and IAM/Vault policy files.
+
+    With no PATH: the configured deparrow/k8s tree and deparrow-secrets.yaml. A
+    directory is read as git sees it (.gitignore honoured). Exit 0 clean, 1 findings,
+    2 usage. A YAML comment `# deparrow-secrets: ignore[RULE]` on a line, or the line
+    above it, silences RULE there.
+    """
+    if list_rules:
+        _print_rules()
+        return
+    from deparrow_secrets.lint.engine import lint as run_lint
+    from deparrow_secrets.lint.findings import LINT_RULES
+    from deparrow_secrets.lint.output import render_json, render_sarif, render_text
+
+    project = _project_if_configured(ctx)
+    result = run_lint([Path(p) for p in paths], project, ignore)
+    if output == "json":
+        click.echo(render_json("lint", result.findings, result.files,
+                               {"notes": result.notes}))
+    elif output == "sarif":
+        click.echo(render_sarif(result.findings, LINT_RULES))
+    else:
+        if result.findings or result.files:
+            click.echo(render_text(result.findings, len(result.files)))
+        else:
+            click.echo("nothing to lint: no PATH given and no deparrow/k8s tree here")
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+    if result.findings:
+        ctx.exit(EXIT_FINDINGS)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@env_option(default="dev")
+@click.option("--remote", is_flag=True,
+              help="Read the values from the environment's configured remote store "
+              "(needed for any environment not on the embedded store).")
+@click.option("--history", is_flag=True,
+              help="Also search every commit of every ref (added lines, commit messages).")
+@click.option("--generic/--no-generic", default=False, show_default=True,
+              help="Also run detect-secrets' generic detectors on the files.")
+@click.option("--max-file-size", "max_mb", type=click.IntRange(min=1), default=50,
+              show_default=True, metavar="MB", help="Skip files larger than this.")
+@output_option("text", "json", "sarif")
+@click.pass_context
+def scan(ctx: click.Context, paths: tuple[str, ...], env_name: str, remote: bool,
+         history: bool, generic: bool, max_mb: int, output: str) -> None:
+    """Find ENV's secret values (plain or base64) in files and, with --history, in git.
+
+    Reads the working tree as git sees it (.gitignore honoured; the embedded store and
+    exported env files skipped), or the PATHs given. Reports file, line, key name and a
+    redacted excerpt; never a value. Exit 0 clean, 1 findings, 2 usage.
+    """
+    from deparrow_secrets.lint.findings import SCAN_RULES
+    from deparrow_secrets.lint.output import render_json, render_sarif, render_text
+    from deparrow_secrets.scan.engine import scan as run_scan
+    from deparrow_secrets.scan.values import environment_values
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    values, note = environment_values(project, env, remote)
+    result = run_scan(values, env.name, [Path(p) for p in paths], project, history=history,
+                      generic=generic, max_file_bytes=max_mb * 1024 * 1024)
+    notes = [n for n in (note, *result.notes) if n]
+    if output == "json":
+        click.echo(render_json("scan", result.findings, result.stats.files, {
+            "environment": env.name, "valuesSearched": result.values,
+            "bytesSearched": result.stats.bytes, "history": history, "generic": generic,
+            "notes": notes}))
+    elif output == "sarif":
+        click.echo(render_sarif(result.findings, SCAN_RULES))
+    else:
+        click.echo(render_text(result.findings, result.stats.files))
+        for line in notes:
+            click.echo(f"note: {line}", err=True)
+    if result.findings:
+        ctx.exit(EXIT_FINDINGS)

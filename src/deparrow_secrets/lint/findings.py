@@ -1,0 +1,162 @@
+"""Findings and the registry of rules (lint and scan share both).
+
+A rule id is stable: it is what `--ignore`, inline ignore comments and SARIF consumers
+key on. Messages and fixes never contain a secret value: a Secret's data, a literal or
+a found value is named by its key only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ERROR = "error"
+WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: str
+    title: str
+    """One line: what the rule finds."""
+    fix: str
+    """The general fix; a finding may carry a more specific one."""
+    tool: str = "lint"
+    """"lint" or "scan"."""
+
+
+@dataclass
+class Finding:
+    rule: str
+    severity: str
+    file: str
+    """Path as shown to the user (relative to the working directory when inside it)."""
+    line: int | None
+    message: str
+    fix: str
+    key_path: str = ""
+    commit: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+    """Extra facts for json/SARIF (key name, environment, encoding, redacted excerpt)."""
+
+    def sort_key(self) -> tuple[Any, ...]:
+        return (self.commit is not None, self.file, self.line or 0, self.rule, self.key_path,
+                self.message)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule, "severity": self.severity, "file": self.file,
+                               "line": self.line}
+        if self.commit:
+            out["commit"] = self.commit
+        if self.key_path:
+            out["keyPath"] = self.key_path
+        out["message"] = self.message
+        out["fix"] = self.fix
+        out.update(self.properties)
+        return out
+
+
+_RULES = [
+    # ------------------------------------------------------------------ manifests (schema)
+    Rule("yaml-invalid", ERROR, "A YAML (or JSON) file that cannot be parsed.",
+         "Fix the syntax at the reported line."),
+    Rule("eso-v1beta1", ERROR,
+         "An External Secrets Operator kind in external-secrets.io/v1beta1, which ESO no "
+         "longer serves since 0.17 (kubectl: \"no matches for kind\").",
+         "Change apiVersion to external-secrets.io/v1."),
+    Rule("eso-unknown-field", ERROR,
+         "A field the ESO CRD schema does not define under an ESO kind; ESO's CRDs do not "
+         "reject it, they ignore it (the guide's `authManagedIdentity`).",
+         "Remove or rename the field as the message says."),
+    Rule("manifest-schema", ERROR,
+         "Any other schema violation: ESO kinds against the ESO v2.9 CRDs, built-in kinds "
+         "against the Kubernetes API schemas, kustomization fields.",
+         "Fix the field as the message says."),
+    # ------------------------------------------------------------------ embedded values
+    Rule("secret-data-outside-dev", ERROR,
+         "A Kubernetes Secret with `data` or `stringData` outside the dev overlay: the "
+         "value is committed with the manifests.",
+         "Put the values in the environment's store and let an ExternalSecret create the "
+         "Secret; embedded Secrets belong only in the dev overlay."),
+    Rule("generator-literals-outside-dev", ERROR,
+         "A kustomize secretGenerator with `literals` outside the dev overlay.",
+         "Use an ExternalSecret in this environment; in dev, use `envs:` with the files "
+         "`deparrow-secrets export` writes (git-ignored)."),
+    Rule("placeholder-value", ERROR,
+         "A value that looks like a placeholder (`your-...`, `changeme`, `<...>`, "
+         "`REPLACE_ME`, `example`, `xxx`, `TODO`, `ACCOUNT_ID`, AWS's documentation account "
+         "123456789012) in Secret data, secretGenerator literals, env files, ESO objects, "
+         "ServiceAccount annotations, policies or the configuration. Secret values are "
+         "reported by key name only.",
+         "Replace it with the real value (secrets: in the store, via `deparrow-secrets set` "
+         "or `provision`)."),
+    # ------------------------------------------------------------------ stores
+    Rule("store-shared-between-envs", ERROR,
+         "Two environments that use the same store location (configuration), the same "
+         "SecretStore target or the same remote paths (manifests), or an environment "
+         "that reads another environment's path.",
+         "Give each environment its own store location (path, prefix or Key Vault)."),
+    Rule("missing-service-account-ref", ERROR,
+         "A SecretStore whose provider's auth needs a `serviceAccountRef` and lacks it: AWS "
+         "(IRSA: auth.jwt.serviceAccountRef), Azure workload identity, Vault kubernetes auth. "
+         "Without it ESO authenticates as its own controller.",
+         "Add the serviceAccountRef naming the ServiceAccount that carries the identity "
+         "(`deparrow-secrets render` writes it)."),
+    Rule("refresh-disabled", WARNING,
+         "An ExternalSecret (or environment) that never refreshes: `refreshInterval: 0` or "
+         "`refreshPolicy: CreatedOnce`; rotated values never reach the cluster and "
+         "force-sync annotations are ignored.",
+         "Use `refreshPolicy: Periodic` (the default) with an interval such as 1h."),
+    # ------------------------------------------------------------------ catalog
+    Rule("azure-name-underscore", ERROR,
+         "An Azure Key Vault remote name with an underscore; Key Vault names allow only "
+         "0-9, a-z, A-Z and -.",
+         "Use dashes for underscores (DEPARROW_JWT_SECRET is DEPARROW-JWT-SECRET)."),
+    Rule("catalog-key-missing", ERROR,
+         "A catalog key an environment needs that none of its ExternalSecrets provides.",
+         "Add it to the ExternalSecret (or run `deparrow-secrets render`)."),
+    Rule("ha-key-missing", ERROR,
+         "A key required in HA environments (POSTGRES_REPLICATION_PASSWORD) missing from "
+         "an HA environment's ExternalSecrets.",
+         "Add it to the ExternalSecret (or run `deparrow-secrets render`)."),
+    Rule("target-not-consumed", WARNING,
+         "An ExternalSecret whose target Secret no workload of the environment references "
+         "(checked when workloads are present).",
+         "Reference the Secret from the workload (envFrom, secretKeyRef, volume) or remove "
+         "the ExternalSecret; check the target name for typos."),
+    # ------------------------------------------------------------------ policies
+    Rule("policy-too-broad", ERROR,
+         "An IAM or Vault policy whose resources cover more than one environment "
+         "(`deparrow/*`, `*`, NotResource).",
+         "Scope it to one environment: arn:...:secret:deparrow/<env>/* or "
+         "secret/data/deparrow/<env>."),
+    Rule("policy-wildcard-action", ERROR,
+         "An IAM policy with wildcard actions (`secretsmanager:*`, `*`, `Get*`, NotAction) "
+         "or a Vault policy granting sudo/root.",
+         "List the actions ESO needs: secretsmanager:GetSecretValue and DescribeSecret "
+         "(Vault: read)."),
+    # ------------------------------------------------------------------ scan
+    Rule("known-value", ERROR,
+         "A secret value of the environment (or its base64 form) found in a file of the "
+         "working tree.",
+         "Remove it from the file (reference the Kubernetes Secret or the store instead); "
+         "if the file was ever committed, pushed or shared, rotate the value.",
+         tool="scan"),
+    Rule("known-value-in-history", ERROR,
+         "A secret value of the environment (or its base64 form) found in a commit of the "
+         "git history (added lines or the commit message).",
+         "Rotate the value now: every clone keeps the history. Then rewrite history "
+         "(git filter-repo --replace-text) if the old value must not remain.",
+         tool="scan"),
+    Rule("generic-secret", WARNING,
+         "A string that detect-secrets' plugins recognise as a secret (known token formats, "
+         "high-entropy strings, keyword assignments).",
+         "If it is a secret, move it to the store and rotate it; if it is not, mark the line "
+         "with `# pragma: allowlist secret`.",
+         tool="scan"),
+]
+
+RULES: dict[str, Rule] = {r.id: r for r in _RULES}
+LINT_RULES = [r for r in _RULES if r.tool == "lint"]
+SCAN_RULES = [r for r in _RULES if r.tool == "scan"]

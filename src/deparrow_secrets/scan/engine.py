@@ -1,0 +1,106 @@
+"""scan: known values of an environment in the working tree (and git history), plus
+generic detection by detect-secrets; findings name file, line and key, never a value."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deparrow_secrets.lint.findings import RULES, Finding
+from deparrow_secrets.operations.project import Project
+from deparrow_secrets.render.tree import overlay_dir
+from deparrow_secrets.scan.files import display_path, list_files
+from deparrow_secrets.scan.search import (
+    DEFAULT_MAX_FILE_BYTES,
+    SearchStats,
+    excerpt,
+    line_number,
+    search_files,
+)
+from deparrow_secrets.scan.values import Needle, needles
+from deparrow_secrets.secret import SecretValue
+
+
+@dataclass
+class ScanResult:
+    findings: list[Finding]
+    stats: SearchStats
+    values: int
+    """How many values were searched for."""
+    notes: list[str] = field(default_factory=list)
+
+
+def excluded_dirs(project: Project | None, cwd: Path) -> list[Path]:
+    """Where values are supposed to be: the embedded store and dev's exported env files."""
+    if project is None:
+        return [cwd / ".deparrow-secrets"]
+    config = project.config
+    out = [config.state_dir]
+    for env in config.environments.values():
+        if not env.uses_eso:
+            out.append(config.manifests_dir / overlay_dir(env) / "secrets")
+    return out
+
+
+def _finding(rule: str, file: str, line: int | None, needle: Needle, env: str, text: str,
+             commit: str | None = None) -> Finding:
+    meta = RULES[rule]
+    where = f"commit {commit[:12]}" if commit else "the working tree"
+    form = " (base64-encoded)" if needle.encoding == "base64" else ""
+    keys = " and ".join(needle.keys)
+    rotate = f" Rotate {keys} in {env}." if commit else ""
+    return Finding(
+        rule=rule, severity=meta.severity, file=file, line=line,
+        message=f"the {env} value of {keys}{form} is in {where}",
+        fix=meta.fix + rotate, commit=commit,
+        properties={"keys": list(needle.keys), "environment": env,
+                    "encoding": needle.encoding, "excerpt": text})
+
+
+def scan(values: Mapping[str, SecretValue], env_name: str, paths: Sequence[Path],
+         project: Project | None = None, *, history: bool = False, generic: bool = False,
+         cwd: Path | None = None,
+         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> ScanResult:
+    cwd = Path(os.path.abspath(cwd or Path.cwd()))
+    found = needles(values)
+    files = list_files(list(paths) or [cwd], excluded_dirs(project, cwd))
+    stats = SearchStats()
+    findings: list[Finding] = []
+    hit_lines: set[tuple[str, int]] = set()
+    for hits in search_files(files, found, stats, max_file_bytes):
+        shown = display_path(hits.path, cwd)
+        reported: set[tuple[int, str]] = set()
+        for match in hits.matches:
+            line = line_number(hits.data, match.start)
+            if (line, match.needle.label) in reported:
+                continue
+            reported.add((line, match.needle.label))
+            hit_lines.add((shown, line))
+            findings.append(_finding("known-value", shown, line, match.needle, env_name,
+                                     excerpt(hits.data, hits.matches, match.start)))
+    notes = []
+    if history:
+        from deparrow_secrets.scan.history import search_history
+
+        for hit in search_history(cwd, found):
+            for needle in hit.needles:
+                findings.append(_finding("known-value-in-history", hit.file, hit.line, needle,
+                                         env_name, hit.excerpt, hit.commit))
+    if generic:
+        from deparrow_secrets.scan.generic import detect
+
+        meta = RULES["generic-secret"]
+        for ghit in detect(files):
+            shown = display_path(ghit.path, cwd)
+            if (shown, ghit.line) in hit_lines:
+                continue  # already reported with its key name
+            findings.append(Finding(
+                rule="generic-secret", severity=meta.severity, file=shown, line=ghit.line,
+                message=f"{ghit.type} (detect-secrets)", fix=meta.fix,
+                properties={"type": ghit.type}))
+    if stats.skipped_large:
+        notes.append(f"{len(stats.skipped_large)} file(s) over "
+                     f"{max_file_bytes // (1024 * 1024)} MB not searched")
+    return ScanResult(sorted(findings, key=Finding.sort_key), stats, len(values), notes)
