@@ -114,6 +114,10 @@ class IntegrityError(StoreError):
     exit_code = EXIT_INTEGRITY
 
 
+class SoftDeletedError(IntegrityError):
+    """The remote name is soft-deleted (Azure Key Vault): recover it before reuse."""
+
+
 class NotFoundError(StoreError):
     """A named version or object does not exist."""
 

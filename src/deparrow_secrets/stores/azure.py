@@ -109,6 +109,7 @@ from deparrow_secrets.errors import (
     InputError,
     IntegrityError,
     NotFoundError,
+    SoftDeletedError,
     StoreError,
     StoreUnavailableError,
 )
@@ -141,7 +142,7 @@ _LABEL_RESTORE = "restore"
 _LABEL_DISABLED = "disabled"
 
 
-class SecretSoftDeletedError(IntegrityError):
+class SecretSoftDeletedError(SoftDeletedError):
     """The secret name is soft-deleted: it must be recovered (or purged) before reuse."""
 
 

@@ -132,6 +132,14 @@ class SecretStore(abc.ABC):
                                 remote_key=key)
         return versions[idx - 1].version
 
+    def recover(self, key: str) -> str:
+        """Bring back soft-deleted object `key`; only stores with soft delete have any."""
+        from deparrow_secrets.errors import NotFoundError
+
+        raise NotFoundError(f"{self.provider} stores have no soft-deleted objects",
+                            environment=self.environment, provider=self.provider,
+                            remote_key=key)
+
     @abc.abstractmethod
     def health(self) -> Health:
         """Reachability and authentication, without reading any secret value."""
