@@ -48,7 +48,7 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
     project = load_project(ctx)
     env = project.environment(env_name)
     supplied = _supplied_values(values_file, from_stdin)
-    with project.open_store(env) as store:
+    with project.open_store(env, create=not dry_run) as store:
         plans = plan_provision(project, env, store, supplied)
         missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
         if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
@@ -86,7 +86,7 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         report = run_verify(project, env, store)
     if output == "json":
         print_json({"environment": env.name, "provider": env.provider, "ok": report.ok,
@@ -118,7 +118,7 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         rows = status(project, env, store)
     if output == "json":
         print_json({"environment": env.name, "provider": env.provider,
@@ -141,7 +141,7 @@ def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str 
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         snap = store.read(ref.key, version)
     value = snap.values.get(ref.property) if snap else None
     if value is None:
@@ -209,7 +209,7 @@ def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
     env = project.environment(env_name)
     ref = _ref(project, env, key)
     rows = []
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         previous: SecretValue | None = None
         for info in store.history(ref.key):
             try:
@@ -243,7 +243,7 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None) -
     ref = _ref(project, env, key)
     layout = project.layout(env)
     sharing = [k for k in layout.objects().get(ref.key, []) if k != key]
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         current = store.rollback(ref.key, version)
     click.echo(f"{env.name}: {ref.key} rolled back; current version is now {current}")
     if sharing:
@@ -263,7 +263,7 @@ def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None) 
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         result = export(project, env, store, fmt, Path(output) if output else None)
     for path in result.files:
         click.echo(f"wrote {path} (mode 0600)")

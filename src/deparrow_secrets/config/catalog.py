@@ -6,11 +6,10 @@ Loaded from YAML (the DEparrow catalog ships in `data/`); no code names a key.
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from deparrow_secrets.config.yamlfile import Checker, Located, load_yaml
+from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, format_path, load_yaml
 from deparrow_secrets.errors import CatalogError
 
 REQUIREMENTS = ["required", "ha", "optional"]
@@ -67,6 +66,8 @@ class Catalog:
     source: str
     values: dict[str, CatalogValue]
     secrets: tuple[KubernetesSecret, ...]
+    # Where each key was in the file, so later checks can name file and line.
+    doc: Located | None = field(default=None, repr=False, compare=False)
 
     def needed(self, ha: bool, optional_keys: frozenset[str] = frozenset()) -> list[CatalogValue]:
         """The values one environment must have, in catalog order."""
@@ -76,9 +77,38 @@ class Catalog:
                     optional_keys: frozenset[str] = frozenset()) -> list[str]:
         return [k for k in secret.keys if self.values[k].needed(ha, optional_keys)]
 
+    def error(self, path: KeyPath, message: str, hint: str | None = None) -> CatalogError:
+        """A CatalogError located at `path` of the catalog file (with its line if known)."""
+        if self.doc is not None:
+            error = self.doc.error(CatalogError, path, message, hint)
+            assert isinstance(error, CatalogError)
+            return error
+        return CatalogError(message, file=self.source, key_path=format_path(path), hint=hint)
+
+    def check_azure_names(self, environment: str) -> None:
+        """Every key must map to its own valid Key Vault secret name (`_` becomes `-`)."""
+        from deparrow_secrets.stores.layout import AZURE_NAME, azure_name
+
+        where = f"environment {environment} keeps one Key Vault secret per key"
+        seen: dict[str, str] = {}
+        for key in self.values:
+            name = azure_name(key)
+            if not AZURE_NAME.fullmatch(name):
+                raise self.error(("values", key), f"'{key}' cannot be a Key Vault secret name "
+                                 "(only 0-9, a-z, A-Z and -)",
+                                 hint=f"{where}: rename the key to letters, digits, _ and -")
+            folded = name.lower()  # Key Vault names are case-insensitive
+            if folded in seen:
+                raise self.error(("values", key), f"'{key}' and '{seen[folded]}' map to the "
+                                 f"same Key Vault secret '{name}'",
+                                 hint=f"{where}: rename one of them (names are "
+                                 "case-insensitive and underscores become dashes)")
+            seen[folded] = key
+
 
 def default_catalog_path() -> Path:
-    return Path(str(resources.files("deparrow_secrets.config") / "data" / "deparrow-catalog.yaml"))
+    # Beside this module (package data); importlib.resources would cost a few ms of start-up.
+    return Path(__file__).resolve().parent / "data" / "deparrow-catalog.yaml"
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
@@ -102,14 +132,16 @@ def parse_catalog(doc: Located) -> Catalog:
         c.string(path, sname, pattern=K8S_NAME_PATTERN, what="Kubernetes Secret name")
         keys = c.string_list(path, raw_keys)
         if not keys:
-            raise c.fail(path, "a Secret needs at least one key")
+            raise c.fail(path, "a Secret needs at least one key",
+                         hint="list the keys it carries, or remove the Secret")
         seen: set[str] = set()
         for i, key in enumerate(keys):
             if key not in values:
                 raise c.fail((*path, i), f"'{key}' is not defined under values",
                              hint="add it under `values:` or remove it from this Secret")
             if key in seen:
-                raise c.fail((*path, i), f"'{key}' is listed twice in this Secret")
+                raise c.fail((*path, i), f"'{key}' is listed twice in this Secret",
+                             hint="remove the second entry")
             seen.add(key)
         secrets.append(KubernetesSecret(sname, tuple(keys)))
         for key in keys:
@@ -119,7 +151,7 @@ def parse_catalog(doc: Located) -> Catalog:
             raise c.fail(("values", name), f"'{name}' is in no Kubernetes Secret",
                          hint="list it under `secrets:` or remove it")
     _check_remote_homes(c, values)
-    return Catalog(doc.file, values, tuple(secrets))
+    return Catalog(doc.file, values, tuple(secrets), doc)
 
 
 def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
@@ -139,13 +171,16 @@ def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
                             list(ALPHABETS))
         generate = GeneratePolicy(length, alphabet)
     elif "generate" in m:
-        raise c.fail((*path, "generate"), "`generate` only goes with `source: generated`")
+        raise c.fail((*path, "generate"), "`generate` only goes with `source: generated`",
+                     hint="remove `generate:` or set `source: generated`")
     if source == "default":
         if "default" not in m:
-            raise c.fail(path, "`source: default` needs a `default:` value")
+            raise c.fail(path, "`source: default` needs a `default:` value",
+                         hint=f"add `default:` under {'.'.join(path)}")
         default = c.string((*path, "default"), m["default"])
     elif "default" in m:
-        raise c.fail((*path, "default"), "`default` only goes with `source: default`")
+        raise c.fail((*path, "default"), "`default` only goes with `source: default`",
+                     hint="remove `default:` or set `source: default`")
     min_length = c.integer((*path, "minLength"), m.get("minLength", 1), 1, 4096)
     if generate is not None and "minLength" not in m:
         min_length = generate.length

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from deparrow_secrets.config.catalog import Catalog
-from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, load_yaml
+from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, format_path, load_yaml
 from deparrow_secrets.errors import ConfigError
 
 CONFIG_FILE = "deparrow-secrets.yaml"
@@ -89,19 +89,33 @@ class Config:
     source: Located | None = field(default=None, repr=False, compare=False)
 
     def check_catalog(self, catalog: Catalog) -> None:
-        """Config references to catalog keys (optionalKeys) must name optional values."""
+        """Config references to catalog keys (optionalKeys) must name optional values,
+        and an environment on Azure needs keys that make distinct Key Vault names."""
         for env in self.environments.values():
             for key in sorted(env.optional_keys):
                 value = catalog.values.get(key)
                 if value is None or value.requirement != "optional":
                     optional = [v.name for v in catalog.values.values()
                                 if v.requirement == "optional"]
-                    path = ("environments", env.name, "optionalKeys")
+                    path: KeyPath = ("environments", env.name, "optionalKeys")
+                    listed = self._listed(path)
+                    if key in listed:
+                        path = (*path, listed.index(key))
                     message = f"'{key}' is not an optional value of the catalog"
                     hint = "optional values: " + (", ".join(optional) or "none")
                     if self.source is not None:
                         raise self.source.error(ConfigError, path, message, hint)
-                    raise ConfigError(message, key_path=".".join(path), hint=hint)
+                    raise ConfigError(message, key_path=format_path(path), hint=hint)
+        for env in self.environments.values():
+            if env.provider == "azure":
+                catalog.check_azure_names(env.name)
+
+    def _listed(self, path: KeyPath) -> list[Any]:
+        """The list at `path` of the configuration file as written ([] if none)."""
+        node: Any = self.source.data if self.source is not None else None
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        return [str(item) for item in node] if isinstance(node, list) else []
 
     def environment(self, name: str) -> EnvironmentConfig:
         if name not in self.environments:

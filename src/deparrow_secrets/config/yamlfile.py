@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,8 @@ from typing import Any
 from deparrow_secrets.errors import InputError
 
 KeyPath = tuple[str | int, ...]
+
+_DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
 
 
 def format_path(path: KeyPath) -> str:
@@ -90,6 +93,12 @@ def load_yaml(path: Path, error_cls: type[InputError] = InputError) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = (exc.problem or exc.context or "invalid YAML").strip()
+        duplicate = _DUPLICATE.match(problem)
+        if duplicate:
+            # ruamel's text quotes both values; the message names the key only.
+            raise error_cls(f"duplicate key '{duplicate.group(1)}'", file=name, line=line,
+                            hint="a key may appear once per mapping: remove or merge the "
+                            "repeated one") from None
         raise error_cls(f"invalid YAML: {problem}", file=name, line=line,
                         hint="fix the YAML syntax at that line") from None
     except YAMLError as exc:
@@ -113,7 +122,9 @@ class Checker:
         if value is None:
             value = {}
         if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping, got {_kind(value)}")
+            raise self.fail(path, f"expected a mapping, got {_kind(value)}",
+                            hint="write `key: value` lines indented under "
+                            + format_path(path) if path else "the file must be a mapping")
         if allowed is not None:
             for key in value:
                 if key not in allowed:
@@ -128,14 +139,12 @@ class Checker:
     def string(self, path: KeyPath, value: Any, *, pattern: str | None = None,
                what: str | None = None) -> str:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.fail(path, f"expected a string, got {_kind(value)}")
+            raise self.fail(path, f"expected a string, got {_kind(value)}",
+                            hint="write a single value here (quote it if in doubt)")
         text = str(value)
-        if pattern is not None:
-            import re
-
-            if not re.fullmatch(pattern, text):
-                raise self.fail(path, f"'{text}' is not a valid {what or 'value'}",
-                                hint=f"it must match {pattern}")
+        if pattern is not None and not re.fullmatch(pattern, text):
+            raise self.fail(path, f"'{text}' is not a valid {what or 'value'}",
+                            hint=f"it must match {pattern}")
         return text
 
     def choice(self, path: KeyPath, value: Any, allowed: list[str]) -> str:
@@ -147,13 +156,15 @@ class Checker:
 
     def boolean(self, path: KeyPath, value: Any) -> bool:
         if not isinstance(value, bool):
-            raise self.fail(path, f"expected true or false, got {_kind(value)}")
+            raise self.fail(path, f"expected true or false, got {_kind(value)}",
+                            hint="allowed values: true, false")
         return value
 
     def integer(self, path: KeyPath, value: Any, minimum: int = 0,
                 maximum: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"expected a whole number, got {_kind(value)}")
+            raise self.fail(path, f"expected a whole number, got {_kind(value)}",
+                            hint="write a number without quotes")
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
             raise self.fail(path, f"{value} is out of range", hint=f"use a number {bound}")
@@ -163,7 +174,8 @@ class Checker:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {_kind(value)}")
+            raise self.fail(path, f"expected a list, got {_kind(value)}",
+                            hint="write the items as [A, B] or as `- A` lines")
         return [self.string((*path, i), item) for i, item in enumerate(value)]
 
 

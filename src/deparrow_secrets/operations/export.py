@@ -71,17 +71,15 @@ def export(project: Project, env: EnvironmentConfig, store: SecretStore,
                          hint=f"run `deparrow-secrets provision --env {env.name}` first")
     config = project.config
     overlay = config.manifests_dir / overlay_dir(env)
-    files: list[Path] = []
-    json_path = output or config.state_dir / f"export-{env.name}.json"
-    target_dir = json_path.parent if fmt == "json" else (output or overlay) / "secrets"
-    gitfiles.ensure_ignored(target_dir / "probe", _ignore_pattern(config.root, target_dir),
-                            config.root / ".gitignore")
+    # Every file's content first: a problem stops the export before anything is written.
+    contents: dict[Path, str] = {}
     if fmt == "json":
-        path = json_path
         data = {name: {k: v.reveal() for k, v in values.items()}
                 for name, values in by_secret.items()}
-        write_private(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-        files.append(path)
+        json_path = output or config.state_dir / f"export-{env.name}.json"
+        contents[json_path] = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        # The file itself: its directory may be the project root.
+        ignored, pattern = json_path, _ignore_pattern(config.root, json_path, directory=False)
     else:
         for secret in project.catalog.secrets:
             if secret.name not in by_secret:
@@ -92,14 +90,20 @@ def export(project: Project, env: EnvironmentConfig, store: SecretStore,
                     raise InputError(f"the value of {key} spans lines, which an env file "
                                      "cannot hold", hint="use --format json")
                 lines.append(f"{key}={value.reveal()}\n")
-            path = (output or overlay) / manifests.env_file_name(secret)
-            write_private(path, "".join(lines))
-            files.append(path)
-    return ExportResult(files, missing)
+            contents[(output or overlay) / manifests.env_file_name(secret)] = "".join(lines)
+        target_dir = (output or overlay) / "secrets"
+        ignored, pattern = target_dir / "probe", _ignore_pattern(config.root, target_dir)
+    for path in contents:  # refuse before writing anything, not half-way through
+        gitfiles.refuse_tracked(path)
+    gitfiles.ensure_ignored(ignored, pattern, config.root / ".gitignore")
+    for path, content in contents.items():
+        write_private(path, content)
+    return ExportResult(list(contents), missing)
 
 
-def _ignore_pattern(root: Path, directory: Path) -> str:
+def _ignore_pattern(root: Path, path: Path, directory: bool = True) -> str:
+    suffix = "/" if directory else ""
     try:
-        return "/" + directory.resolve().relative_to(root.resolve()).as_posix() + "/"
+        return "/" + path.resolve().relative_to(root.resolve()).as_posix() + suffix
     except ValueError:
-        return directory.name + "/"
+        return path.name + suffix

@@ -120,7 +120,8 @@ def _new_value(project: Project, planned: PlannedKey,
 
 
 def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore,
-                    plans: list[ObjectPlan], supplied: Mapping[str, SecretValue]) -> ProvisionResult:
+                    plans: list[ObjectPlan],
+                    supplied: Mapping[str, SecretValue]) -> ProvisionResult:
     missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
     if missing_user:
         raise InputError("no value given for: " + ", ".join(missing_user),

@@ -5,7 +5,6 @@ Paths follow the guide: base/, overlays/dev/, overlays/<env>/patches/external-se
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +83,8 @@ def _generated_files(root: Path) -> list[str]:
 
 
 def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
+    import difflib  # only --check needs it; keep `render` start-up light
+
     diff = TreeDiff()
     for rel, content in files.items():
         path = root / rel

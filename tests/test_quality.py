@@ -1,0 +1,75 @@
+"""Repository hygiene: lint, the committed tree up to date, a light `--help`, the README."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from helpers import CLI_EXE, REPO_ROOT, clean_env, run_cli
+
+PROVIDER_SDKS = ("boto3", "botocore", "hvac", "azure", "kubernetes", "requests")
+
+
+def test_ruff_is_clean() -> None:
+    ruff = Path(sys.executable).parent / "ruff"
+    command = [str(ruff)] if ruff.exists() else [sys.executable, "-m", "ruff"]
+    targets = [d for d in ("src", "tests", "benchmarks", "tools") if (REPO_ROOT / d).is_dir()]
+    assert "benchmarks" in targets
+    done = subprocess.run([*command, "check", "--no-cache", *targets], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_committed_tree_is_up_to_date() -> None:
+    run = run_cli(["render", "--check"], cwd=REPO_ROOT)
+    assert run.code == 0, run.text
+    assert "up to date" in run.out
+
+
+def test_help_loads_no_provider_sdk() -> None:
+    """`python -X importtime -m deparrow_secrets --help`: every module imported is listed."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "deparrow_secrets",
+                           "--help"], capture_output=True, text=True, timeout=60,
+                          env=clean_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    assert "provision" in done.stdout and "render" in done.stdout
+    modules = {line.split("|")[-1].strip() for line in done.stderr.splitlines()
+               if line.startswith("import time:")}
+    assert "click" in modules and "deparrow_secrets.cli" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in PROVIDER_SDKS)
+    assert loaded == []
+    # Nor anything a command needs only when it runs.
+    assert not modules & {"jsonschema", "cryptography", "sqlite3", "ruamel.yaml",
+                          "deparrow_secrets.stores.local", "deparrow_secrets.render.validate"}
+
+
+def test_help_in_process_loads_no_provider_sdk() -> None:
+    """The same through the console script's own entry point, as sys.modules sees it."""
+    code = (
+        "import sys\n"
+        "from deparrow_secrets.cli import cli\n"
+        "cli.main(['--help'], prog_name='deparrow-secrets', standalone_mode=False)\n"
+        "print('MODULES', *sorted(sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, env=clean_env(), check=False)
+    assert done.returncode == 0, done.stderr
+    line = next(x for x in done.stdout.splitlines() if x.startswith("MODULES "))
+    modules = line.split()[1:]
+    assert [m for m in modules if m.split(".")[0] in PROVIDER_SDKS] == []
+    exe = subprocess.run([str(CLI_EXE), "--help"], capture_output=True, text=True, timeout=60,
+                         env=clean_env(), check=False)
+    assert exe.returncode == 0 and "Exit codes" in exe.stdout
+
+
+def test_readme_starts_with_exactly_two_commands() -> None:
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```[a-z]*\n(.*?)```", text, re.S)
+    assert match is not None
+    commands = [line for line in match.group(1).splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+    assert len(commands) == 2, commands
+    assert "deparrow-secrets quickstart" in commands[0]
+    assert "pytest" in commands[1]
