@@ -1,0 +1,138 @@
+"""Commands for identity and least privilege: `policy` prints, `setup` applies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from deparrow_secrets.cli.common import (
+    env_option,
+    load_project,
+    output_option,
+    print_json,
+    print_table,
+)
+from deparrow_secrets.errors import InputError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+OUTPUTS = ("text", "json", "hcl", "yaml", "shell")
+
+
+def _identity_options(f: F) -> F:
+    opts = [
+        click.option("--oidc-provider", metavar="HOST/PATH",
+                     help="aws: the cluster's OIDC provider, e.g. "
+                     "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE (for the trust policy)."),
+        click.option("--cluster", metavar="NAME",
+                     help="aws, azure: cluster name for the eksctl / az aks commands."),
+        click.option("--subscription", metavar="ID",
+                     help="azure: subscription of the vault (for the role assignment scope)."),
+        click.option("--resource-group", metavar="NAME",
+                     help="azure: resource group of the vault and the identity."),
+        click.option("--identity-name", metavar="NAME",
+                     help="azure: the user-assigned managed identity (default: "
+                     "deparrow-secrets-identity)."),
+        click.option("--oidc-issuer", metavar="URL",
+                     help="azure: the AKS cluster's OIDC issuer URL."),
+        click.option("--kubernetes-host", metavar="URL",
+                     help="vault: the Kubernetes API as Vault reaches it "
+                     "(default https://kubernetes.default.svc:443)."),
+        click.option("--kubernetes-ca-cert", metavar="FILE",
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="vault: CA certificate of the Kubernetes API (Vault outside the "
+                     "cluster)."),
+        click.option("--token-reviewer-jwt-file", metavar="FILE",
+                     type=click.Path(exists=True, dir_okay=False),
+                     help="vault: file with the JWT Vault uses for TokenReview (never on "
+                     "the command line)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _options(**kw: Any) -> Any:
+    from deparrow_secrets.policy.model import Options
+
+    return Options(**kw)
+
+
+@click.command()
+@env_option()
+@click.option("--output", "-o", "output", type=click.Choice(OUTPUTS), default="text",
+              show_default=True,
+              help="text: everything; json: everything as data; hcl: the Vault policy; "
+              "yaml: the Kubernetes manifests; shell: the commands.")
+@_identity_options
+@click.pass_context
+def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
+    """Print the least-privilege identity setup environment ENV needs.
+
+    One environment only, never all: the IAM policy and IRSA trust policy (aws), the
+    role assignment and federated credential (azure), or the ACL policy and
+    kubernetes auth role (vault), with the ServiceAccount, the commands and how to
+    install External Secrets Operator.
+    """
+    from deparrow_secrets.policy import build_plan
+    from deparrow_secrets.policy.model import render_plan
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    plan = build_plan(project.config, env, _options(**kw))
+    if output not in plan.outputs:
+        raise InputError(f"--output {output} does not fit environment {env.name} "
+                         f"({env.provider})",
+                         hint="use one of: " + ", ".join(plan.outputs))
+    click.echo(render_plan(plan, output), nl=False)
+    if output not in ("text", "json"):
+        for warning in plan.warnings:
+            click.echo(f"warning: {warning}", err=True)
+
+
+@click.command()
+@env_option()
+@click.option("--create-role", is_flag=True,
+              help="aws: also create or update the IRSA role and attach the policy "
+              "(needs --oidc-provider).")
+@click.option("--dry-run", is_flag=True, help="Compare only; change nothing.")
+@output_option()
+@_identity_options
+@click.pass_context
+def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, output: str,
+          **kw: Any) -> None:
+    """Apply ENV's identity setup where it can be applied from here, idempotently.
+
+    vault: write the policy, enable and configure kubernetes auth, write the role,
+    with the tool's own credentials (VAULT_ADDR, VAULT_TOKEN...). aws: create or
+    update the IAM policy (and with --create-role the role). azure: print the az
+    commands; nothing is run. A second run changes nothing.
+    """
+    from deparrow_secrets.policy import run_setup
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    report = run_setup(project.config, env,
+                       _options(create_role=create_role, dry_run=dry_run, **kw))
+    if output == "json":
+        print_json(report.to_json())
+        return
+    print_table(["ITEM", "ACTION", "DETAIL"],
+                [(c.item, c.action, c.detail) for c in report.changes])
+    if report.commands:
+        click.echo("\n# Run these (deparrow-secrets did not):")
+        for line in report.commands:
+            click.echo(line)
+    changed = sum(1 for c in report.changes if c.changed)
+    planned = sum(1 for c in report.changes if c.action.startswith("would "))
+    if env.provider == "azure":
+        summary = "commands printed, nothing applied"
+    elif dry_run:
+        summary = f"{planned} change(s) planned, nothing applied (dry run)"
+    else:
+        summary = f"{changed} change(s)" if changed else "nothing changed"
+    click.echo(f"\n{env.name} ({env.provider}): {summary}")
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)

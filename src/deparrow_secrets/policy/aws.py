@@ -1,0 +1,434 @@
+"""AWS: the IAM policy, the IRSA role trust policy and the ServiceAccount annotation.
+
+Least privilege for one environment: the policy allows only
+`secretsmanager:GetSecretValue` and `secretsmanager:DescribeSecret`, only on
+`arn:<partition>:secretsmanager:<region>:<account>:secret:<prefix>/*` where `<prefix>`
+is the environment's prefix (default `deparrow/<env>`). The `*` is needed because
+AWS appends `-XXXXXX` (six random characters) to every secret ARN, so the
+environment's objects (`<prefix>/secrets`, `<prefix>/database`, `<prefix>/redis`)
+can only be named with a wildcard; it stays inside the environment's prefix. ESO's
+`data[].remoteRef` needs GetSecretValue; DescribeSecret serves metadata lookups.
+
+The guide's policy (`secret:deparrow/*`) lets staging read production; its eksctl
+command attaches a policy nobody created under that name.
+
+`setup` creates the policy `DeparrowSecrets-<env>` (or a new default version when the
+document differs, deleting the oldest non-default version when five exist) and, with
+`--create-role`, the role with the trust policy, attaching the policy. boto3 follows
+the usual chain: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_IAM,
+AWS_ENDPOINT_URL_STS), instance and web-identity credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from deparrow_secrets.errors import (
+    AccessDeniedError,
+    ConfigError,
+    InputError,
+    StoreError,
+    StoreUnavailableError,
+)
+from deparrow_secrets.policy.model import (
+    PLACEHOLDER_NOTE,
+    Options,
+    Piece,
+    Plan,
+    SetupReport,
+    heredoc,
+    json_text,
+    shell_line,
+)
+from deparrow_secrets.render.manifests import service_account
+
+if TYPE_CHECKING:
+    from deparrow_secrets.config.settings import Config, EnvironmentConfig
+
+IAM_VERSION = "2012-10-17"
+ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+STS_AUDIENCE = "sts.amazonaws.com"
+OIDC_PLACEHOLDER = "<OIDC_PROVIDER>"
+CLUSTER_PLACEHOLDER = "<CLUSTER_NAME>"
+DEFAULT_ROLE = "DeparrowExternalSecrets-{env}"
+OIDC_PROVIDER = re.compile(r"[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*")
+MAX_POLICY_VERSIONS = 5
+TAGS = [{"Key": "app.kubernetes.io/managed-by", "Value": "deparrow-secrets"}]
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def policy_name(env: EnvironmentConfig) -> str:
+    return f"DeparrowSecrets-{env.name}"
+
+
+def account_id(config: Config, env: EnvironmentConfig) -> str:
+    account = env.store.account_id
+    if account:
+        return account
+    path = ("environments", env.name, "store")
+    message = f"no AWS account id: set accountId under environments.{env.name}.store"
+    hint = ("the IAM policy names arn:aws:secretsmanager:<region>:<account>:secret:...; "
+            "`aws sts get-caller-identity --query Account --output text` prints it "
+            "(quote it in YAML: accountId: \"123456789012\")")
+    if env.store.role_arn:
+        hint += f"; the configured roleArn is in account {env.store.role_arn.split(':')[4]}"
+    if config.source is not None:
+        raise config.source.error(ConfigError, path, message, hint)
+    raise ConfigError(message, key_path=".".join(path), hint=hint)
+
+
+def secret_arn_pattern(env: EnvironmentConfig, account: str) -> str:
+    region = env.store.region or ""
+    return (f"arn:{partition(region)}:secretsmanager:{region}:{account}:secret:"
+            f"{env.remote_path}/*")
+
+
+def policy_arn(env: EnvironmentConfig, account: str) -> str:
+    return f"arn:{partition(env.store.region or '')}:iam::{account}:policy/{policy_name(env)}"
+
+
+def iam_policy_document(env: EnvironmentConfig, account: str) -> dict[str, Any]:
+    return {
+        "Version": IAM_VERSION,
+        "Statement": [{
+            "Sid": f"ReadDeparrowSecrets{env.name.capitalize()}",
+            "Effect": "Allow",
+            "Action": list(ACTIONS),
+            "Resource": secret_arn_pattern(env, account),
+        }],
+    }
+
+
+def normalize_oidc_provider(raw: str | None) -> str | None:
+    """`https://oidc.eks.../id/X/` -> `oidc.eks.../id/X` (IAM's form); None stays None."""
+    if raw is None:
+        return None
+    value = raw.strip()
+    value = re.sub(r"^https://", "", value).rstrip("/")
+    if not OIDC_PROVIDER.fullmatch(value):
+        raise InputError(f"--oidc-provider {raw!r} is not an OIDC provider host and path",
+                         hint="use the cluster's issuer without https://, e.g. "
+                         "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B7"
+                         "1EXAMPLE (aws eks describe-cluster --name CLUSTER --query "
+                         "cluster.identity.oidc.issuer --output text)")
+    return value
+
+
+def role_identity(env: EnvironmentConfig, account: str) -> tuple[str, str, str]:
+    """(name, path, ARN) of the IRSA role: from roleArn, else the default name."""
+    arn = env.store.role_arn
+    if arn:
+        resource = arn.split(":", 5)[5]  # role/path/name
+        parts = resource.split("/")
+        name = parts[-1]
+        path = "/" + "/".join(parts[1:-1]) + "/" if len(parts) > 2 else "/"
+        return name, path, arn
+    name = DEFAULT_ROLE.format(env=env.name)
+    return name, "/", f"arn:{partition(env.store.region or '')}:iam::{account}:role/{name}"
+
+
+def trust_policy_document(config: Config, env: EnvironmentConfig, account: str,
+                          oidc_provider: str | None) -> dict[str, Any]:
+    oidc = oidc_provider or OIDC_PLACEHOLDER
+    return {
+        "Version": IAM_VERSION,
+        "Statement": [{
+            "Sid": "ExternalSecretsServiceAccount",
+            "Effect": "Allow",
+            "Principal": {
+                "Federated": f"arn:{partition(env.store.region or '')}:iam::{account}:"
+                             f"oidc-provider/{oidc}"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {
+                f"{oidc}:sub": f"system:serviceaccount:{config.namespace}:"
+                               f"{config.service_account}",
+                f"{oidc}:aud": STS_AUDIENCE,
+            }},
+        }],
+    }
+
+
+# --------------------------------------------------------------------------- policy
+
+
+def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
+    account = account_id(config, env)
+    oidc = normalize_oidc_provider(options.oidc_provider)
+    result = Plan(env.name, env.provider)
+    name = policy_name(env)
+    p_arn = policy_arn(env, account)
+    document = iam_policy_document(env, account)
+    role_name, role_path, role_arn = role_identity(env, account)
+    trust = trust_policy_document(config, env, account, oidc)
+    sa = service_account(config, env)
+    subject = f"system:serviceaccount:{config.namespace}:{config.service_account}"
+
+    result.pieces.append(Piece(
+        "iamPolicy", f"IAM policy {name}", "json",
+        {"name": name, "arn": p_arn, "document": document},
+        notes=(f"Only this environment's secrets: {env.remote_path}/* (AWS appends "
+               "-XXXXXX to every secret ARN, hence the *). GetSecretValue for "
+               "ExternalSecret data; DescribeSecret for metadata.",)))
+    result.pieces.append(Piece(
+        "trustPolicy", f"IRSA role {role_name}: trust policy", "json",
+        {"roleName": role_name, "rolePath": role_path, "roleArn": role_arn,
+         "oidcProvider": oidc or OIDC_PLACEHOLDER, "subject": subject,
+         "audience": STS_AUDIENCE, "document": trust},
+        notes=(f"Only the ServiceAccount {subject} may assume the role, with audience "
+               f"{STS_AUDIENCE}. Attach the policy {name} to it.",)))
+    result.pieces.append(Piece(
+        "serviceAccount", "ServiceAccount (IRSA annotation)", "yaml", [sa],
+        notes=("The SecretStore names it in auth.jwt.serviceAccountRef; without that ESO "
+               "authenticates as its own controller.",)))
+
+    policy_file = f"{name}.json"
+    commands = [
+        heredoc(f"cat > {policy_file}", json_text(document)),
+        shell_line("aws", "iam", "create-policy", "--policy-name", name,
+                   "--policy-document", f"file://{policy_file}",
+                   "--description", _policy_description(env)),
+        shell_line("eksctl", "create", "iamserviceaccount",
+                   "--cluster", options.cluster or CLUSTER_PLACEHOLDER,
+                   "--region", env.store.region or "",
+                   "--namespace", config.namespace, "--name", config.service_account,
+                   "--role-name", role_name, "--attach-policy-arn", p_arn,
+                   "--role-only", "--approve"),
+    ]
+    result.pieces.append(Piece(
+        "commands", "Commands (aws CLI and eksctl)", "shell", commands,
+        notes=("`--role-only`: the ServiceAccount comes from the rendered manifests, "
+               "annotated with the role ARN.",
+               f"Idempotent alternative: deparrow-secrets setup --env {env.name} "
+               f"--create-role --oidc-provider {oidc or OIDC_PLACEHOLDER}")))
+
+    if oidc is None:
+        result.warnings.append(
+            f"--oidc-provider not given: the trust policy contains the placeholder "
+            f"{OIDC_PLACEHOLDER}; the cluster's issuer without https:// is printed by "
+            "`aws eks describe-cluster --name CLUSTER --query cluster.identity.oidc.issuer "
+            "--output text`")
+    if not options.cluster:
+        result.warnings.append(f"--cluster not given: the eksctl command contains the "
+                               f"placeholder {CLUSTER_PLACEHOLDER}")
+    if not env.store.role_arn:
+        result.warnings.append(
+            f"roleArn is not set under environments.{env.name}.store: the rendered "
+            f"ServiceAccount has no eks.amazonaws.com/role-arn annotation, so ESO cannot "
+            f"assume a role; set roleArn: {role_arn} (or your role's ARN) and re-render")
+    elif env.store.role_arn.split(":")[4] != account:
+        result.warnings.append(
+            f"roleArn is in account {env.store.role_arn.split(':')[4]} but accountId is "
+            f"{account}: the policy can only be attached to a role of its own account")
+    if oidc is None or not options.cluster:
+        result.warnings.append(PLACEHOLDER_NOTE)
+    return result
+
+
+def _policy_description(env: EnvironmentConfig) -> str:
+    return (f"External Secrets Operator: read the secrets of environment {env.name} "
+            f"({env.remote_path}/*); managed by deparrow-secrets")
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def _clients(config: Config, env: EnvironmentConfig) -> tuple[Any, Any]:
+    """IAM and STS clients on the same session, region and endpoints as the store's."""
+    from deparrow_secrets.stores.aws import AwsStore
+
+    store = AwsStore.from_config(config, env)  # profile, region and their errors
+    session = store._session
+    return session.client("iam", region_name=store.region), \
+        session.client("sts", region_name=store.region)
+
+
+def _error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str((response.get("Error") or {}).get("Code") or "")
+
+
+def _translate(exc: Exception, env: EnvironmentConfig, op: str, target: str) -> StoreError:
+    import botocore.exceptions as bx
+
+    kw: dict[str, Any] = {"environment": env.name, "provider": "aws", "remote_key": target}
+    if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
+        return AccessDeniedError(f"{op}: no AWS credentials found", hint="set AWS_PROFILE "
+                                 "or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY pair", **kw)
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError,
+                        bx.ReadTimeoutError)):
+        return StoreUnavailableError(f"{op}: cannot reach AWS ({type(exc).__name__})",
+                                     hint="check the network, AWS_REGION and "
+                                     "AWS_ENDPOINT_URL", **kw)
+    code = _error_code(exc)
+    message = str(((getattr(exc, "response", None) or {}).get("Error") or {})
+                  .get("Message") or "")[:200]
+    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                "InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch"):
+        return AccessDeniedError(f"{op}: access denied ({code})"
+                                 + (f": {message}" if message else ""),
+                                 hint="setup needs iam:CreatePolicy, iam:GetPolicy, "
+                                 "iam:GetPolicyVersion, iam:ListPolicyVersions, "
+                                 "iam:CreatePolicyVersion, iam:DeletePolicyVersion (and "
+                                 "the role actions with --create-role)", **kw)
+    if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded",
+                "ServiceUnavailable", "ServiceFailure"):
+        return StoreUnavailableError(f"{op}: {code}", hint="retry later", **kw)
+    return StoreError(f"{op} failed: {code or type(exc).__name__}"
+                      + (f": {message}" if message else ""), **kw)
+
+
+def _call(env: EnvironmentConfig, op: str, target: str, fn: Any, *args: Any,
+          missing_ok: bool = False, **kwargs: Any) -> Any:
+    """Run one IAM/STS call; None for NoSuchEntity when `missing_ok`."""
+    failure: StoreError
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - translated, never chained
+        if missing_ok and _error_code(exc) == "NoSuchEntity":
+            return None
+        failure = _translate(exc, env, op, target)
+    failure.__context__ = None
+    raise failure
+
+
+def _document(raw: Any) -> Any:
+    """IAM returns documents URL-encoded; boto3 usually decodes them already."""
+    if isinstance(raw, str):
+        return json.loads(unquote(raw))
+    return raw
+
+
+def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupReport:
+    account = account_id(config, env)
+    oidc = normalize_oidc_provider(options.oidc_provider)
+    if options.create_role and oidc is None:
+        raise InputError("--create-role needs --oidc-provider (the role's trust policy "
+                         "names the cluster's OIDC provider)",
+                         hint="aws eks describe-cluster --name CLUSTER --query "
+                         "cluster.identity.oidc.issuer --output text (drop https://)")
+    report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
+    iam, sts = _clients(config, env)
+    caller = _call(env, "sts get-caller-identity", "sts", sts.get_caller_identity)
+    if str(caller.get("Account")) != account:
+        raise ConfigError(
+            f"the AWS credentials belong to account {caller.get('Account')}, but "
+            f"environments.{env.name}.store.accountId is {account}",
+            file=str(config.file) if config.file else None,
+            hint="use credentials of the configured account (AWS_PROFILE) or fix accountId")
+    _setup_policy(iam, env, account, report)
+    if options.create_role:
+        assert oidc is not None
+        _setup_role(iam, config, env, account, oidc, report)
+    else:
+        report.add(f"role {role_identity(env, account)[0]}", "skipped",
+                   "pass --create-role --oidc-provider ... to manage it here")
+    return report
+
+
+def _setup_policy(iam: Any, env: EnvironmentConfig, account: str,
+                  report: SetupReport) -> None:
+    name = policy_name(env)
+    arn = policy_arn(env, account)
+    item = f"policy {name}"
+    desired = iam_policy_document(env, account)
+    existing = _call(env, "iam get-policy", arn, iam.get_policy, PolicyArn=arn,
+                     missing_ok=True)
+    if existing is None:
+        if not report.dry_run:
+            _call(env, "iam create-policy", arn, iam.create_policy, PolicyName=name,
+                  PolicyDocument=json.dumps(desired), Description=_policy_description(env),
+                  Tags=TAGS)
+        report.add(item, "created", arn)
+        return
+    default_id = existing["Policy"]["DefaultVersionId"]
+    version = _call(env, "iam get-policy-version", arn, iam.get_policy_version,
+                    PolicyArn=arn, VersionId=default_id)
+    if _document(version["PolicyVersion"]["Document"]) == desired:
+        report.add(item, "unchanged", f"{arn} (default version {default_id})")
+        return
+    if report.dry_run:
+        report.add(item, "updated", f"{arn}: a new default version would replace "
+                   f"{default_id}")
+        return
+    versions = _call(env, "iam list-policy-versions", arn, iam.list_policy_versions,
+                     PolicyArn=arn)["Versions"]
+    deleted = ""
+    if len(versions) >= MAX_POLICY_VERSIONS:
+        oldest = min((v for v in versions if not v["IsDefaultVersion"]),
+                     key=lambda v: v["CreateDate"])
+        _call(env, "iam delete-policy-version", arn, iam.delete_policy_version,
+              PolicyArn=arn, VersionId=oldest["VersionId"])
+        deleted = f"; deleted the oldest version {oldest['VersionId']}"
+    new = _call(env, "iam create-policy-version", arn, iam.create_policy_version,
+                PolicyArn=arn, PolicyDocument=json.dumps(desired), SetAsDefault=True)
+    report.add(item, "updated", f"{arn}: new default version "
+               f"{new['PolicyVersion']['VersionId']} (was {default_id}){deleted}")
+
+
+def _setup_role(iam: Any, config: Config, env: EnvironmentConfig, account: str, oidc: str,
+                report: SetupReport) -> None:
+    name, path, arn = role_identity(env, account)
+    item = f"role {name}"
+    trust = trust_policy_document(config, env, account, oidc)
+    provider_arn = f"arn:{partition(env.store.region or '')}:iam::{account}:oidc-provider/{oidc}"
+    providers = _call(env, "iam list-open-id-connect-providers", "oidc-provider",
+                      iam.list_open_id_connect_providers)
+    if provider_arn not in {p["Arn"] for p in providers.get("OpenIDConnectProviderList", [])}:
+        report.warnings.append(
+            f"the OIDC provider {oidc} is not registered in IAM: the role cannot be "
+            "assumed until it is (eksctl utils associate-iam-oidc-provider --cluster "
+            "CLUSTER --approve)")
+    existing = _call(env, "iam get-role", arn, iam.get_role, RoleName=name, missing_ok=True)
+    if existing is None:
+        if not report.dry_run:
+            _call(env, "iam create-role", arn, iam.create_role, RoleName=name, Path=path,
+                  AssumeRolePolicyDocument=json.dumps(trust),
+                  Description=f"External Secrets Operator in {config.namespace}, "
+                  f"environment {env.name}; managed by deparrow-secrets", Tags=TAGS)
+        report.add(item, "created", arn)
+    else:
+        role = existing["Role"]
+        if role.get("Path", "/") != path:
+            report.warnings.append(f"role {name} exists with path {role.get('Path')}, not "
+                                   f"{path} as roleArn says")
+        if _document(role["AssumeRolePolicyDocument"]) == trust:
+            report.add(item, "unchanged", f"{arn}: trust policy")
+        else:
+            if not report.dry_run:
+                _call(env, "iam update-assume-role-policy", arn,
+                      iam.update_assume_role_policy, RoleName=name,
+                      PolicyDocument=json.dumps(trust))
+            report.add(item, "updated", f"{arn}: trust policy")
+    p_arn = policy_arn(env, account)
+    attached: list[str] = []
+    inline: list[str] = []
+    if existing is not None:
+        attached = [p["PolicyArn"] for p in _call(
+            env, "iam list-attached-role-policies", arn, iam.list_attached_role_policies,
+            RoleName=name)["AttachedPolicies"]]
+        inline = list(_call(env, "iam list-role-policies", arn, iam.list_role_policies,
+                            RoleName=name)["PolicyNames"])
+    attach_item = f"attachment {policy_name(env)} -> {name}"
+    if p_arn in attached:
+        report.add(attach_item, "unchanged")
+    else:
+        if not report.dry_run:
+            _call(env, "iam attach-role-policy", arn, iam.attach_role_policy, RoleName=name,
+                  PolicyArn=p_arn)
+        report.add(attach_item, "attached", p_arn)
+    others = [a for a in attached if a != p_arn] + [f"inline:{n}" for n in inline]
+    if others:
+        report.warnings.append(
+            f"role {name} has other policies too ({', '.join(sorted(others))}): ESO gets "
+            "more than this environment's secrets; remove them unless intended (setup "
+            "never detaches anything)")

@@ -1,0 +1,220 @@
+"""Azure Key Vault: role assignment, federated credential, ServiceAccount annotations.
+
+Least privilege for one environment: the identity gets the built-in role "Key Vault
+Secrets User" (read secret values) on that environment's vault only, one vault per
+environment. Vaults on the access-policy model get `get` on secrets instead; `list`
+is needed only for `dataFrom.find`, which the rendered ExternalSecrets do not use.
+
+Workload identity (`auth: workload-identity`): ESO requests a token for the
+ServiceAccount (audience api://AzureADTokenExchange) and exchanges it for the
+identity whose client id the ServiceAccount's `azure.workload.identity/client-id`
+annotation names; the identity trusts that exchange through a federated credential
+for `system:serviceaccount:<namespace>:<serviceAccount>` and the cluster's OIDC issuer.
+Managed identity (`auth: managed-identity`): ESO uses the identity `identityId` of the
+node it runs on (IMDS); there is no federated credential.
+
+The guide's SecretStore uses `authManagedIdentity`, a field ESO does not have, and its
+`az keyvault set-policy` names no identity that any ServiceAccount is bound to.
+
+`setup` for Azure prints these commands and runs nothing: assigning roles needs rights
+(Owner, User Access Administrator or Role Based Access Control Administrator on the
+vault) that this tool should never hold.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from deparrow_secrets.policy.model import (
+    PLACEHOLDER_NOTE,
+    Options,
+    Piece,
+    Plan,
+    SetupReport,
+    shell_line,
+)
+from deparrow_secrets.render.manifests import secret_store, service_account
+
+if TYPE_CHECKING:
+    from deparrow_secrets.config.settings import Config, EnvironmentConfig
+
+ROLE = "Key Vault Secrets User"
+ROLE_DEFINITION_ID = "4633458b-17de-408a-b874-0445c86b69e6"
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+DEFAULT_IDENTITY = "deparrow-secrets-identity"  # the guide's name
+SUBSCRIPTION_PLACEHOLDER = "<SUBSCRIPTION_ID>"
+RESOURCE_GROUP_PLACEHOLDER = "<RESOURCE_GROUP>"
+ISSUER_PLACEHOLDER = "<OIDC_ISSUER_URL>"
+CLIENT_ID_PLACEHOLDER = "<CLIENT_ID>"
+IDENTITY_ID_PLACEHOLDER = "<IDENTITY_CLIENT_ID>"
+PRINCIPAL_PLACEHOLDER = "<PRINCIPAL_OBJECT_ID>"
+
+
+def vault_name(env: EnvironmentConfig) -> str:
+    """`https://deparrow-kv.vault.azure.net` -> `deparrow-kv` (any Azure cloud)."""
+    host = urlparse(env.store.vault_url or "").hostname or ""
+    return host.split(".")[0]
+
+
+def vault_scope(env: EnvironmentConfig, subscription: str | None,
+                resource_group: str | None) -> str:
+    return (f"/subscriptions/{subscription or SUBSCRIPTION_PLACEHOLDER}"
+            f"/resourceGroups/{resource_group or RESOURCE_GROUP_PLACEHOLDER}"
+            f"/providers/Microsoft.KeyVault/vaults/{vault_name(env)}")
+
+
+def subject(config: Config) -> str:
+    return f"system:serviceaccount:{config.namespace}:{config.service_account}"
+
+
+def _principal_client_id(env: EnvironmentConfig) -> str:
+    store = env.store
+    if store.auth == "managed-identity":
+        return store.identity_id or IDENTITY_ID_PLACEHOLDER
+    return store.client_id or CLIENT_ID_PLACEHOLDER
+
+
+def shared_vaults(config: Config, env: EnvironmentConfig) -> list[str]:
+    mine = (env.store.vault_url or "").rstrip("/").lower()
+    return [o.name for o in config.environments.values()
+            if o.name != env.name and o.provider == "azure"
+            and (o.store.vault_url or "").rstrip("/").lower() == mine]
+
+
+def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
+    store = env.store
+    result = Plan(env.name, env.provider)
+    name = vault_name(env)
+    scope = vault_scope(env, options.subscription, options.resource_group)
+    workload = store.auth == "workload-identity"
+    client_id = _principal_client_id(env)
+    identity_name = options.identity_name or DEFAULT_IDENTITY
+    resource_group = options.resource_group or RESOURCE_GROUP_PLACEHOLDER
+    placeholders = options.subscription is None or options.resource_group is None
+
+    result.pieces.append(Piece(
+        "roleAssignment", f"Role assignment: {ROLE} on vault {name}", "json",
+        {"role": ROLE, "roleDefinitionId": ROLE_DEFINITION_ID, "scope": scope,
+         "assignee": {"clientId": client_id, "objectId": PRINCIPAL_PLACEHOLDER,
+                      "principalType": "ServicePrincipal"}},
+        notes=(f"Read access to secret values of this environment's vault {name} only "
+               "(vaults using Azure RBAC).",)))
+    result.pieces.append(Piece(
+        "accessPolicy", "Alternative for vaults on the access-policy model", "json",
+        {"vault": name, "objectId": PRINCIPAL_PLACEHOLDER, "secretPermissions": ["get"]},
+        notes=("`get` only: `list` is needed just for dataFrom.find, which the rendered "
+               "ExternalSecrets do not use.",)))
+    if workload:
+        result.pieces.append(Piece(
+            "federatedCredential", f"Federated identity credential on {identity_name}",
+            "json",
+            {"name": f"{config.service_account}-{env.name}", "identityName": identity_name,
+             "resourceGroup": resource_group,
+             "issuer": options.oidc_issuer or ISSUER_PLACEHOLDER, "subject": subject(config),
+             "audiences": [TOKEN_EXCHANGE_AUDIENCE]},
+            notes=("Trusts tokens of exactly this ServiceAccount from this cluster.",)))
+        result.pieces.append(Piece(
+            "serviceAccount", "ServiceAccount (workload identity annotations)", "yaml",
+            [service_account(config, env)]))
+    else:
+        result.pieces.append(Piece(
+            "managedIdentity", "Managed identity (no federated credential)", "json",
+            {"identityId": client_id, "assignTo": "the nodes that run ESO (AKS: the kubelet "
+             "identity or a user-assigned identity of the node pool's scale set)"},
+            notes=("Every pod on those nodes can use this identity; workload identity "
+                   "binds access to the ServiceAccount instead.",)))
+    result.pieces.append(Piece(
+        "secretStore", "SecretStore (as `render` writes it; shown for its auth block)", "yaml",
+        [secret_store(config, env)]))
+
+    result.pieces.append(Piece(
+        "commands", "Commands (az CLI)", "shell",
+        _commands(config, env, options, name, client_id, identity_name, resource_group),
+        notes=("Run by someone allowed to assign roles on the vault; deparrow-secrets "
+               "runs none of them.",)))
+
+    if workload and not store.client_id:
+        result.warnings.append(
+            f"clientId is not set under environments.{env.name}.store: the ServiceAccount has "
+            "no azure.workload.identity/client-id annotation, so ESO cannot get a token")
+    if not workload and not store.identity_id:
+        result.warnings.append(
+            f"identityId is not set under environments.{env.name}.store: ESO uses the node's "
+            "identity only if it has exactly one")
+    if workload and not options.oidc_issuer:
+        result.warnings.append(
+            "--oidc-issuer not given: the federated credential uses "
+            + ("the issuer `az aks show` prints" if options.cluster else
+               f"the placeholder {ISSUER_PLACEHOLDER} (or pass --cluster to look it up)"))
+    others = shared_vaults(config, env)
+    if others:
+        result.warnings.append(
+            f"environment(s) {', '.join(others)} use the same Key Vault {name}: a role "
+            "assignment on it lets this identity read their values too; use one vault per "
+            "environment")
+    if placeholders or (workload and not options.oidc_issuer and not options.cluster):
+        result.warnings.append(PLACEHOLDER_NOTE)
+    return result
+
+
+def _commands(config: Config, env: EnvironmentConfig, options: Options, name: str,
+              client_id: str, identity_name: str, resource_group: str) -> list[str]:
+    workload = env.store.auth == "workload-identity"
+    lines = ["# The identity's principal (object) id, from its client id:",
+             "PRINCIPAL_ID=\"$(" + shell_line("az", "ad", "sp", "show", "--id", client_id,
+                                              "--query", "id", "--output", "tsv",
+                                              continuation=False) + ")\""]
+    if options.subscription and options.resource_group:
+        scope = vault_scope(env, options.subscription, options.resource_group)
+    else:
+        lookup = ["az", "keyvault", "show", "--name", name, "--query", "id", "--output", "tsv"]
+        if options.resource_group:
+            lookup += ["--resource-group", options.resource_group]
+        if options.subscription:
+            lookup += ["--subscription", options.subscription]
+        scope = "\"$(" + shell_line(*lookup, continuation=False) + ")\""
+    lines.append(shell_line("az", "role", "assignment", "create", "--role", ROLE,
+                            "--assignee-object-id", '"$PRINCIPAL_ID"',
+                            "--assignee-principal-type", "ServicePrincipal", "--scope", scope))
+    lines.append("# Vaults on the access-policy model instead of Azure RBAC:")
+    lines.append("# " + shell_line("az", "keyvault", "set-policy", "--name", name,
+                                   "--object-id", '"$PRINCIPAL_ID"', "--secret-permissions",
+                                   "get", continuation=False))
+    if workload:
+        if options.oidc_issuer:
+            issuer = options.oidc_issuer
+        elif options.cluster:
+            issuer = "\"$(" + shell_line(
+                "az", "aks", "show", "--name", options.cluster, "--resource-group",
+                resource_group, "--query", "oidcIssuerProfile.issuerUrl", "--output", "tsv",
+                continuation=False) + ")\""
+        else:
+            issuer = ISSUER_PLACEHOLDER
+        lines.append(shell_line("az", "identity", "federated-credential", "create",
+                                "--name", f"{config.service_account}-{env.name}",
+                                "--identity-name", identity_name,
+                                "--resource-group", resource_group,
+                                "--issuer", issuer, "--subject", subject(config),
+                                "--audiences", TOKEN_EXCHANGE_AUDIENCE))
+    else:
+        lines.append("# Managed identity: assign the identity to the nodes that run ESO, e.g.")
+        lines.append("# " + shell_line("az", "vmss", "identity", "assign", "--name",
+                                       "<NODE_POOL_VMSS>", "--resource-group",
+                                       "<NODE_RESOURCE_GROUP>", "--identities",
+                                       "<IDENTITY_RESOURCE_ID>", continuation=False))
+    return lines
+
+
+def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupReport:
+    """Azure: print the commands, run nothing (no owner rights needed or used)."""
+    result = plan(config, env, options)
+    report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
+    report.commands = list(result.piece("commands").data)
+    report.warnings = list(result.warnings)
+    report.add(f"role assignment {ROLE} on {vault_name(env)}", "printed",
+               "run the commands below: assigning roles needs rights this tool never uses")
+    if env.store.auth == "workload-identity":
+        report.add(f"federated credential {config.service_account}-{env.name}", "printed")
+    return report
+

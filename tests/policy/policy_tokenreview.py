@@ -1,0 +1,133 @@
+"""A stand-in for the Kubernetes API's TokenReview endpoint, over HTTPS on loopback.
+
+Vault's kubernetes auth method sends every login's JWT to
+`POST <kubernetes_host>/apis/authentication.k8s.io/v1/tokenreviews`, authenticated
+with the token reviewer JWT or, when none is configured, with the login JWT itself
+(the mode the `system:auth-delegator` binding of the ESO ServiceAccount is for).
+This server answers like kube-apiserver for the tokens it issued: the ServiceAccount
+as `system:serviceaccount:<ns>:<name>`, and the audiences of the token that were
+asked for (none in common: not authenticated).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass
+class Issued:
+    namespace: str
+    name: str
+    uid: str
+    audiences: list[str]
+
+
+@dataclass
+class TokenReviewServer:
+    workdir: Path
+    tokens: dict[str, Issued] = field(default_factory=dict)
+    reviews: list[dict[str, Any]] = field(default_factory=list)
+    bearers: list[str] = field(default_factory=list)
+
+    def start(self) -> TokenReviewServer:
+        import trustme
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.ca = trustme.CA()
+        cert = self.ca.issue_cert("127.0.0.1", "localhost")
+        self.ca_file = self.workdir / "k8s-ca.crt"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                server.reviews.append(body)
+                server.bearers.append(self.headers.get("Authorization", ""))
+                if self.path != PATH:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                answer = server.review(body)
+                data = json.dumps(answer).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def issue(self, namespace: str, name: str, audiences: list[str]) -> str:
+        """A service account token (RS256 JWT) as the TokenRequest API would make it."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        now = int(time.time())
+        uid = str(uuid.uuid4())
+        claims = {
+            "iss": "https://kubernetes.default.svc.cluster.local",
+            "sub": f"system:serviceaccount:{namespace}:{name}",
+            "aud": audiences, "iat": now, "nbf": now, "exp": now + 600,
+            "kubernetes.io": {"namespace": namespace,
+                              "serviceaccount": {"name": name, "uid": uid}},
+        }
+        header = {"alg": "RS256", "typ": "JWT", "kid": "test"}
+        signing_input = f"{_b64(json.dumps(header).encode())}." \
+                        f"{_b64(json.dumps(claims).encode())}"
+        signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        token = f"{signing_input}.{_b64(signature)}"
+        self.tokens[token] = Issued(namespace, name, uid, audiences)
+        return token
+
+    def review(self, body: dict[str, Any]) -> dict[str, Any]:
+        spec = body.get("spec") or {}
+        issued = self.tokens.get(spec.get("token", ""))
+        wanted = spec.get("audiences") or []
+        status: dict[str, Any] = {"authenticated": False}
+        if issued is None:
+            status["error"] = "invalid bearer token"
+        else:
+            common = [a for a in issued.audiences if a in wanted] if wanted else \
+                issued.audiences
+            if wanted and not common:
+                status["error"] = "token audiences are invalid for the target audiences"
+            else:
+                status = {"authenticated": True, "audiences": common, "user": {
+                    "username": f"system:serviceaccount:{issued.namespace}:{issued.name}",
+                    "uid": issued.uid,
+                    "groups": ["system:serviceaccounts",
+                               f"system:serviceaccounts:{issued.namespace}"]}}
+        return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                "spec": spec, "status": status}
