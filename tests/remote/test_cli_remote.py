@@ -211,9 +211,28 @@ def test_verify_names_a_missing_or_emptied_key(backend: Backend, how: str) -> No
     assert result.code == 1
     assert "REDIS_PASSWORD" in result.out
     assert "DEPARROW_JWT_SECRET" not in result.out
-    healed = run_cli(["provision", "--env", "production"])
-    assert healed.code == 0
+    args = ["provision", "--env", "production"]
+    if backend.name == "azure" and how == "remove":
+        # Key Vault keeps a deleted secret soft-deleted: never silently recreated.
+        refused = run_cli(args)
+        assert refused.code == 6
+        assert "soft-deleted" in refused.err and "--recover-deleted" in refused.err
+        args.append("--recover-deleted")
+    healed = run_cli(args)
+    assert healed.code == 0, healed.text
     assert run_cli(["verify", "--env", "production"]).code == 0
+
+
+def test_recovered_secret_keeps_its_value(azure_backend: Backend, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    _project(tmp_path, azure_backend, monkeypatch)
+    assert run_cli(["provision", "--env", "production"]).code == 0
+    before = azure_backend.raw()["REDIS-PASSWORD"]
+    azure_backend.remove("REDIS_PASSWORD")
+    result = run_cli(["provision", "--env", "production", "--recover-deleted", "-o", "json"])
+    assert result.code == 0, result.text
+    assert json.loads(result.out)["recovered"] == ["REDIS-PASSWORD"]
+    assert azure_backend.raw()["REDIS-PASSWORD"] == before
 
 
 def test_set_then_rollback_restores(backend: Backend) -> None:

@@ -38,10 +38,12 @@ def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, Sec
 @click.option("--stdin", "from_stdin", is_flag=True,
               help="Read user-supplied values (KEY=VALUE lines) from stdin.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--recover-deleted", is_flag=True,
+              help="Recover soft-deleted remote secrets (Azure) instead of stopping at them.")
 @output_option()
 @click.pass_context
 def provision(ctx: click.Context, env_name: str, values_file: str | None, from_stdin: bool,
-              dry_run: bool, output: str) -> None:
+              dry_run: bool, recover_deleted: bool, output: str) -> None:
     """Create every missing value of ENV; existing values are never overwritten."""
     from deparrow_secrets.operations.provision import apply_provision, plan_provision
 
@@ -58,17 +60,22 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
                                                          confirmation_prompt=True))
             plans = plan_provision(project, env, store, supplied)
         written: dict[str, str] = {}
+        recovered: list[str] = []
         if not dry_run:
-            written = apply_provision(project, env, store, plans, supplied).written
+            result = apply_provision(project, env, store, plans, supplied, recover_deleted)
+            written, recovered = result.written, result.recovered
     rows = [(k.key, p.remote_key, k.action if dry_run or k.action == "exists" or
              p.remote_key in written else "unchanged", written.get(p.remote_key))
             for p in plans for k in p.keys]
     if output == "json":
         print_json({"environment": env.name, "provider": env.provider, "dryRun": dry_run,
-                    "keys": [{"key": r[0], "remoteKey": r[1], "action": r[2],
-                              "version": r[3]} for r in rows]})
+                    "recovered": recovered,
+                    "keys": [{"key": r[0], "remoteKey": r[1], "action": r[2], "version": r[3]}
+                             for r in rows]})
         return
     print_table(["KEY", "REMOTE", "ACTION", "NEW VERSION"], rows)
+    if recovered:
+        click.echo("\nrecovered soft-deleted: " + ", ".join(recovered))
     created = sum(1 for p in plans for k in p.writes if p.remote_key in written)
     verb = "would create" if dry_run else "created"
     count = sum(len(p.writes) for p in plans) if dry_run else created

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from deparrow_secrets.config.catalog import CatalogValue, GeneratePolicy
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.errors import ConflictError, InputError
+from deparrow_secrets.errors import ConflictError, InputError, SoftDeletedError
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
@@ -49,6 +49,7 @@ class ObjectPlan:
 class ProvisionResult:
     plans: list[ObjectPlan]
     written: dict[str, str] = field(default_factory=dict)  # remote key -> new version
+    recovered: list[str] = field(default_factory=list)  # soft-deleted objects brought back
 
     @property
     def created_keys(self) -> list[str]:
@@ -120,8 +121,10 @@ def _new_value(project: Project, planned: PlannedKey,
 
 
 def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore,
-                    plans: list[ObjectPlan],
-                    supplied: Mapping[str, SecretValue]) -> ProvisionResult:
+                    plans: list[ObjectPlan], supplied: Mapping[str, SecretValue],
+                    recover_deleted: bool = False) -> ProvisionResult:
+    """Write each plan; with `recover_deleted`, a soft-deleted object is recovered
+    (and then kept, like any existing value) instead of being reported."""
     missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
     if missing_user:
         raise InputError("no value given for: " + ", ".join(missing_user),
@@ -144,6 +147,11 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
                 result.written[plan.remote_key] = store.write(plan.remote_key, merged,
                                                               plan.version)
                 break
+            except SoftDeletedError:
+                if not recover_deleted or attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                store.recover(plan.remote_key)
+                result.recovered.append(plan.remote_key)
             except ConflictError:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise

@@ -478,7 +478,7 @@ class AzureStore(SecretStore):
             f"secret {key} is soft-deleted in {self.vault_url}: its name cannot be reused "
             "until it is recovered (nothing was written, nothing was purged)", key,
             hint=f"az keyvault secret recover --vault-name {self.vault_name} --name {key}, "
-            "or rerun with recovery of soft-deleted secrets; purging instead destroys "
+            "or rerun `provision` with --recover-deleted; purging instead destroys "
             "its history")
 
     def _call(self, fn: Callable[[], T], key: str | None, doing: str) -> T:
