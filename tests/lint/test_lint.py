@@ -350,3 +350,13 @@ def test_linting_the_committed_tree_is_fast(cli: Callable[..., Run]) -> None:
     elapsed = time.perf_counter() - started
     assert len(result.files) >= 8
     assert elapsed < 0.5, f"lint of the committed tree took {elapsed:.3f}s"
+
+
+def test_json_policies_with_tabs_and_other_json_files(tmp_path: Path) -> None:
+    policy = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    (tmp_path / "tabs.json").write_text(json.dumps(policy, indent="\t"), encoding="utf-8")
+    (tmp_path / "package.json").write_text("{ // not JSON at all\n", encoding="utf-8")
+    result = lint([tmp_path], None, cwd=tmp_path)
+    assert sorted((f.file, f.rule) for f in result.findings) == [
+        ("tabs.json", "policy-too-broad"), ("tabs.json", "policy-wildcard-action")]

@@ -281,3 +281,17 @@ def test_needles_never_show_their_pattern() -> None:
 
 def test_short_values_are_not_searched() -> None:
     assert needles({"PIN": SecretValue("1234567")}) == []
+
+
+def test_large_files_are_searched_in_overlapping_windows() -> None:
+    from deparrow_secrets.scan import search
+
+    value = secrets.token_urlsafe(32).encode()
+    found = [n for n in needles({"K": SecretValue(value.decode())}) if n.encoding == PLAIN]
+    size = search.BATCH_BYTES
+    data = bytearray(b"x" * (3 * size + 100))
+    positions = [0, size - 5, 2 * size - len(value) + 3, 3 * size + 10]
+    for at in positions:
+        data[at:at + len(value)] = value
+    starts = [m.start for m in search._find_windowed(bytes(data), found)]
+    assert starts == positions

@@ -170,8 +170,37 @@ def _root_line(node: Any) -> int:
         return 1
 
 
+def _interesting_json(text: str) -> bool:
+    """Only IAM policy documents and Kubernetes objects matter among JSON files."""
+    return '"Statement"' in text or '"apiVersion"' in text
+
+
+def _parse_json(source: SourceFile) -> list[Document]:
+    """Fallback for JSON that YAML rejects (tabs): no line numbers beyond the first."""
+    import json
+
+    try:
+        data = json.loads(source.text)
+    except ValueError:
+        return []
+    return list(_split_list(source, 0, Located(data, source.display, {(): 1})))
+
+
 def parse_structured(source: SourceFile) -> tuple[list[Document], ParseError | None]:
-    """YAML (all documents) or JSON; a syntax error ends the file (earlier docs kept)."""
+    """YAML (all documents) or JSON; a syntax error ends the file (earlier docs kept).
+
+    JSON is read by the YAML loader too (for line numbers); JSON files that are neither
+    policies nor Kubernetes objects are skipped, and their syntax errors are not ours.
+    """
+    if source.kind == "json":
+        if not _interesting_json(source.text):
+            return [], None
+        docs, error = _parse_yaml(source)
+        return (docs, None) if error is None else (_parse_json(source), None)
+    return _parse_yaml(source)
+
+
+def _parse_yaml(source: SourceFile) -> tuple[list[Document], ParseError | None]:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 

@@ -1,10 +1,13 @@
-"""Known-value search: every needle in every file, as bytes, many files per pass.
+"""Known-value search: every needle in every file, as bytes, many small files per pass.
 
-Files are read as bytes and joined into batches (NUL-separated: no pattern contains a
-NUL byte, so no match can straddle two files); each needle is then searched through the
-whole batch with `bytes.find`, CPython's fast substring search. Measured on the
-benchmark tree this beats one compiled regex alternation of all needles by about 10x,
-and searching file by file by about 2x (benchmarks/bench_scan.py).
+Files are read as bytes; small ones are joined into batches of about 1 MB (NUL-separated:
+no pattern contains a NUL byte, so no match can straddle two files) and large ones are
+cut into 1 MB windows that overlap by the longest needle. Each needle is then searched
+through a batch with `bytes.find`, CPython's fast substring search, while the batch is
+still in the CPU cache. On the benchmark tree (benchmarks/bench_scan.py: 100 MB, 20
+values, so 80 needles) this runs at about 10 GB/s of needle-bytes: 7x faster than one
+compiled regex alternation of all needles, slightly faster than file by file, and 1.5x
+faster than 32 MB batches (which fall out of the cache).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from deparrow_secrets.scan.values import BASE64, Needle
 
-BATCH_BYTES = 32 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024
 EXCERPT_CONTEXT = 32
 EXCERPT_MAX = 160
@@ -79,6 +82,11 @@ def search_files(paths: Iterable[Path], needles: Sequence[Needle], stats: Search
             continue
         stats.files += 1
         stats.bytes += len(data)
+        if len(data) > BATCH_BYTES:
+            matches = _find_windowed(data, needles)
+            if matches:
+                yield FileHits(path, data, matches)
+            continue
         batch.append(data)
         batch_paths.append(path)
         size += len(data) + 1
@@ -87,6 +95,21 @@ def search_files(paths: Iterable[Path], needles: Sequence[Needle], stats: Search
             batch, batch_paths, size = [], [], 0
     if batch:
         yield from _search_batch(batch, batch_paths, needles)
+
+
+def _find_windowed(data: bytes, needles: Sequence[Needle]) -> list[Match]:
+    if not needles:
+        return []
+    overlap = max(len(n.pattern) for n in needles) - 1
+    out: list[Match] = []
+    for base in range(0, len(data), BATCH_BYTES):
+        window = data[base:base + BATCH_BYTES + overlap]
+        last = base + BATCH_BYTES >= len(data)
+        for m in find_all(window, needles):
+            if last or m.start < BATCH_BYTES:  # a match in the overlap is the next window's
+                out.append(Match(base + m.start, base + m.end, m.needle))
+    out.sort(key=lambda m: (m.start, -m.end))
+    return out
 
 
 def _search_batch(batch: list[bytes], paths: list[Path],
