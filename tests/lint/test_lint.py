@@ -360,3 +360,23 @@ def test_json_policies_with_tabs_and_other_json_files(tmp_path: Path) -> None:
     result = lint([tmp_path], None, cwd=tmp_path)
     assert sorted((f.file, f.rule) for f in result.findings) == [
         ("tabs.json", "policy-too-broad"), ("tabs.json", "policy-wildcard-action")]
+
+
+def test_the_generated_policies_lint_clean(cli: Callable[..., Run], tmp_path: Path) -> None:
+    """What `deparrow-secrets policy` prints is what these rules ask for."""
+    (tmp_path / "deparrow-secrets.yaml").write_text(PROJECT_CONFIG, encoding="utf-8")
+    hcl = cli("policy", "--env", "staging", "--output", "hcl", cwd=tmp_path)
+    aws = cli("policy", "--env", "production", "--output", "json", cwd=tmp_path)
+    assert (hcl.code, aws.code) == (0, 0), hcl.err + aws.err
+    assert "path " in hcl.out and "Statement" in aws.out
+    (tmp_path / "staging.hcl").write_text(hcl.out, encoding="utf-8")
+    (tmp_path / "production.json").write_text(aws.out, encoding="utf-8")
+    run = cli("lint", "-o", "json", "staging.hcl", "production.json", cwd=tmp_path)
+    assert (run.code, run.findings()) == (0, [])
+    broad = json.loads(aws.out)
+    broad["iamPolicy"]["document"]["Statement"][0]["Resource"] = (
+        "arn:aws:secretsmanager:eu-central-1:210987654321:secret:deparrow/*")
+    (tmp_path / "production.json").write_text(json.dumps(broad, indent=2), encoding="utf-8")
+    run = cli("lint", "-o", "json", "production.json", cwd=tmp_path)
+    assert [f["keyPath"] for f in run.findings("policy-too-broad")] == [
+        "iamPolicy.document.Statement[0].Resource"]

@@ -39,15 +39,19 @@ def too_broad(pattern: str, envs: set[str], wildcards: str = "*?") -> bool:
     return not any(segment in envs for segment in complete)
 
 
-def _policy_documents(doc: Document) -> Iterator[tuple[KeyPath, Mapping[str, Any]]]:
-    data = doc.data
-    if not isinstance(data, Mapping):
-        return
-    if "Statement" in data:
-        yield (), data
-    inner = data.get("PolicyDocument")
-    if isinstance(inner, Mapping) and "Statement" in inner:
-        yield ("PolicyDocument",), inner
+def _policy_documents(node: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath,
+                                                                       Mapping[str, Any]]]:
+    """IAM policy documents anywhere in a document (`PolicyDocument`, `document`, ...)."""
+    if isinstance(node, Mapping):
+        statements = node.get("Statement")
+        if any(isinstance(s, Mapping) and "Effect" in s for s in _as_list(statements)):
+            yield path, node
+            return
+        for key, value in node.items():
+            yield from _policy_documents(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _policy_documents(value, (*path, i))
 
 
 def _iam_findings(ctx: LintContext, doc: Document, base: KeyPath,
@@ -101,7 +105,7 @@ def check_iam_policies(ctx: LintContext) -> Iterator[Finding]:
     for doc in ctx.documents:
         if doc.file.kind not in ("json", "yaml") or doc.is_manifest:
             continue
-        for base, policy in _policy_documents(doc):
+        for base, policy in _policy_documents(doc.data):
             yield from _iam_findings(ctx, doc, base, policy)
 
 
