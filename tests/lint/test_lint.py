@@ -380,3 +380,22 @@ def test_the_generated_policies_lint_clean(cli: Callable[..., Run], tmp_path: Pa
     run = cli("lint", "-o", "json", "production.json", cwd=tmp_path)
     assert [f["keyPath"] for f in run.findings("policy-too-broad")] == [
         "iamPolicy.document.Statement[0].Resource"]
+
+
+def test_environment_findings_land_on_a_linted_file(cli: Callable[..., Run],
+                                                    tmp_path: Path) -> None:
+    """pre-commit passes only the changed file: a Secret no ExternalSecret creates any more
+    is reported on that file, not on the overlay's (unchanged) kustomization."""
+    (tmp_path / "deparrow-secrets.yaml").write_text(PROJECT_CONFIG, encoding="utf-8")
+    project = Project.load(None, tmp_path)
+    write_tree(project.config.manifests_dir, render_tree(project.config, project.catalog))
+    patch = project.config.manifests_dir / "overlays/production/patches/external-secrets.yaml"
+    docs = patch.read_text(encoding="utf-8").split("\n---\n")
+    kept = [d for d in docs if "name: redis-credentials-external" not in d]
+    assert len(kept) == len(docs) - 1
+    patch.write_text("\n---\n".join(kept), encoding="utf-8")
+    run = cli("lint", "-o", "json", str(patch), cwd=tmp_path)
+    assert [(f["file"], f["line"], f["rule"]) for f in run.findings()] == [
+        ("deparrow/k8s/overlays/production/patches/external-secrets.yaml", 1,
+         "catalog-key-missing")]
+    assert "redis-credentials" in run.findings()[0]["message"]

@@ -62,15 +62,22 @@ def test_export_json_is_ignored_before_it_is_written(repo: Path,
     assert git(repo, "check-ignore", "-q", str(target), check=False).returncode == 0
 
 
-def hooks() -> list[dict[str, Any]]:
-    pytest.importorskip("pre_commit")
-    from pre_commit.clientlib import load_manifest
+MANIFEST = REPO_ROOT / ".pre-commit-hooks.yaml"
 
-    return load_manifest(str(REPO_ROOT / ".pre-commit-hooks.yaml"))
+
+def hooks() -> list[dict[str, Any]]:
+    """The manifest as pre-commit reads it, defaults filled in."""
+    from ruamel.yaml import YAML
+
+    defaults = {"args": [], "files": "", "pass_filenames": True}
+    return [{**defaults, **hook} for hook in YAML(typ="safe").load(MANIFEST.read_text("utf-8"))]
 
 
 def test_pre_commit_manifest_is_valid() -> None:
-    by_id = {h["id"]: h for h in hooks()}
+    pytest.importorskip("pre_commit", reason="pre-commit validates its own manifest schema")
+    from pre_commit.clientlib import load_manifest
+
+    by_id = {h["id"]: h for h in load_manifest(str(MANIFEST))}
     assert set(by_id) == {"deparrow-secrets-lint", "deparrow-secrets-scan"}
     assert by_id["deparrow-secrets-lint"]["entry"] == "deparrow-secrets lint"
     assert by_id["deparrow-secrets-scan"]["entry"] == "deparrow-secrets scan"

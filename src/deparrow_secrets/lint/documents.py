@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deparrow_secrets.config.yamlfile import KeyPath, Located, format_path
+from deparrow_secrets.config.yamlfile import KeyPath, Located
 from deparrow_secrets.config.yamlfile import _plain as plain_with_lines
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -96,9 +96,6 @@ class Document:
 
     def line(self, path: KeyPath = ()) -> int | None:
         return self.located.line((*self.base, *path))
-
-    def key_path(self, path: KeyPath) -> str:
-        return format_path(path) if path else ""
 
     @property
     def api_version(self) -> str:

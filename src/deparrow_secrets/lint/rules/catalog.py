@@ -87,11 +87,11 @@ def _targets(docs: list[Document]) -> dict[str, _Target]:
 
 
 def _anchor(ctx: LintContext, env: str) -> SourceFile | None:
-    """The file to report an environment-wide finding on: its kustomization, else any."""
-    files = [f for f in ctx.files if f.env == env]
-    for source in files:
-        if source.path.name.startswith("kustomization"):
-            return source
+    """The file to report an environment-wide finding on: a linted one of the overlay,
+    its kustomization first."""
+    files = sorted((f for f in ctx.files if f.env == env),
+                   key=lambda f: (not f.reported, not f.path.name.startswith("kustomization"),
+                                  f.display))
     return files[0] if files else None
 
 
