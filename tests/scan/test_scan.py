@@ -295,3 +295,25 @@ def test_large_files_are_searched_in_overlapping_windows() -> None:
         data[at:at + len(value)] = value
     starts = [m.start for m in search._find_windowed(bytes(data), found)]
     assert starts == positions
+
+
+def test_remote_reads_the_environment_store(openbao: Any, tmp_path: Path,
+                                            cli: Callable[..., Run],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """--remote: staging's values come from its Vault (a real OpenBao dev server)."""
+    path = f"deparrow/staging-{secrets.token_hex(4)}"
+    (tmp_path / "deparrow-secrets.yaml").write_text(
+        "environments:\n  dev:\n    store: {provider: local}\n  staging:\n"
+        f"    store: {{provider: vault, server: 'https://vault.deparrow.internal', "
+        f"path: {path}}}\n", "utf-8")
+    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    assert cli("provision", "--env", "staging", cwd=tmp_path).code == 0
+    value = cli("get", "DEPARROW_SECRET_KEY",
+                "--env", "staging", "--reveal", cwd=tmp_path).out.strip()
+    assert len(value) == 64
+    (tmp_path / "values.yaml").write_text(f"secretKey: {value}\n", "utf-8")
+    run, outputs = scan_all_formats(cli, tmp_path, "--env", "staging", "--remote")
+    assert [(f["file"], f["line"], f["keys"], f["environment"]) for f in run.findings()] == [
+        ("values.yaml", 1, ["DEPARROW_SECRET_KEY"], "staging")]
+    assert_no_value(outputs, {"DEPARROW_SECRET_KEY": value})
