@@ -138,12 +138,12 @@ def test_the_repository_configuration() -> None:
     assert list(config.environments) == ENVIRONMENTS
     staging, production = config.environments["staging"], config.environments["production"]
     assert staging.provider == "vault" and not staging.ha
-    assert staging.store.server == "https://vault.example.com"
+    assert staging.store.server == "https://vault.deparrow.internal:8200"
     assert (staging.store.mount, staging.store.auth_mount, staging.store.audience) == (
         "secret", "kubernetes", "vault")
     assert staging.remote_path == "deparrow/staging"
     assert production.provider == "aws" and production.ha
-    assert production.store.account_id == "123456789012"
+    assert production.store.account_id == "381492097654"
     assert production.remote_path == "deparrow/production"
     assert production.refresh_interval == "1h"
 

@@ -28,6 +28,11 @@ def test_committed_tree_is_up_to_date() -> None:
     assert "up to date" in run.out
 
 
+def test_repository_configuration_and_tree_lint_clean() -> None:
+    run = run_cli(["lint"], cwd=REPO_ROOT)
+    assert run.code == 0, run.text
+
+
 def test_help_loads_no_provider_sdk() -> None:
     """`python -X importtime -m deparrow_secrets --help`: every module imported is listed."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "deparrow_secrets",

@@ -227,6 +227,18 @@ def test_generic_detection_by_detect_secrets(dev_repo: Path, cli: Callable[..., 
         assert key_id not in text and key_id[4:12] not in text
 
 
+def test_configuration_keywords_are_not_generic_secrets(dev_repo: Path,
+                                                        cli: Callable[..., Run]) -> None:
+    pytest.importorskip("detect_secrets")
+    config = (dev_repo / "deparrow-secrets.yaml").read_text("utf-8")
+    (dev_repo / "copy.yaml").write_text(config, "utf-8")
+    run = cli("scan", "--generic", "-o", "json", "deparrow-secrets.yaml", "copy.yaml",
+              cwd=dev_repo)
+    files = {f["file"] for f in run.findings("generic-secret")}
+    assert "copy.yaml" in files  # the keyword plugin does fire on these lines
+    assert "deparrow-secrets.yaml" not in files
+
+
 # ---------------------------------------------------------------------------- SARIF
 
 

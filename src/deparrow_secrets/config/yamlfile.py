@@ -46,7 +46,7 @@ class Located:
                    key_path=format_path(path), hint=hint)
 
 
-def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
+def plain_with_lines(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
     if isinstance(node, CommentedMap):
@@ -55,7 +55,7 @@ def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
             child = (*path, str(key))
             with contextlib.suppress(KeyError, TypeError, AttributeError):
                 lines[child] = node.lc.key(key)[0] + 1
-            out[str(key)] = _plain(value, child, lines)
+            out[str(key)] = plain_with_lines(value, child, lines)
         return out
     if isinstance(node, CommentedSeq):
         out_list = []
@@ -63,7 +63,7 @@ def _plain(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any:
             child = (*path, i)
             with contextlib.suppress(KeyError, TypeError, AttributeError):
                 lines[child] = node.lc.item(i)[0] + 1
-            out_list.append(_plain(value, child, lines))
+            out_list.append(plain_with_lines(value, child, lines))
         return out_list
     if isinstance(node, str):
         return str(node)
@@ -104,7 +104,7 @@ def load_yaml(path: Path, error_cls: type[InputError] = InputError) -> Located:
     except YAMLError as exc:
         raise error_cls(f"invalid YAML: {exc.__class__.__name__}", file=name) from None
     lines: dict[KeyPath, int] = {(): 1}
-    return Located(_plain(node, (), lines), name, lines)
+    return Located(plain_with_lines(node, (), lines), name, lines)
 
 
 class Checker:

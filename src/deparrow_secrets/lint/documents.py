@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deparrow_secrets.config.yamlfile import KeyPath, Located
-from deparrow_secrets.config.yamlfile import _plain as plain_with_lines
+from deparrow_secrets.config.yamlfile import KeyPath, Located, plain_with_lines
 
 YAML_SUFFIXES = (".yaml", ".yml")
 LINT_SUFFIXES = (*YAML_SUFFIXES, ".json", ".hcl", ".env")

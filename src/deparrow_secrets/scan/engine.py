@@ -92,10 +92,16 @@ def scan(values: Mapping[str, SecretValue], env_name: str, paths: Sequence[Path]
         from deparrow_secrets.scan.generic import detect
 
         meta = RULES["generic-secret"]
+        # The configuration holds no values by design; its store settings (`secretStore:`)
+        # are what detect-secrets' keyword plugin flags.
+        config_file = project.config.file if project else None
         for ghit in detect(files):
             shown = display_path(ghit.path, cwd)
             if (shown, ghit.line) in hit_lines:
                 continue  # already reported with its key name
+            if ghit.type == "Secret Keyword" and config_file is not None \
+                    and ghit.path.resolve() == config_file.resolve():
+                continue
             findings.append(Finding(
                 rule="generic-secret", severity=meta.severity, file=shown, line=ghit.line,
                 message=f"{ghit.type} (detect-secrets)", fix=meta.fix,
