@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from helpers import Run, invoke
 from servers import AWS_ENV_TO_CLEAR, DelayProxy, MotoServer, OpenBaoServer, ProxyMode
 
 # --------------------------------------------------------------------------- OpenBao
@@ -95,3 +97,19 @@ def fault_proxy() -> Iterator[Callable[..., DelayProxy]]:
     finally:
         for proxy in made:
             proxy.stop()
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
+    """cli(*args, cwd=DIR, stdin="") -> Run: `deparrow-secrets ARGS` in this process."""
+
+    def run(*args: str, cwd: Path | None = None, stdin: str = "") -> Run:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        return invoke(capsys, args, stdin)
+
+    return run

@@ -45,6 +45,10 @@ class Run:
     def json(self) -> Any:
         return json.loads(self.out)
 
+    def findings(self, rule: str | None = None) -> list[dict[str, Any]]:
+        """lint/scan `-o json` findings, optionally of one rule."""
+        return [f for f in self.json()["findings"] if rule is None or f["rule"] == rule]
+
     @property
     def text(self) -> str:
         return f"exit {self.code}\n--- stdout\n{self.out}\n--- stderr\n{self.err}"

@@ -14,8 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-from test_cli_remote import run_cli
-
 from servers import MotoServer
 
 GROUPS = 40
@@ -85,18 +83,19 @@ def test_store_unreachable_mid_provision_then_rerun_converges(
     assert verify.returncode == 0
 
 
-def test_vault_killed_names_what_to_check(tmp_path: Path, openbao_fresh, monkeypatch) -> None:
+def test_vault_killed_names_what_to_check(tmp_path: Path, openbao_fresh, monkeypatch,
+                                          cli) -> None:
     write_project(tmp_path, "{provider: vault, server: 'https://vault.example.com'}")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("VAULT_ADDR", openbao_fresh.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao_fresh.token)
     monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "2")
     monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "1")
-    assert run_cli(["verify", "--env", "production"]).code == 1
+    assert cli("verify", "--env", "production").code == 1
     killer = threading.Timer(0.0, openbao_fresh.kill)
     killer.start()
     killer.join()
-    result = run_cli(["provision", "--env", "production"])
+    result = cli("provision", "--env", "production")
     assert result.code == 3, result.text
     assert "Traceback" not in result.text
     assert "provider vault" in result.err and "environment production" in result.err

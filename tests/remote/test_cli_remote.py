@@ -8,50 +8,22 @@ provision writes nothing, rollback restores, and no command prints a value.
 from __future__ import annotations
 
 import base64
-import contextlib
-import io
 import json
 import secrets
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deparrow_secrets.cli import main
 from deparrow_secrets.config.catalog import load_catalog
+from helpers import Run
+
+Cli = Callable[..., Run]
 
 CATALOG = load_catalog()
 NEEDED = [v.name for v in CATALOG.needed(ha=True)]
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out + self.err
-
-
-def run_cli(args: list[str], stdin: str = "") -> CliResult:
-    out, err = io.StringIO(), io.StringIO()
-    old_stdin = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(args)
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdin = old_stdin
-    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 @dataclass
@@ -185,76 +157,74 @@ def assert_no_values(text: str, values: list[str]) -> None:
         assert base64.b64encode(v.encode()).decode() not in text
 
 
-def test_provision_creates_the_guide_layout(backend: Backend) -> None:
-    result = run_cli(["provision", "--env", "production"])
+def test_provision_creates_the_guide_layout(backend: Backend, cli: Cli) -> None:
+    result = cli("provision", "--env", "production")
     assert result.code == 0, result.text
     layout = {name: set(props) for name, props in backend.raw().items()}
     assert layout == backend.expected_layout
     assert all(v for props in backend.raw().values() for v in props.values())
-    assert run_cli(["verify", "--env", "production"]).code == 0
+    assert cli("verify", "--env", "production").code == 0
 
 
-def test_second_provision_writes_nothing(backend: Backend) -> None:
-    assert run_cli(["provision", "--env", "production"]).code == 0
+def test_second_provision_writes_nothing(backend: Backend, cli: Cli) -> None:
+    assert cli("provision", "--env", "production").code == 0
     before = backend.raw()
-    again = run_cli(["provision", "--env", "production", "--output", "json"])
+    again = cli("provision", "--env", "production", "--output", "json")
     assert again.code == 0, again.text
     assert backend.raw() == before
     assert {k["action"] for k in json.loads(again.out)["keys"]} == {"exists"}
 
 
 @pytest.mark.parametrize("how", ["remove", "empty"])
-def test_verify_names_a_missing_or_emptied_key(backend: Backend, how: str) -> None:
-    assert run_cli(["provision", "--env", "production"]).code == 0
+def test_verify_names_a_missing_or_emptied_key(backend: Backend, cli: Cli, how: str) -> None:
+    assert cli("provision", "--env", "production").code == 0
     getattr(backend, how)("REDIS_PASSWORD")
-    result = run_cli(["verify", "--env", "production"])
+    result = cli("verify", "--env", "production")
     assert result.code == 1
     assert "REDIS_PASSWORD" in result.out
     assert "DEPARROW_JWT_SECRET" not in result.out
     args = ["provision", "--env", "production"]
     if backend.name == "azure" and how == "remove":
         # Key Vault keeps a deleted secret soft-deleted: never silently recreated.
-        refused = run_cli(args)
+        refused = cli(*args)
         assert refused.code == 6
         assert "soft-deleted" in refused.err and "--recover-deleted" in refused.err
         args.append("--recover-deleted")
-    healed = run_cli(args)
+    healed = cli(*args)
     assert healed.code == 0, healed.text
-    assert run_cli(["verify", "--env", "production"]).code == 0
+    assert cli("verify", "--env", "production").code == 0
 
 
 def test_recovered_secret_keeps_its_value(azure_backend: Backend, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+                                          monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
     _project(tmp_path, azure_backend, monkeypatch)
-    assert run_cli(["provision", "--env", "production"]).code == 0
+    assert cli("provision", "--env", "production").code == 0
     before = azure_backend.raw()["REDIS-PASSWORD"]
     azure_backend.remove("REDIS_PASSWORD")
-    result = run_cli(["provision", "--env", "production", "--recover-deleted", "-o", "json"])
+    result = cli("provision", "--env", "production", "--recover-deleted", "-o", "json")
     assert result.code == 0, result.text
     assert json.loads(result.out)["recovered"] == ["REDIS-PASSWORD"]
     assert azure_backend.raw()["REDIS-PASSWORD"] == before
 
 
-def test_set_then_rollback_restores(backend: Backend) -> None:
-    assert run_cli(["provision", "--env", "production"]).code == 0
-    original = run_cli(["get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal"])
+def test_set_then_rollback_restores(backend: Backend, cli: Cli) -> None:
+    assert cli("provision", "--env", "production").code == 0
+    original = cli("get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal")
     assert original.code == 0
     new = secrets.token_urlsafe(32)
-    assert run_cli(["set", "GRAFANA_ADMIN_PASSWORD", "--env", "production"],
-                   stdin=new + "\n").code == 0
-    assert run_cli(["get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal"]).out \
+    assert cli("set", "GRAFANA_ADMIN_PASSWORD", "--env", "production", stdin=new + "\n").code == 0
+    assert cli("get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal").out \
         == new + "\n"
-    rolled = run_cli(["rollback", "GRAFANA_ADMIN_PASSWORD", "--env", "production"])
+    rolled = cli("rollback", "GRAFANA_ADMIN_PASSWORD", "--env", "production")
     assert rolled.code == 0, rolled.text
-    assert run_cli(["get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal"]).out \
+    assert cli("get", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "--reveal").out \
         == original.out
 
 
-def test_no_command_prints_a_value(backend: Backend) -> None:
-    outputs = [run_cli(["provision", "--env", "production"])]
+def test_no_command_prints_a_value(backend: Backend, cli: Cli) -> None:
+    outputs = [cli("provision", "--env", "production")]
     planted = secrets.token_urlsafe(48)
-    outputs.append(run_cli(["set", "DEPARROW_SECRET_KEY", "--env", "production"],
-                           stdin=planted))
+    outputs.append(cli("set", "DEPARROW_SECRET_KEY", "--env", "production", stdin=planted))
     for args in (["status", "--env", "production"],
                  ["status", "--env", "production", "-o", "json"],
                  ["verify", "--env", "production"],
@@ -265,11 +235,11 @@ def test_no_command_prints_a_value(backend: Backend) -> None:
                  ["history", "DEPARROW_SECRET_KEY", "--env", "production", "-o", "json"],
                  ["rollback", "DEPARROW_SECRET_KEY", "--env", "production"],
                  ["render"]):
-        outputs.append(run_cli(args))
+        outputs.append(cli(*args))
     values = _values(backend) + [planted]
     assert len(values) >= 6
     for r in outputs:
         assert r.code == 0, r.text
         assert_no_values(r.text, values)
-    revealed = run_cli(["get", "POSTGRES_PASSWORD", "--env", "production", "--reveal"])
+    revealed = cli("get", "POSTGRES_PASSWORD", "--env", "production", "--reveal")
     assert revealed.out.strip() in values  # the canary can fail: --reveal does print
