@@ -241,5 +241,7 @@ def test_no_command_prints_a_value(backend: Backend, cli: Cli) -> None:
     for r in outputs:
         assert r.code == 0, r.text
         assert_no_values(r.text, values)
+    rows = cli("status", "--env", "production", "-o", "json").json()["keys"]
+    assert {"remoteKey", "property", "present"} <= set(rows[0])  # camelCase, as ESO
     revealed = cli("get", "POSTGRES_PASSWORD", "--env", "production", "--reveal")
     assert revealed.out.strip() in values  # the canary can fail: --reveal does print

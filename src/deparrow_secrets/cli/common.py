@@ -45,6 +45,19 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
             click.echo("  ".join("-" * w for w in widths))
 
 
+def camel_dict(obj: Any) -> dict[str, Any]:
+    """A dataclass as a dict with camelCase keys, like every other JSON this tool prints."""
+    from dataclasses import asdict
+
+    def camel(name: str) -> str:
+        if name == "prop":
+            return "property"  # ESO's word; `property` is a builtin name in Python
+        head, *rest = name.split("_")
+        return head + "".join(part.title() for part in rest)
+
+    return {camel(k): v for k, v in asdict(obj).items()}
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 

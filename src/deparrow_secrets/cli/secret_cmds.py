@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from deparrow_secrets.cli.common import (
+    camel_dict,
     env_option,
     load_project,
     output_option,
@@ -97,7 +97,7 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
         report = run_verify(project, env, store)
     if output == "json":
         print_json({"environment": env.name, "provider": env.provider, "ok": report.ok,
-                    "checks": [asdict(c) for c in report.checks],
+                    "checks": [camel_dict(c) for c in report.checks],
                     "sharedLocations": report.shared_locations})
     else:
         for c in report.failures:
@@ -129,7 +129,7 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
         rows = status(project, env, store)
     if output == "json":
         print_json({"environment": env.name, "provider": env.provider,
-                    "keys": [asdict(r) for r in rows]})
+                    "keys": [camel_dict(r) for r in rows]})
         return
     print_table(["KEY", "NEEDED", "PRESENT", "STATE", "VERSION", "SOURCE", "REMOTE"],
                 [(r.key, "yes" if r.needed else f"no ({r.requirement})",
