@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from deparrow_secrets.config.catalog import Catalog, load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, load_config
-from deparrow_secrets.errors import NotFoundError, StoreError
-from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
+from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout
 
 
@@ -45,7 +42,9 @@ class Project:
         path = self.local_store_path(env)
         if path is not None and not path.exists():
             if not create:
-                return AbsentStore(env.name, path)
+                from deparrow_secrets.stores.local import AbsentLocalStore
+
+                return AbsentLocalStore(env.name, path)
             self._ignore_store_files(path)
         return open_store(self.config, env)
 
@@ -73,37 +72,3 @@ class Project:
         gitfiles.ensure_ignored(path, f"/{rel.as_posix()}*", gitignore)
         key = path.with_suffix(".key")
         gitfiles.ensure_ignored(key, f"/{rel.with_suffix('.key').as_posix()}", gitignore)
-
-
-class AbsentStore(SecretStore):
-    """An embedded store file that does not exist yet, read without creating it."""
-
-    provider = "local"
-
-    def __init__(self, environment: str, path: Path) -> None:
-        self.environment = environment
-        self.path = path
-
-    @classmethod
-    def from_config(cls, config: Config, env: EnvironmentConfig) -> AbsentStore:
-        raise NotImplementedError("opened through Project.open_store only")
-
-    def read(self, key: str, version: str | None = None) -> Snapshot | None:
-        if version is not None:
-            raise NotFoundError(f"version {version} does not exist", environment=self.environment,
-                                provider=self.provider, remote_key=key)
-        return None
-
-    def write(self, key: str, values: Mapping[str, SecretValue],
-              expected_version: str | None) -> str:
-        raise StoreError("the store was opened read-only", environment=self.environment,
-                         provider=self.provider, remote_key=key)
-
-    def list(self, prefix: str = "") -> list[str]:
-        return []
-
-    def history(self, key: str) -> list[VersionInfo]:
-        return []
-
-    def health(self) -> Health:
-        return Health(False, f"{self.path} does not exist yet (provision creates it)")

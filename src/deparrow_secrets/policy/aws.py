@@ -247,7 +247,7 @@ def _clients(config: Config, env: EnvironmentConfig) -> tuple[Any, Any]:
     from deparrow_secrets.stores.aws import AwsStore
 
     store = AwsStore.from_config(config, env)  # profile, region and their errors
-    session = store._session
+    session = store.session
     return session.client("iam", region_name=store.region), \
         session.client("sts", region_name=store.region)
 

@@ -303,12 +303,9 @@ class _Admin:
         self.env = env
         self.redact = redact
         self.store = VaultStore.from_config(config, env)
-        self.client = self.store._client
+        self.client = self.store.admin_client()  # logs in (AppRole, Kubernetes) if so configured
         self.address = self.store.address
         self.retry = RetryPolicy.from_env()
-        login = getattr(self.store, "_ensure_token", None)
-        if login is not None:
-            login()  # AppRole or Kubernetes login of the tool's user, if configured so
 
     def close(self) -> None:
         self.store.close()

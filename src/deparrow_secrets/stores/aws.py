@@ -207,6 +207,11 @@ class AwsStore(SecretStore):
         return cls(env.name, env.store.region, prefix=env.remote_path)
 
     @property
+    def session(self) -> Any:
+        """The boto3 session (profile, credentials), for other AWS services of the tool."""
+        return self._session
+
+    @property
     def client(self) -> Any:
         """The boto3 Secrets Manager client (for event hooks in tests and diagnostics)."""
         return self._client

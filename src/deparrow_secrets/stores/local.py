@@ -209,3 +209,37 @@ class LocalStore(SecretStore):
 
     def close(self) -> None:
         self._db.close()
+
+
+class AbsentLocalStore(SecretStore):
+    """An embedded store file that does not exist yet, read without creating it."""
+
+    provider = "local"
+
+    def __init__(self, environment: str, path: Path) -> None:
+        self.environment = environment
+        self.path = path
+
+    @classmethod
+    def from_config(cls, config: Config, env: EnvironmentConfig) -> AbsentLocalStore:
+        raise NotImplementedError("opened through Project.open_store only")
+
+    def read(self, key: str, version: str | None = None) -> Snapshot | None:
+        if version is not None:
+            raise NotFoundError(f"version {version} does not exist", environment=self.environment,
+                                provider=self.provider, remote_key=key)
+        return None
+
+    def write(self, key: str, values: Mapping[str, SecretValue],
+              expected_version: str | None) -> str:
+        raise StoreError("the store was opened read-only", environment=self.environment,
+                         provider=self.provider, remote_key=key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        return []
+
+    def history(self, key: str) -> list[VersionInfo]:
+        return []
+
+    def health(self) -> Health:
+        return Health(False, f"{self.path} does not exist yet (provision creates it)")

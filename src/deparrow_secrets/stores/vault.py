@@ -346,6 +346,11 @@ class VaultStore(SecretStore):
         base = f"/v1/{quote(self.mount, safe='/')}/{kind}"
         return f"{base}/{quote(path, safe='/')}" if path else base
 
+    def admin_client(self) -> hvac.Client:
+        """The logged-in hvac client, for the tool's administrative calls (setup)."""
+        self._ensure_token()
+        return self._client
+
     def _ensure_token(self) -> None:
         """Log in (AppRole, Kubernetes) once, at the first request."""
         if self._client.adapter.token or self._login is None:
