@@ -740,3 +740,13 @@ def test_audit_log_holds_no_plaintext(
     for v in values.values():
         assert v.reveal() not in text
     assert openbao_fresh.token not in text
+
+
+def test_object_too_large_for_the_listener_names_the_setting(bao_env: OpenBaoServer,
+                                                              tmp_path: Path) -> None:
+    """OpenBao's default listener refuses more than 1,000 JSON strings in a request."""
+    values = {f"KEY_{i}": SecretValue(secrets.token_hex(4)) for i in range(600)}
+    with connect(tmp_path) as s, pytest.raises(StoreError) as caught:
+        s.write(f"deparrow/big-{secrets.token_hex(4)}", values, None)
+    assert "max_request_json_strings" in str(caught.value)
+    assert not isinstance(caught.value, StoreUnavailableError)  # not retried as transient

@@ -473,6 +473,11 @@ class VaultStore(SecretStore):
         if isinstance(exc, hx.VaultNotInitialized):
             return self._err(StoreUnavailableError, f"{op} failed: the server is not "
                              "initialized", path, "initialize it: `bao operator init`")
+        if isinstance(exc, hx.InvalidRequest) and "high complexity" in text:
+            return self._err(StoreError, f"{op} failed: the server refuses a request with "
+                             "this many properties in one object (HTTP 400)", path,
+                             "raise `max_request_json_strings` (and `max_request_json_memory`) "
+                             "on the server's listener; each key counts twice")
         if isinstance(exc, hx.VaultError):
             status = _STATUS.get(type(exc).__name__, "unexpected status")
             return self._err(StoreError, f"{op} failed: HTTP {status}"
