@@ -348,21 +348,25 @@ def test_set_from_file_history_and_rollback(project: Path, cli, tmp_path: Path) 
     assert cli("get", "REDIS_PASSWORD", "--reveal").out == new + "\n"
 
     history = cli("history", "REDIS_PASSWORD", "-o", "json").json()
-    assert [(v["version"], v["current"], v["keyChanged"]) for v in history["versions"]] == [
-        ("1", False, "yes"), ("2", True, "yes")]
+    assert [(v["version"], v["current"], v["keyChange"]) for v in history["versions"]] == [
+        ("1", False, "created"), ("2", True, "changed")]
     other = cli("history", "POSTGRES_PASSWORD", "-o", "json").json()
-    assert [v["keyChanged"] for v in other["versions"]] == ["yes", "no"]
+    assert [v["keyChange"] for v in other["versions"]] == ["created", "unchanged"]
     table = cli("history", "REDIS_PASSWORD")
-    assert "REDIS_PASSWORD CHANGED" in table.out and "remote object deparrow/dev" in table.out
+    assert "remote object deparrow/dev" in table.out
+    assert table.out.splitlines()[1].split()[-1] == "REDIS_PASSWORD"
+    assert table.out.splitlines()[-1].split()[-1] == "changed"
 
     run = cli("rollback", "REDIS_PASSWORD", "--env", "dev")
     assert run.code == 0 and "current version is now 3" in run.out, run.text
-    assert "also restored with it (same remote object): DEPARROW_JWT_SECRET" in run.out
+    assert "also changed back" not in run.out  # only REDIS_PASSWORD differed
     assert cli("get", "REDIS_PASSWORD", "--reveal").out == original
     history = cli("history", "REDIS_PASSWORD", "-o", "json").json()
-    assert [v["keyChanged"] for v in history["versions"]] == ["yes", "yes", "yes"]
+    assert [v["keyChange"] for v in history["versions"]] == ["created", "changed", "changed"]
+    assert cli("set", "GRAFANA_ADMIN_PASSWORD", stdin=fresh_value() + "\n").code == 0
     run = cli("rollback", "REDIS_PASSWORD", "--env", "dev", "--to", "2")
     assert run.code == 0
+    assert "also changed back (same remote object): GRAFANA_ADMIN_PASSWORD" in run.out
     assert cli("get", "REDIS_PASSWORD", "--reveal").out == new + "\n"
     assert cli("rollback", "REDIS_PASSWORD", "--env", "dev", "--to", "9").code == 1
 

@@ -16,7 +16,7 @@ from deparrow_secrets.cli.common import (
     print_table,
     stdin_is_tty,
 )
-from deparrow_secrets.errors import EXIT_FINDINGS, InputError, NotFoundError
+from deparrow_secrets.errors import EXIT_FINDINGS, InputError
 from deparrow_secrets.secret import SecretValue
 
 
@@ -212,30 +212,23 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 @click.pass_context
 def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
     """Versions of the remote object holding KEY, and in which KEY changed."""
+    from deparrow_secrets.operations.history import key_history
+
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)
-    rows = []
     with project.open_store(env, create=False) as store:
-        previous: SecretValue | None = None
-        for info in store.history(ref.key):
-            try:
-                snap = store.read(ref.key, info.version)
-            except NotFoundError:
-                snap = None
-            value = snap.values.get(ref.property) if snap else None
-            changed = "unknown" if snap is None else ("yes" if value != previous else "no")
-            previous = value if snap is not None else previous
-            rows.append((info.version, info.created, "yes" if info.current else "",
-                         ",".join(info.labels), changed))
+        versions = key_history(project, env, store, key)
+    rows = [(v.version, v.created, "yes" if v.current else "", ",".join(v.labels), v.key_change)
+            for v in versions]
     if output == "json":
         print_json({"key": key, "environment": env.name, "remoteKey": ref.key,
                     "versions": [{"version": r[0], "created": r[1], "current": bool(r[2]),
                                   "labels": r[3].split(",") if r[3] else [],
-                                  "keyChanged": r[4]} for r in rows]})
+                                  "keyChange": r[4]} for r in rows]})
         return
     click.echo(f"{key} in {env.name}: remote object {ref.key}")
-    print_table(["VERSION", "CREATED", "CURRENT", "LABELS", f"{key} CHANGED"], rows)
+    print_table(["VERSION", "CREATED", "CURRENT", "LABELS", key], rows)
 
 
 @click.command()
@@ -245,16 +238,20 @@ def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
 @click.pass_context
 def rollback(ctx: click.Context, key: str, env_name: str, version: str | None) -> None:
     """Make the previous (or --to) version of the remote object holding KEY current."""
+    from deparrow_secrets.operations.history import rollback_key
+
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
-    layout = project.layout(env)
-    sharing = [k for k in layout.objects().get(ref.key, []) if k != key]
+    _ref(project, env, key)
     with project.open_store(env, create=False) as store:
-        current = store.rollback(ref.key, version)
-    click.echo(f"{env.name}: {ref.key} rolled back; current version is now {current}")
-    if sharing:
-        click.echo("also restored with it (same remote object): " + ", ".join(sharing))
+        result = rollback_key(project, env, store, key, version)
+    click.echo(f"{env.name}: {result.remote_key} rolled back; current version is now "
+               f"{result.version}")
+    others = [k for k in result.changed_keys if k != key]
+    if key not in result.changed_keys:
+        click.echo(f"{key} had the same value in that version")
+    if others:
+        click.echo("also changed back (same remote object): " + ", ".join(others))
 
 
 @click.command("export")
