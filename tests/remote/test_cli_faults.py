@@ -6,15 +6,18 @@ key; nothing is half-written; a rerun after the fault converges.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from servers import MotoServer
+import pytest
+
+from servers import MotoServer, find_executable, free_port_pair, http_request
 
 GROUPS = 40
 
@@ -83,20 +86,118 @@ def test_store_unreachable_mid_provision_then_rerun_converges(
     assert verify.returncode == 0
 
 
-def test_vault_killed_names_what_to_check(tmp_path: Path, openbao_fresh, monkeypatch,
-                                          cli) -> None:
-    write_project(tmp_path, "{provider: vault, server: 'https://vault.example.com'}")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("VAULT_ADDR", openbao_fresh.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao_fresh.token)
-    monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "2")
-    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "1")
-    assert cli("verify", "--env", "production").code == 1
-    killer = threading.Timer(0.0, openbao_fresh.kill)
-    killer.start()
-    killer.join()
-    result = cli("provision", "--env", "production")
-    assert result.code == 3, result.text
-    assert "Traceback" not in result.text
-    assert "provider vault" in result.err and "environment production" in result.err
-    assert "VAULT_ADDR" in result.err  # names what to check
+class PersistentOpenBao:
+    """A non-dev OpenBao on integrated (raft) storage: survives SIGKILL, comes back sealed."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port_pair()
+        self.addr = f"http://127.0.0.1:{self.port}"
+        self.config = workdir / "bao.hcl"
+        self.config.write_text(
+            f'storage "raft" {{\n  path = "{workdir}"\n  node_id = "n1"\n}}\n'
+            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "{self.addr}"\ncluster_addr = "http://127.0.0.1:{self.port + 1}"\n',
+            encoding="utf-8")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.unseal_key = ""
+        self.token = ""
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+        env["HOME"] = str(self.workdir)
+        log = open(self.workdir / "bao.log", "ab")  # noqa: SIM115 - closed with the process
+        self.proc = subprocess.Popen([find_executable("bao"), "server",
+                                      f"-config={self.config}"], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                status, _ = http_request("GET", f"{self.addr}/v1/sys/seal-status", timeout=1)
+                if status == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("OpenBao did not start")
+
+    def api(self, method: str, path: str, body: object = None) -> dict:
+        status, data = http_request(method, f"{self.addr}/v1/{path}", body=body, timeout=30,
+                                    headers={"X-Vault-Token": self.token} if self.token else {})
+        assert status in (200, 204), (path, status)
+        return json.loads(data) if data else {}
+
+    def initialize(self) -> None:
+        init = self.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+        self.unseal_key, self.token = init["keys_base64"][0], init["root_token"]
+        self.unseal()
+        self.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+
+    def unseal(self) -> None:
+        """Unseal, then wait until the raft node is the active one."""
+        self.api("PUT", "sys/unseal", {"key": self.unseal_key})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                status, _ = http_request("GET", f"{self.addr}/v1/sys/health", timeout=2)
+                if status == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("OpenBao did not become active after unsealing")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def persistent_bao(tmp_path: Path) -> Iterator[PersistentOpenBao]:
+    server = PersistentOpenBao(tmp_path)
+    try:
+        server.start()
+        server.initialize()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_vault_killed_during_provision_then_rerun_converges(
+        tmp_path: Path, persistent_bao: PersistentOpenBao, fault_proxy) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(project, "{provider: vault, server: 'https://vault.example.com'}")
+    proxy = fault_proxy(persistent_bao.port, mode="delay", delay_seconds=0.3)
+    env = {**os.environ, "VAULT_ADDR": proxy.url, "VAULT_TOKEN": persistent_bao.token,
+           "DEPARROW_SECRETS_RETRIES": "2", "DEPARROW_SECRETS_TIMEOUT": "2"}
+    proc = cli_process(project, "provision", "--env", "production", env=env)
+    time.sleep(0.45)  # the plan's read is through; the server dies under the next requests
+    persistent_bao.kill()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3, (out, err)
+    assert "provider vault" in err and "environment production" in err
+    assert "VAULT_ADDR" in err and "Traceback" not in err  # names what to check
+
+    persistent_bao.start()
+    persistent_bao.unseal()
+    status, body = http_request("GET", f"{persistent_bao.addr}/v1/secret/data/deparrow/production",
+                                headers={"X-Vault-Token": persistent_bao.token})
+    if status == 200:  # the write landed before the kill: then it is whole
+        assert len(json.loads(body)["data"]["data"]) == GROUPS * 2
+    else:
+        assert status == 404
+
+    proxy.mode = "pass"
+    rerun = cli_process(project, "provision", "--env", "production", env=env)
+    rerun.communicate(timeout=60)
+    assert rerun.returncode == 0
+    verify = cli_process(project, "verify", "--env", "production", env=env)
+    verify.communicate(timeout=60)
+    assert verify.returncode == 0
