@@ -14,7 +14,7 @@ import pytest
 
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.local import LocalStore
-from helpers import Run, git, git_init, invoke, isolate, write_config
+from helpers import git, git_init, isolate, write_config
 
 STAGING_LOCAL = """\
 environments:
@@ -31,14 +31,6 @@ ENV_FILES = ["deparrow-secrets.env", "postgres-credentials.env", "redis-credenti
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     isolate(monkeypatch, tmp_path)
     return tmp_path
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    def run(*args: str, stdin: str = "") -> Run:
-        return invoke(capsys, args, stdin)
-
-    return run
 
 
 def store_file(root: Path) -> Path:
@@ -395,3 +387,26 @@ def test_json_output_parses(project: Path, cli) -> None:
     generated = [v.reveal() for k, v in snap.values.items() if rows[k]["source"] == "generated"]
     for data in (provision, status, verify, history):
         assert not [v for v in generated if v in json.dumps(data)]  # key names, never values
+
+
+def test_json_of_get_rollback_and_render_check(project: Path, cli) -> None:
+    assert cli("provision", "--env", "dev").code == 0
+    meta = cli("get", "REDIS_PASSWORD", "-o", "json").json()
+    assert meta["set"] is True and meta["version"] == "1" and meta["length"] == 32
+    assert "value" not in meta
+    revealed = cli("get", "REDIS_PASSWORD", "-o", "json", "--reveal").json()
+    assert len(revealed["value"]) == 32
+    assert cli("get", "OPENAI_API_KEY", "-o", "json").json()["set"] is False
+
+    assert cli("set", "REDIS_PASSWORD", stdin=fresh_value() + "\n").code == 0
+    rolled = cli("rollback", "REDIS_PASSWORD", "--env", "dev", "-o", "json")
+    assert rolled.code == 0 and rolled.json()["changedKeys"] == ["REDIS_PASSWORD"]
+    assert rolled.json()["version"] == "3"
+
+    assert cli("render").code == 0
+    assert cli("render", "--check", "-o", "json").json()["upToDate"] is True
+    kustomization = project / "deparrow/k8s/overlays/dev/kustomization.yaml"
+    kustomization.write_text(kustomization.read_text("utf-8") + "# edited\n", "utf-8")
+    stale = cli("render", "--check", "-o", "json")
+    assert stale.code == 1
+    assert stale.json()["changed"] == ["overlays/dev/kustomization.yaml"]

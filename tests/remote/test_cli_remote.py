@@ -231,9 +231,10 @@ def test_no_command_prints_a_value(backend: Backend, cli: Cli) -> None:
                  ["verify", "--env", "production", "-o", "json"],
                  ["provision", "--env", "production", "--dry-run"],
                  ["get", "POSTGRES_PASSWORD", "--env", "production"],
+                 ["get", "POSTGRES_PASSWORD", "--env", "production", "-o", "json"],
                  ["history", "DEPARROW_SECRET_KEY", "--env", "production"],
                  ["history", "DEPARROW_SECRET_KEY", "--env", "production", "-o", "json"],
-                 ["rollback", "DEPARROW_SECRET_KEY", "--env", "production"],
+                 ["rollback", "DEPARROW_SECRET_KEY", "--env", "production", "-o", "json"],
                  ["render"]):
         outputs.append(cli(*args))
     values = _values(backend) + [planted]

@@ -142,8 +142,10 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
 @env_option(default="dev")
 @click.option("--reveal", is_flag=True, help="Print the value itself to stdout.")
 @click.option("--version", "version", help="A specific version of the remote object.")
+@output_option()
 @click.pass_context
-def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str | None) -> None:
+def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str | None,
+        output: str) -> None:
     """Metadata of KEY in ENV; the value itself only with --reveal."""
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -151,6 +153,17 @@ def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str 
     with project.open_store(env, create=False) as store:
         snap = store.read(ref.key, version)
     value = snap.values.get(ref.property) if snap else None
+    if output == "json":
+        data = {"key": key, "environment": env.name, "remoteKey": ref.key,
+                "property": ref.property, "set": value is not None,
+                "version": snap.version if snap else None,
+                "length": len(value) if value is not None else None}
+        if reveal and value is not None:
+            data["value"] = value.reveal()
+        print_json(data)
+        if value is None:
+            ctx.exit(EXIT_FINDINGS)
+        return
     if value is None:
         click.echo(f"{key}: not set in {env.name} ({ref.key})", err=True)
         ctx.exit(EXIT_FINDINGS)
@@ -235,8 +248,10 @@ def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
 @click.argument("key")
 @env_option()
 @click.option("--to", "version", help="Version to restore (default: the previous one).")
+@output_option()
 @click.pass_context
-def rollback(ctx: click.Context, key: str, env_name: str, version: str | None) -> None:
+def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
+             output: str) -> None:
     """Make the previous (or --to) version of the remote object holding KEY current."""
     from deparrow_secrets.operations.history import rollback_key
 
@@ -245,6 +260,10 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None) -
     _ref(project, env, key)
     with project.open_store(env, create=False) as store:
         result = rollback_key(project, env, store, key, version)
+    if output == "json":
+        print_json({"key": key, "environment": env.name, "remoteKey": result.remote_key,
+                    "version": result.version, "changedKeys": result.changed_keys})
+        return
     click.echo(f"{env.name}: {result.remote_key} rolled back; current version is now "
                f"{result.version}")
     others = [k for k in result.changed_keys if k != key]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from deparrow_secrets.cli.common import load_project, print_table
+from deparrow_secrets.cli.common import load_project, output_option, print_json, print_table
 from deparrow_secrets.errors import EXIT_FINDINGS, DeparrowError
 
 
@@ -14,8 +14,9 @@ from deparrow_secrets.errors import EXIT_FINDINGS, DeparrowError
 @click.option("--check", is_flag=True,
               help="Compare the committed tree with a fresh rendering; exit 1 if it differs.")
 @click.option("--diff", "show_diff", is_flag=True, help="With --check, print the diff.")
+@output_option()
 @click.pass_context
-def render(ctx: click.Context, check: bool, show_diff: bool) -> None:
+def render(ctx: click.Context, check: bool, show_diff: bool, output: str) -> None:
     """Write (or --check) the deparrow/k8s tree for every configured environment."""
     from deparrow_secrets.render.tree import check_tree, render_tree, write_tree
 
@@ -24,6 +25,13 @@ def render(ctx: click.Context, check: bool, show_diff: bool) -> None:
     files = render_tree(project.config, project.catalog)
     if check:
         diff = check_tree(root, files)
+        if output == "json":
+            print_json({"root": str(root), "upToDate": diff.clean, "missing": diff.missing,
+                        "changed": diff.changed, "stale": diff.stale,
+                        **({"diffs": diff.diffs} if show_diff else {})})
+            if not diff.clean:
+                ctx.exit(EXIT_FINDINGS)
+            return
         if diff.clean:
             click.echo(f"{root}: up to date ({len(files)} files)")
             return
@@ -38,6 +46,9 @@ def render(ctx: click.Context, check: bool, show_diff: bool) -> None:
         click.echo(f"{root}: out of date; run `deparrow-secrets render`", err=True)
         ctx.exit(EXIT_FINDINGS)
     written = write_tree(root, files)
+    if output == "json":
+        print_json({"root": str(root), "files": list(files), "written": written})
+        return
     for rel in written:
         click.echo(f"wrote {root / rel}")
     click.echo(f"{root}: {len(files)} files, {len(written)} changed")
