@@ -21,6 +21,30 @@ def value() -> SecretValue:
     return SecretValue(secrets.token_urlsafe(24))
 
 
+def race_writers(stores: list[SecretStore], key: str,
+                 candidates: list[dict[str, SecretValue]], base: str) -> list[object]:
+    """Every store writes its candidate over `base` at the same moment.
+
+    Returns, per writer, the new version (a win) or the ConflictError it got.
+    """
+    outcomes: list[object] = [None] * len(stores)
+    barrier = threading.Barrier(len(stores))
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = stores[i].write(key, candidates[i], base)
+        except ConflictError as exc:
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return outcomes
+
+
 class StoreConformance:
     def object_name(self, store: SecretStore, label: str) -> str:
         suffix = f"{label}-{secrets.token_hex(4)}"
@@ -71,22 +95,7 @@ class StoreConformance:
         key = self.object_name(store, "race")
         base = store.write(key, self.group(store), None)
         candidates = [self.group(store), self.group(store)]
-        outcomes: list[object] = [None, None]
-        barrier = threading.Barrier(2)
-
-        def run(i: int, s: SecretStore) -> None:
-            barrier.wait()
-            try:
-                outcomes[i] = s.write(key, candidates[i], base)
-            except ConflictError as exc:
-                outcomes[i] = exc
-
-        threads = [threading.Thread(target=run, args=(i, s))
-                   for i, s in enumerate((store, second_store))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        outcomes = race_writers([store, second_store], key, candidates, base)
         winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
         losers = [i for i, o in enumerate(outcomes) if isinstance(o, ConflictError)]
         assert len(winners) == 1 and len(losers) == 1, outcomes

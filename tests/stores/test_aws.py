@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from conformance import StoreConformance, value
+from conformance import StoreConformance, race_writers, value
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
@@ -323,21 +322,7 @@ def test_four_racing_writers_exactly_one_wins(aws_env: MotoServer, tmp_path: Pat
         key = unique("race4")
         base = stores[0].write(key, group(), None)
         candidates = [group() for _ in stores]
-        outcomes: list[object] = [None] * len(stores)
-        barrier = threading.Barrier(len(stores))
-
-        def run(i: int) -> None:
-            barrier.wait()
-            try:
-                outcomes[i] = stores[i].write(key, candidates[i], base)
-            except ConflictError as exc:
-                outcomes[i] = exc
-
-        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        outcomes = race_writers(list(stores), key, candidates, base)
         winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
         assert len(winners) == 1, outcomes
         assert sum(isinstance(o, ConflictError) for o in outcomes) == 3, outcomes

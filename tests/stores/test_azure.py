@@ -8,14 +8,13 @@ lists versions, so nothing may rely on listing order.
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance
+from conformance import StoreConformance, race_writers
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
 from deparrow_secrets.errors import (
@@ -159,24 +158,7 @@ def test_many_racing_writers_never_disagree_with_the_store(fake: FakeKeyVault) -
             base_value = value()
             base = stores[0].write(key, {WHOLE: base_value}, None)
             candidates = [value() for _ in stores]
-            outcomes: list[object] = [None] * len(stores)
-            barrier = threading.Barrier(len(stores))
-
-            def run(i: int, key: str = key, base: str = base,
-                    candidates: list[SecretValue] = candidates,
-                    outcomes: list[object] = outcomes,
-                    barrier: threading.Barrier = barrier) -> None:
-                barrier.wait()
-                try:
-                    outcomes[i] = stores[i].write(key, {WHOLE: candidates[i]}, base)
-                except ConflictError as exc:
-                    outcomes[i] = exc
-
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(len(stores))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(60)
+            outcomes = race_writers(list(stores), key, [{WHOLE: c} for c in candidates], base)
             winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
             assert all(isinstance(o, (str, ConflictError)) for o in outcomes), outcomes
             assert len(winners) <= 1, outcomes
