@@ -444,6 +444,73 @@ class OpenBaoServer(ManagedProcess):
         return [json.loads(line) for line in lines if line.strip()]
 
 
+class RaftOpenBao(ManagedProcess):
+    """A non-dev OpenBao on integrated (raft) storage in ``workdir``.
+
+    Unlike the dev server it keeps its data across ``kill()``: ``start()`` again brings it
+    back on the same port, sealed; ``unseal()`` makes it serve again. ``initialize()`` does
+    the one-time init (one key share), unseals and mounts KV v2 at ``secret/``.
+    """
+
+    name = "openbao-raft"
+
+    def __init__(self, workdir: Path | str | None = None, *, start_timeout: float | None = None):
+        super().__init__(workdir, start_timeout=start_timeout)
+        self.token = ""
+        self.unseal_key = ""
+
+    @property
+    def addr(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def _pick_port(self) -> int:
+        return self.port or free_port_pair()  # a restart keeps its address
+
+    def _command(self, port: int) -> list[str]:
+        config = self.workdir / "bao.hcl"
+        config.write_text(
+            f'storage "raft" {{\n  path = "{self.workdir}"\n  node_id = "n1"\n}}\n'
+            f'listener "tcp" {{\n  address = "{LOOPBACK}:{port}"\n  tls_disable = true\n}}\n'
+            f'api_addr = "http://{LOOPBACK}:{port}"\n'
+            f'cluster_addr = "http://{LOOPBACK}:{port + 1}"\n')
+        return [find_executable("bao"), "server", f"-config={config}"]
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
+        env["HOME"] = str(self.workdir)
+        return env
+
+    def _ready(self) -> bool:
+        status, _ = http_request("GET", f"{self.addr}/v1/sys/seal-status", timeout=1.0)
+        return status == 200
+
+    def api(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        headers = {"X-Vault-Token": self.token} if self.token else {}
+        status, data = http_request(method, f"{self.addr}/v1/{path}", body=body, timeout=30,
+                                    headers=headers)
+        if status not in (200, 204):
+            raise RuntimeError(f"OpenBao {method} {path}: HTTP {status}")
+        return json.loads(data) if data else {}
+
+    def initialize(self) -> None:
+        init = self.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
+        self.unseal_key, self.token = init["keys_base64"][0], init["root_token"]
+        self.unseal()
+        self.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
+
+    def unseal(self, timeout: float = 30.0) -> None:
+        """Unseal, then wait until the raft node is the active one."""
+        self.api("PUT", "sys/unseal", {"key": self.unseal_key})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                status, _ = http_request("GET", f"{self.addr}/v1/sys/health", timeout=2.0)
+                if status == 200:
+                    return
+            time.sleep(0.1)
+        raise ServerStartError(f"OpenBao not active after unsealing (log {self.log_path})")
+
+
 class MotoServer(ManagedProcess):
     """``moto_server`` on 127.0.0.1: every AWS service, in memory, at ``endpoint``."""
 
@@ -493,6 +560,17 @@ class MotoServer(ManagedProcess):
         kwargs.setdefault("aws_access_key_id", self.access_key_id)
         kwargs.setdefault("aws_secret_access_key", self.secret_access_key)
         return boto3.client(service, **kwargs)
+
+    def current_secrets(self) -> dict[str, dict[str, str]]:
+        """Every Secrets Manager secret's AWSCURRENT JSON object, read with boto3 directly."""
+        client = self.client("secretsmanager")
+        out = {}
+        for page in client.get_paginator("list_secrets").paginate():
+            for entry in page["SecretList"]:
+                value = client.get_secret_value(SecretId=entry["Name"],
+                                                VersionStage="AWSCURRENT")
+                out[entry["Name"]] = json.loads(value["SecretString"])
+        return out
 
 
 # Variables that would make boto3 look elsewhere than moto (cleared by the aws_env fixture).

@@ -6,7 +6,6 @@ key; nothing is half-written; a rerun after the fault converges.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from servers import MotoServer, find_executable, free_port_pair, http_request
+from servers import MotoServer, RaftOpenBao, http_request
 
 GROUPS = 40
 
@@ -48,15 +47,7 @@ def test_store_unreachable_mid_provision_then_rerun_converges(
     write_project(tmp_path, "{provider: aws, region: us-east-1}")
     env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url, "DEPARROW_SECRETS_RETRIES": "2",
            "DEPARROW_SECRETS_TIMEOUT": "1"}
-    client = aws_env.client("secretsmanager")
-
-    def existing() -> dict[str, dict[str, str]]:
-        out = {}
-        for page in client.get_paginator("list_secrets").paginate():
-            for s in page["SecretList"]:
-                v = client.get_secret_value(SecretId=s["Name"], VersionStage="AWSCURRENT")
-                out[s["Name"]] = json.loads(v["SecretString"])
-        return out
+    existing = aws_env.current_secrets
 
     proc = cli_process(tmp_path, "provision", "--env", "production", env=env)
     deadline = time.monotonic() + 30
@@ -86,91 +77,15 @@ def test_store_unreachable_mid_provision_then_rerun_converges(
     assert verify.returncode == 0
 
 
-class PersistentOpenBao:
-    """A non-dev OpenBao on integrated (raft) storage: survives SIGKILL, comes back sealed."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port_pair()
-        self.addr = f"http://127.0.0.1:{self.port}"
-        self.config = workdir / "bao.hcl"
-        self.config.write_text(
-            f'storage "raft" {{\n  path = "{workdir}"\n  node_id = "n1"\n}}\n'
-            f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n  tls_disable = true\n}}\n'
-            f'api_addr = "{self.addr}"\ncluster_addr = "http://127.0.0.1:{self.port + 1}"\n',
-            encoding="utf-8")
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.unseal_key = ""
-        self.token = ""
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("BAO_", "VAULT_"))}
-        env["HOME"] = str(self.workdir)
-        log = open(self.workdir / "bao.log", "ab")  # noqa: SIM115 - closed with the process
-        self.proc = subprocess.Popen([find_executable("bao"), "server",
-                                      f"-config={self.config}"], env=env, stdout=log,
-                                     stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                status, _ = http_request("GET", f"{self.addr}/v1/sys/seal-status", timeout=1)
-                if status == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("OpenBao did not start")
-
-    def api(self, method: str, path: str, body: object = None) -> dict:
-        status, data = http_request(method, f"{self.addr}/v1/{path}", body=body, timeout=30,
-                                    headers={"X-Vault-Token": self.token} if self.token else {})
-        assert status in (200, 204), (path, status)
-        return json.loads(data) if data else {}
-
-    def initialize(self) -> None:
-        init = self.api("PUT", "sys/init", {"secret_shares": 1, "secret_threshold": 1})
-        self.unseal_key, self.token = init["keys_base64"][0], init["root_token"]
-        self.unseal()
-        self.api("POST", "sys/mounts/secret", {"type": "kv", "options": {"version": "2"}})
-
-    def unseal(self) -> None:
-        """Unseal, then wait until the raft node is the active one."""
-        self.api("PUT", "sys/unseal", {"key": self.unseal_key})
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                status, _ = http_request("GET", f"{self.addr}/v1/sys/health", timeout=2)
-                if status == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError("OpenBao did not become active after unsealing")
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
 @pytest.fixture
-def persistent_bao(tmp_path: Path) -> Iterator[PersistentOpenBao]:
-    server = PersistentOpenBao(tmp_path)
-    try:
-        server.start()
+def persistent_bao(tmp_path: Path) -> Iterator[RaftOpenBao]:
+    with RaftOpenBao(tmp_path / "bao") as server:
         server.initialize()
         yield server
-    finally:
-        server.stop()
 
 
 def test_vault_killed_during_provision_then_rerun_converges(
-        tmp_path: Path, persistent_bao: PersistentOpenBao, fault_proxy) -> None:
+        tmp_path: Path, persistent_bao: RaftOpenBao, fault_proxy) -> None:
     project = tmp_path / "project"
     project.mkdir()
     write_project(project, "{provider: vault, server: 'https://vault.example.com'}")

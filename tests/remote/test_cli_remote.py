@@ -87,13 +87,7 @@ def aws_backend(aws_env) -> Backend:
     for obj, prop in homes.values():
         expected.setdefault(obj, set()).add(prop)
 
-    def raw() -> dict[str, dict[str, str]]:
-        out = {}
-        for page in client.get_paginator("list_secrets").paginate():
-            for s in page["SecretList"]:
-                value = client.get_secret_value(SecretId=s["Name"], VersionStage="AWSCURRENT")
-                out[s["Name"]] = json.loads(value["SecretString"])
-        return out
+    raw = aws_env.current_secrets
 
     def rewrite(key: str, drop: bool) -> None:
         obj, prop = homes[key]
