@@ -44,7 +44,7 @@ def write_private(path: Path, content: str) -> None:
 def _collect(project: Project, env: EnvironmentConfig,
              store: SecretStore) -> tuple[dict[str, dict[str, SecretValue]], list[str]]:
     layout = project.layout(env)
-    snaps = {k: store.read(k) for k in layout.objects(v.name for v in layout.needed())}
+    read = layout.read(store, (v.name for v in layout.needed()))
     by_secret: dict[str, dict[str, SecretValue]] = {}
     missing = []
     for secret in project.catalog.secrets:
@@ -53,9 +53,7 @@ def _collect(project: Project, env: EnvironmentConfig,
             continue
         out = by_secret.setdefault(secret.name, {})
         for key in keys:
-            ref = layout.ref(key)
-            snap = snaps[ref.key]
-            value = snap.values.get(ref.property) if snap else None
+            value = read[key].value
             if value is None:
                 missing.append(key)
             else:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.verify import check_value
-from deparrow_secrets.stores.interface import SecretStore, Snapshot
+from deparrow_secrets.stores.interface import SecretStore
 
 
 @dataclass
@@ -26,16 +26,15 @@ class KeyStatus:
 
 def status(project: Project, env: EnvironmentConfig, store: SecretStore) -> list[KeyStatus]:
     layout = project.layout(env)
-    snapshots: dict[str, Snapshot | None] = {k: store.read(k) for k in layout.objects()}
+    read = layout.read(store)
     rows = []
     for value in project.catalog.values.values():
         ref = layout.ref(value.name)
-        snap = snapshots[ref.key]
-        current = snap.values.get(ref.property) if snap else None
+        current, version = read[value.name].value, read[value.name].version
         rows.append(KeyStatus(
             value.name,
             [s.name for s in project.catalog.secrets if value.name in s.keys],
             value.requirement, value.needed(env.ha, env.optional_keys), value.source,
             ref.key, ref.property, current is not None and bool(current),
-            check_value(current, value.min_length), snap.version if snap else None))
+            check_value(current, value.min_length), version))
     return rows

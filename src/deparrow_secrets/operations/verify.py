@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.interface import SecretStore, Snapshot
+from deparrow_secrets.stores.interface import SecretStore
 
 
 @dataclass
@@ -86,15 +86,10 @@ def verify(project: Project, env: EnvironmentConfig, store: SecretStore) -> Veri
     needed = layout.needed()
     report = VerifyReport(env.name, env.provider,
                           shared_locations=shared_locations(project.config))
-    by_name = {v.name: v for v in needed}
-    snapshots: dict[str, Snapshot | None] = {}
-    for remote_key in layout.objects(by_name):
-        snapshots[remote_key] = store.read(remote_key)
+    read = layout.read(store, (v.name for v in needed))
     for value in needed:
         ref = layout.ref(value.name)
-        snap = snapshots[ref.key]
-        current = snap.values.get(ref.property) if snap else None
+        got = read[value.name]
         report.checks.append(KeyCheck(value.name, ref.key, ref.property, value.requirement,
-                                      check_value(current, value.min_length),
-                                      snap.version if snap else None))
+                                      check_value(got.value, value.min_length), got.version))
     return report

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from pathlib import Path
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError
@@ -72,12 +71,6 @@ def needles(values: Mapping[str, SecretValue]) -> list[Needle]:
     return sorted(out, key=lambda n: (-len(n.pattern), n.keys))
 
 
-def local_store_path(project: Project, env: EnvironmentConfig) -> Path:
-    from deparrow_secrets.stores.local import DEFAULT_STORE
-
-    return project.config.root / (env.store.path or DEFAULT_STORE)
-
-
 def environment_values(project: Project, env: EnvironmentConfig,
                        remote: bool = False) -> tuple[dict[str, SecretValue], str | None]:
     """(key -> value of every secret-like catalog value present, note or None).
@@ -90,20 +83,15 @@ def environment_values(project: Project, env: EnvironmentConfig,
             f"the values of {env.name} live in its {env.provider} store, which scan reads "
             "only when asked", hint=f"add --remote to read them from there (with the "
             f"{env.provider} credentials of this shell), or scan --env dev")
-    if not env.uses_eso and not local_store_path(project, env).exists():
+    store_path = project.local_store_path(env)
+    if store_path is not None and not store_path.exists():
         return {}, (f"{env.name} has no embedded store yet "
-                    f"({local_store_path(project, env)}): no known values to look for")
+                    f"({store_path}): no known values to look for")
     layout = project.layout(env)
     wanted = [v.name for v in project.catalog.values.values() if v.source in SECRET_SOURCES]
-    values: dict[str, SecretValue] = {}
     with project.open_store(env) as store:
-        for remote_key, keys in layout.objects(wanted).items():
-            snap = store.read(remote_key)
-            if snap is None:
-                continue
-            for key in keys:
-                value = snap.values.get(layout.ref(key).property)
-                if value is not None and len(value) >= MIN_LENGTH:
-                    values[key] = value
+        read = layout.read(store, wanted)
+    values = {key: got.value for key, got in read.items()
+              if got.value is not None and len(got.value) >= MIN_LENGTH}
     note = None if values else f"{env.name} has no generated or user-supplied values to look for"
     return values, note

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from deparrow_secrets.config.catalog import Catalog, CatalogValue
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import CatalogError
-from deparrow_secrets.stores.interface import WHOLE
+from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.stores.interface import WHOLE, SecretStore
 
 AZURE_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 
@@ -26,6 +27,14 @@ AZURE_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 class RemoteRef:
     key: str
     property: str  # WHOLE for a single-value object
+
+
+@dataclass(frozen=True)
+class KeyRead:
+    """One key as read from its store: value (None if absent) and its object's version."""
+
+    value: SecretValue | None
+    version: str | None
 
 
 def azure_name(key: str) -> str:
@@ -88,4 +97,14 @@ class Layout:
         for key, ref in self.refs.items():
             if key in wanted:
                 out.setdefault(ref.key, []).append(key)
+        return out
+
+    def read(self, store: SecretStore, keys: Iterable[str] | None = None) -> dict[str, KeyRead]:
+        """The values of `keys` (default: all), reading each remote object once."""
+        out: dict[str, KeyRead] = {}
+        for remote_key, held in self.objects(keys).items():
+            snap = store.read(remote_key)
+            for key in held:
+                value = snap.values.get(self.refs[key].property) if snap else None
+                out[key] = KeyRead(value, snap.version if snap else None)
         return out
