@@ -8,9 +8,10 @@ import click
 
 from deparrow_secrets.cli.common import env_option, load_project, output_option
 from deparrow_secrets.errors import EXIT_FINDINGS
+from deparrow_secrets.operations.project import Project
 
 
-def _project_if_configured(ctx: click.Context):  # type: ignore[no-untyped-def]
+def _project_if_configured(ctx: click.Context) -> Project | None:
     """The project when a configuration file is given or present, else None."""
     from deparrow_secrets.config.settings import CONFIG_FILE
 

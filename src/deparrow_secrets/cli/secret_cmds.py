@@ -16,8 +16,11 @@ from deparrow_secrets.cli.common import (
     print_table,
     stdin_is_tty,
 )
+from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import EXIT_FINDINGS, InputError
+from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.stores.layout import RemoteRef
 
 
 def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
@@ -175,7 +178,7 @@ def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str 
                    f"{len(value)} characters (add --reveal to print it)")
 
 
-def _ref(project, env, key):  # type: ignore[no-untyped-def]
+def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
     if key not in project.catalog.values:
         raise InputError(f"'{key}' is not in the catalog",
                          hint="known keys: " + ", ".join(project.catalog.values))

@@ -10,6 +10,7 @@ from deparrow_secrets.errors import NotFoundError
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
+from deparrow_secrets.stores.layout import Layout
 
 
 @dataclass
@@ -67,7 +68,7 @@ def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, k
                                                      layout, before, after))
 
 
-def _changed(keys: list[str], layout, before: Snapshot | None,  # type: ignore[no-untyped-def]
+def _changed(keys: list[str], layout: Layout, before: Snapshot | None,
              after: Snapshot | None) -> list[str]:
     out = []
     for k in keys:

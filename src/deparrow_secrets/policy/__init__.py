@@ -13,6 +13,7 @@ environment's objects only. Provider SDKs are imported only by `setup`.
 from __future__ import annotations
 
 import importlib
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from deparrow_secrets.errors import InputError
@@ -81,7 +82,7 @@ def eso_install() -> Piece:
                  notes=(f"The last command must print: {ESO_API_VERSION}",))
 
 
-def _module(env: EnvironmentConfig):  # type: ignore[no-untyped-def]
+def _module(env: EnvironmentConfig) -> ModuleType:
     if not env.uses_eso:
         raise InputError(
             f"environment '{env.name}' uses the embedded local store: it has no remote "
