@@ -122,3 +122,63 @@ class NotFoundError(StoreError):
     """A named version or object does not exist."""
 
     exit_code = EXIT_FINDINGS
+
+
+class ClusterError(DeparrowError):
+    """A Kubernetes API call failed; names the verb, resource and namespace it was about.
+
+    The API server's message is kept only where it cannot echo Secret data (never for
+    Secrets), so the text can be shown as is.
+    """
+
+    exit_code = EXIT_UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        verb: str | None = None,
+        resource: str | None = None,
+        namespace: str | None = None,
+        context: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.verb = verb
+        self.resource = resource
+        self.namespace = namespace
+        self.context = context
+        parts = [p for p in (context and f"context {context}",
+                             verb and resource and f"{verb} {resource}",
+                             namespace and f"namespace {namespace}") if p]
+        prefix = f"[{', '.join(parts)}] " if parts else ""
+        super().__init__(prefix + message, hint=hint)
+
+
+class ClusterUnavailableError(ClusterError):
+    """The API server is down, timed out or kept failing after the retries."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class ClusterDeniedError(ClusterError):
+    """401/403: the credentials lack an RBAC rule (the hint names it)."""
+
+    exit_code = EXIT_DENIED
+
+
+class ClusterConflictError(ClusterError):
+    """409 that persisted through the retries: another writer or field manager."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class ClusterConfigError(ClusterError):
+    """Kubeconfig, context or namespace cannot be used: the user has to fix the input."""
+
+    exit_code = EXIT_USAGE
+
+
+class NotConvergedError(ClusterError):
+    """The cluster did not reach the expected state before the deadline."""
+
+    exit_code = EXIT_FINDINGS
