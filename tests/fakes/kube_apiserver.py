@@ -1,0 +1,1871 @@
+"""HTTPS fake of the Kubernetes API server, for the official ``kubernetes`` client and kubectl.
+
+No API server can be installed here (see /work/shared/CLUSTER.md, "Testing without a
+kube-apiserver"), so this module serves the subset of the REST API that the project's cluster
+commands, the test-side controllers and kubectl 1.37 use. Stdlib HTTP server with TLS from a
+throw-away ``trustme`` CA, as the Key Vault fake (``azure_keyvault.py``) does; state lives in
+memory; bearer-token authentication.
+
+Usage::
+
+    from fakes.kube_apiserver import FakeKubeApiServer
+
+    with FakeKubeApiServer() as api:
+        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "deparrow"}})
+        path = api.kubeconfig(tmp_path / "kubeconfig")     # CA data + token, context "fake"
+        ...  # kubernetes.config.load_kube_config(str(path)) / kubectl --kubeconfig path
+        api.deny("list", "secrets", namespace="deparrow")   # 403 with the real message
+        api.fail_next("patch", "externalsecrets", status=409)
+        api.request_log                                      # [("list", "/api/v1/..."), ...]
+
+Layout of the module: a registry of resource types (built-in table + types registered by
+CustomResourceDefinition objects, :class:`Registry`), the object storage with resourceVersion,
+generation, managed fields and garbage collection (:class:`FakeKubeApiServer` ``_write``/
+``_delete_object``), selectors (:class:`LabelSelector`, :func:`field_value`), the patch
+engines (``kube_patch.py``), the watch hub (:class:`WatchHub`) and the HTTP layer.
+
+What is real and what is simplified is listed in :data:`FIDELITY` (kept next to the code so
+that it stays true).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import copy
+import json
+import re
+import shutil
+import socket
+import ssl
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+import yaml
+
+from fakes import kube_patch
+from fakes.kube_patch import FieldPath, PatchError
+
+__all__ = ["ApiError", "ApiRequest", "FakeKubeApiServer", "ResourceType", "FIDELITY"]
+
+Obj = dict[str, Any]
+
+FIDELITY = """\
+Faked faithfully (checked with the official client and kubectl 1.37 in
+tests/fakes/test_kube_apiserver_fake.py): discovery (/api, /apis, /apis/<g>/<v>, /version;
+legacy, not aggregated), get/list/create/update/delete/deletecollection, a global
+resourceVersion with 409 Conflict on a stale update, patch or delete precondition, no write
+(and no new resourceVersion) for an update that changes nothing, metadata.generation bumped
+when anything but metadata and status changes, label selectors (=, ==, !=, in, notin, exists,
+!exists) and field selectors (metadata.name, metadata.namespace, Secret type, Event
+involvedObject.* and reason, Pod spec.nodeName and status.phase), list paging
+(limit/continue), JSON merge patch, JSON patch, strategic merge patch (built-in kinds only;
+415 for custom resources as the real server), server-side apply with conflicts and force,
+dryRun=All, the status subresource, watch (resourceVersion, sendInitialEvents with the
+k8s.io/initial-events-end BOOKMARK, allowWatchBookmarks, timeoutSeconds, selector
+transitions as ADDED/DELETED), Status error bodies (401, 403 with the RBAC message, 404, 409,
+410, 415, 422), Secret stringData folded into data and immutable Secrets, Namespaces that
+must exist, CRDs that register their served versions, structural defaults from CRD schemas,
+ownerReferences with garbage collection (background and Orphan propagation), Table output
+for kubectl get (Name, Age and a CRD's additionalPrinterColumns).
+Simplified: server-side apply tracks leaf fields per manager (lists without a merge key are
+atomic, merge keys by field name, see kube_patch.py), managedFields are rendered from that
+and a client-sent managedFields is ignored; deletion is immediate (no finalizers, no
+deletionTimestamp, no graceful pod termination; garbage collection is synchronous);
+Namespace deletion removes its objects at once; no admission (webhooks are stored, never
+called), no RBAC objects evaluated (403 only through deny()); no validation of objects
+beyond names, Secret/ConfigMap keys and Secret data; no defaulting of built-in kinds except
+Deployment/StatefulSet/ReplicaSet replicas and Secret type; no protobuf (415); no OpenAPI
+(/openapi/* is 404: run kubectl with --validate=false); no subresources but status
+(no scale, exec, logs, token requests, eviction); bookmarks every second when asked.
+"""
+
+# --------------------------------------------------------------------------- resource types
+
+
+@dataclass
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    singular: str = ""
+    short_names: tuple[str, ...] = ()
+    has_status: bool = False
+    tracks_generation: bool = False
+    builtin: bool = True
+    categories: tuple[str, ...] = ()
+    printer_columns: tuple[Obj, ...] = ()
+    schema: Obj | None = None
+    # (group, plural) of the storage key; one resource across its versions
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.group, self.plural)
+
+    def discovery(self) -> list[Obj]:
+        entry: Obj = {
+            "name": self.plural,
+            "singularName": self.singular or self.kind.lower(),
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": list(self.verbs),
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
+        out = [entry]
+        if self.has_status:
+            out.append({"name": f"{self.plural}/status", "singularName": "",
+                        "namespaced": self.namespaced, "kind": self.kind,
+                        "verbs": ["get", "patch", "update"]})
+        return out
+
+
+def _rt(group: str, version: str, plural: str, kind: str, namespaced: bool = True,
+        short: tuple[str, ...] = (), status: bool = False, generation: bool = False,
+        categories: tuple[str, ...] = ()) -> ResourceType:
+    return ResourceType(group, version, plural, kind, namespaced, kind.lower(), short,
+                        status, generation, True, categories)
+
+
+BUILTIN_TYPES: tuple[ResourceType, ...] = (
+    _rt("", "v1", "namespaces", "Namespace", False, ("ns",), status=True),
+    _rt("", "v1", "secrets", "Secret"),
+    _rt("", "v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
+    _rt("", "v1", "pods", "Pod", short=("po",), status=True, categories=("all",)),
+    _rt("", "v1", "events", "Event", short=("ev",)),
+    _rt("", "v1", "configmaps", "ConfigMap", short=("cm",)),
+    _rt("apps", "v1", "deployments", "Deployment", short=("deploy",), status=True,
+        generation=True, categories=("all",)),
+    _rt("apps", "v1", "replicasets", "ReplicaSet", short=("rs",), status=True,
+        generation=True, categories=("all",)),
+    _rt("apps", "v1", "statefulsets", "StatefulSet", short=("sts",), status=True,
+        generation=True, categories=("all",)),
+    _rt("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), status=True,
+        generation=True, categories=("all",)),
+    _rt("batch", "v1", "jobs", "Job", status=True, generation=True, categories=("all",)),
+    _rt("batch", "v1", "cronjobs", "CronJob", short=("cj",), status=True, generation=True,
+        categories=("all",)),
+    _rt("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    _rt("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
+    _rt("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",),
+        generation=True),
+    _rt("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+        False, ("crd", "crds"), status=True, generation=True),
+    _rt("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration", False, generation=True),
+)
+# kinds the real API server writes without status but with generation 0: nothing to do;
+# Deployment/StatefulSet/ReplicaSet replicas default to 1 (k8s.io/kubernetes
+# pkg/apis/apps/v1/defaults.go)
+_REPLICAS_DEFAULTED = frozenset({("apps", "deployments"), ("apps", "statefulsets"),
+                                 ("apps", "replicasets")})
+
+
+class Registry:
+    """Served resource types: the built-in table plus those of CRD objects."""
+
+    def __init__(self) -> None:
+        self._types: dict[tuple[str, str, str], ResourceType] = {}
+        for rt in BUILTIN_TYPES:
+            self.add(rt)
+
+    def add(self, rt: ResourceType) -> None:
+        self._types[(rt.group, rt.version, rt.plural)] = rt
+
+    def remove_group_resource(self, group: str, plural: str) -> None:
+        for key in [k for k in self._types if k[0] == group and k[2] == plural]:
+            del self._types[key]
+
+    def find(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._types.get((group, version, plural))
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        group, _, version = api_version.rpartition("/")
+        return next((rt for rt in self._types.values()
+                     if rt.group == group and rt.version == version and rt.kind == kind), None)
+
+    def by_group_resource(self, group: str, plural: str) -> list[ResourceType]:
+        return [rt for rt in self._types.values() if rt.group == group and rt.plural == plural]
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for group, version, _ in self._types:
+            if group and version not in out.setdefault(group, []):
+                out[group].append(version)
+        return out
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [rt for (g, v, _), rt in self._types.items() if g == group and v == version]
+
+    def add_crd(self, crd: Obj) -> None:
+        spec = crd.get("spec") or {}
+        names = spec.get("names") or {}
+        group = spec.get("group", "")
+        plural = names.get("plural", "")
+        self.remove_group_resource(group, plural)
+        for version in spec.get("versions") or []:
+            if not version.get("served"):
+                continue
+            self.add(ResourceType(
+                group=group, version=version["name"], plural=plural, kind=names.get("kind", ""),
+                namespaced=spec.get("scope") == "Namespaced",
+                singular=names.get("singular", ""),
+                short_names=tuple(names.get("shortNames") or ()),
+                has_status="status" in (version.get("subresources") or {}),
+                tracks_generation=True, builtin=False,
+                categories=tuple(names.get("categories") or ()),
+                printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            ))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ApiError(Exception):
+    """An error answered as a ``Status`` object."""
+
+    def __init__(self, code: int, reason: str, message: str, *,
+                 details: Obj | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details
+
+    def status(self) -> Obj:
+        body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                     "status": "Failure", "message": self.message, "reason": self.reason,
+                     "code": self.code}
+        if self.details is not None:
+            body["details"] = self.details
+        return body
+
+
+def _qualified(rt: ResourceType) -> str:
+    return f"{rt.plural}.{rt.group}" if rt.group else rt.plural
+
+
+def not_found(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{_qualified(rt)} "{name}" not found',
+                    details={"name": name, "group": rt.group, "kind": rt.plural})
+
+
+def namespace_not_found(name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'namespaces "{name}" not found',
+                    details={"name": name, "kind": "namespaces"})
+
+
+def conflict(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(
+        409, "Conflict",
+        f'Operation cannot be fulfilled on {_qualified(rt)} "{name}": the object has been '
+        "modified; please apply your changes to the latest version and try again",
+        details={"name": name, "group": rt.group, "kind": rt.plural})
+
+
+def already_exists(rt: ResourceType, name: str) -> ApiError:
+    return ApiError(409, "AlreadyExists", f'{_qualified(rt)} "{name}" already exists',
+                    details={"name": name, "group": rt.group, "kind": rt.plural})
+
+
+def invalid(rt: ResourceType, name: str, causes: list[tuple[str, str]]) -> ApiError:
+    text = ", ".join(f"{f}: {m}" for f, m in causes)
+    if len(causes) > 1:
+        text = f"[{text}]"
+    return ApiError(
+        422, "Invalid", f'{rt.kind} "{name}" is invalid: {text}',
+        details={"name": name, "group": rt.group, "kind": rt.kind,
+                 "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f}
+                            for f, m in causes]})
+
+
+def forbidden(user: str, verb: str, resource: str, group: str, namespace: str | None,
+              name: str | None) -> ApiError:
+    # k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go (ForbiddenStatus)
+    plural = resource.split("/")[0]
+    qualified = f"{plural}.{group}" if group else plural
+    subject = f'{qualified} "{name}"' if name else qualified
+    where = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    return ApiError(
+        403, "Forbidden",
+        f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" in API '
+        f'group "{group}" {where}',
+        details={**({"name": name} if name else {}), "group": group, "kind": plural})
+
+
+# --------------------------------------------------------------------------- selectors
+
+_LABEL_REQ = re.compile(
+    r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9./_-]+)\s*"
+    r"(?:(?P<op>==|=|!=)\s*(?P<value>[A-Za-z0-9._-]*)|"
+    r"\s(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?\s*$"
+)
+
+
+class LabelSelector:
+    """A parsed ``labelSelector`` query parameter (k8s.io/apimachinery pkg/labels)."""
+
+    def __init__(self, text: str) -> None:
+        self.requirements: list[tuple[str, str, list[str]]] = []
+        for part in _split_selector(text):
+            match = _LABEL_REQ.match(part)
+            if not match:
+                raise ApiError(400, "BadRequest",
+                               f"unable to parse requirement: invalid label selector {text!r}")
+            key = match["key"]
+            if match["neg"]:
+                self.requirements.append((key, "!", []))
+            elif match["op"]:
+                op = "!=" if match["op"] == "!=" else "="
+                self.requirements.append((key, op, [match["value"]]))
+            elif match["setop"]:
+                values = [v.strip() for v in match["values"].split(",") if v.strip()]
+                self.requirements.append((key, match["setop"], values))
+            else:
+                self.requirements.append((key, "exists", []))
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for key, op, values in self.requirements:
+            present = key in labels
+            value = labels.get(key)
+            if op == "=" and value != values[0]:
+                return False
+            if op == "!=" and present and value == values[0]:
+                return False
+            if op == "in" and value not in values:
+                return False
+            if op == "notin" and present and value in values:
+                return False
+            if op == "exists" and not present:
+                return False
+            if op == "!" and present:
+                return False
+        return True
+
+
+def _split_selector(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur)
+    return [p for p in parts if p.strip()]
+
+
+# field selectors each kind supports (k8s.io/kubernetes pkg/registry/*/strategy.go
+# *ToSelectableFields); metadata.name and metadata.namespace everywhere.
+FIELD_SELECTABLE: dict[tuple[str, str], frozenset[str]] = {
+    ("", "secrets"): frozenset({"type"}),
+    ("", "events"): frozenset({
+        "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
+    ("", "pods"): frozenset({"spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+                             "spec.serviceAccountName", "status.phase", "status.podIP",
+                             "status.nominatedNodeName"}),
+    ("", "namespaces"): frozenset({"status.phase"}),
+    ("batch", "jobs"): frozenset({"status.successful"}),
+    ("apps", "replicasets"): frozenset({"status.replicas"}),
+}
+
+
+def field_value(obj: Obj, path: str) -> str:
+    if path == "source":
+        path = "source.component"
+    cur: Any = obj
+    for part in path.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    if cur is None:
+        return ""
+    return str(cur).lower() if isinstance(cur, bool) else str(cur)
+
+
+class FieldSelector:
+    def __init__(self, text: str, rt: ResourceType) -> None:
+        self.requirements: list[tuple[str, bool, str]] = []
+        allowed = FIELD_SELECTABLE.get(rt.key, frozenset()) | {
+            "metadata.name", "metadata.namespace"}
+        for part in _split_selector(text):
+            match = re.match(r"^\s*([A-Za-z0-9._]+)\s*(==|=|!=)\s*(.*?)\s*$", part)
+            if not match:
+                raise ApiError(400, "BadRequest", f"invalid field selector: {text!r}")
+            key, op, value = match.groups()
+            if key not in allowed:
+                raise ApiError(400, "BadRequest",
+                               f'field label not supported: {key}')
+            self.requirements.append((key, op != "!=", value))
+
+    def matches(self, obj: Obj) -> bool:
+        return all((field_value(obj, k) == v) == eq for k, eq, v in self.requirements)
+
+
+class Filter:
+    """What a list or watch asks for: one resource, maybe one namespace, selectors."""
+
+    def __init__(self, rt: ResourceType, namespace: str | None, query: dict[str, str]) -> None:
+        self.rt = rt
+        self.namespace = namespace
+        self.labels = LabelSelector(query.get("labelSelector", ""))
+        self.fields = FieldSelector(query.get("fieldSelector", ""), rt)
+
+    def matches(self, obj: Obj | None) -> bool:
+        if obj is None:
+            return False
+        meta = obj.get("metadata") or {}
+        if self.namespace is not None and meta.get("namespace") != self.namespace:
+            return False
+        return self.labels.matches(meta.get("labels") or {}) and self.fields.matches(obj)
+
+
+# --------------------------------------------------------------------------- watch hub
+
+
+class WatchEvent(NamedTuple):
+    rv: int
+    type: str  # ADDED / MODIFIED / DELETED
+    key: tuple[str, str]  # (group, plural)
+    obj: Obj
+    old: Obj | None
+
+
+class WatchHub:
+    """Recent changes, for watches that resume from a resourceVersion."""
+
+    def __init__(self, capacity: int = 20000) -> None:
+        self.events: deque[WatchEvent] = deque(maxlen=capacity)
+        self.cond = threading.Condition()
+        self.first_rv = 0  # events with rv > first_rv are retained
+
+    def publish(self, event: WatchEvent) -> None:
+        with self.cond:
+            if len(self.events) == self.events.maxlen:
+                self.first_rv = self.events[0].rv
+            self.events.append(event)
+            self.cond.notify_all()
+
+    def since(self, rv: int) -> list[WatchEvent]:
+        with self.cond:
+            if not self.events or self.events[-1].rv <= rv:
+                return []
+            return [e for e in self.events if e.rv > rv]
+
+
+# --------------------------------------------------------------------------- request log
+
+
+class ApiRequest(NamedTuple):
+    """One request as the fake saw it (bodies are never recorded)."""
+
+    verb: str  # Kubernetes verb (get, list, watch, create, update, patch, delete, ...)
+    path: str
+    query: str
+    status: int
+    content_type: str
+    user_agent: str
+
+
+@dataclass
+class _Fault:
+    verb: str
+    resource: str
+    status: int
+    namespace: str | None = None
+    count: int = 1
+
+
+@dataclass
+class _Response:
+    status: int
+    body: Obj | None = None
+    stream: Iterator[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+_SKIP_OWNERSHIP: tuple[FieldPath, ...] = (
+    ("apiVersion",), ("kind",), ("metadata", "name"), ("metadata", "namespace"),
+    ("metadata", "uid"), ("metadata", "resourceVersion"), ("metadata", "generation"),
+    ("metadata", "creationTimestamp"), ("metadata", "managedFields"),
+    ("metadata", "selfLink"), ("metadata", "generateName"),
+)
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DATA_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
+_NAMESPACE_KIND_NAMES = {"Namespace"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age(timestamp: str | None) -> str:
+    if not timestamp:
+        return "<unknown>"
+    try:
+        then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return "<unknown>"
+    seconds = max(0, int((datetime.now(UTC) - then).total_seconds()))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def _owned(path: FieldPath, has_status: bool) -> bool:
+    if any(path[: len(skip)] == skip for skip in _SKIP_OWNERSHIP):
+        return False
+    return not (has_status and path[:1] == ("status",))
+
+
+def _strip_for_compare(obj: Obj) -> Obj:
+    out = copy.deepcopy(obj)
+    meta = out.get("metadata") or {}
+    meta.pop("managedFields", None)
+    meta.pop("resourceVersion", None)
+    return out
+
+
+def _spec_part(obj: Obj) -> Obj:
+    return {k: v for k, v in obj.items()
+            if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def _apply_schema_defaults(obj: Any, schema: Obj | None) -> None:
+    """Structural defaulting of a CRD schema (apiextensions-apiserver
+    pkg/apiserver/schema/defaulting/algorithm.go): a missing property with a ``default`` gets it,
+    recursively inside present objects and array items."""
+    if not schema:
+        return
+    if isinstance(obj, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            if name not in obj and "default" in sub:
+                obj[name] = copy.deepcopy(sub["default"])
+            if name in obj:
+                _apply_schema_defaults(obj[name], sub)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for name, value in obj.items():
+                if name not in (schema.get("properties") or {}):
+                    _apply_schema_defaults(value, extra)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for item in obj:
+            _apply_schema_defaults(item, schema["items"])
+
+
+def _parse_body(body: bytes, content_type: str) -> Any:
+    if not body:
+        return None
+    if "protobuf" in content_type:
+        raise ApiError(415, "UnsupportedMediaType",
+                       f'the body of the request was in an unknown format - accepted media '
+                       f'types include: application/json, application/yaml '
+                       f'(this fake does not speak {content_type})')
+    try:
+        if "yaml" in content_type:
+            return yaml.load(body.decode(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return json.loads(body)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ApiError(400, "BadRequest",
+                       f"the body of the request could not be decoded: {exc}") from exc
+
+
+_USER_AGENT_MANAGER = re.compile(r"^([^/\s]+)")
+
+
+# --------------------------------------------------------------------------- HTTPS layer
+
+
+class _TLSServer(ThreadingHTTPServer):
+    """Threading HTTPS server; TLS handshake in the connection's thread (as the Key Vault
+    fake's), with the port fixed so that stop()/start() come back on the same address."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, fake: FakeKubeApiServer, context: ssl.SSLContext, port: int) -> None:
+        self.fake = fake
+        self.ssl_context = context
+        self._conns: set[socket.socket] = set()
+        self._conns_lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.settimeout(60)
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn = self.ssl_context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with self._conns_lock:
+            self._conns.add(conn)
+        try:
+            self.RequestHandlerClass(conn, client_address, self)
+        except (ssl.SSLError, OSError):
+            pass
+        finally:
+            with self._conns_lock:
+                self._conns.discard(conn)
+            with contextlib.suppress(OSError):
+                conn.close()
+
+    def close_connections(self) -> None:
+        with self._conns_lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _TLSServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _dispatch(self) -> None:
+        # read the body first, whatever the answer (keep-alive framing)
+        body = self._read_body()
+        resp = self.server.fake._handle(self.command, self.path, self.headers, body)
+        self.send_response(resp.status)
+        for key, value in resp.headers.items():
+            self.send_header(key, value)
+        if resp.stream is not None:
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in resp.stream:
+                    self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            except (OSError, ssl.SSLError):
+                self.close_connection = True
+            finally:
+                resp.stream.close()  # type: ignore[attr-defined]
+            return
+        payload = json.dumps(resp.body).encode() if resp.body is not None else b""
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _dispatch
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class FakeKubeApiServer:
+    """The fake API server; see the module docstring. Thread safe."""
+
+    def __init__(self, *, token: str | None = None, user: str = "deparrow-test",
+                 bookmark_interval: float = 1.0) -> None:
+        self.token = token or uuid.uuid4().hex
+        self.user = user
+        self.bookmark_interval = bookmark_interval
+        self.registry = Registry()
+        self.hub = WatchHub()
+        self._lock = threading.RLock()
+        self._objects: dict[tuple[str, str, str, str], Obj] = {}
+        # ownership for server-side apply: key -> {(manager, operation, subresource): paths}
+        self._owners: dict[tuple[str, str, str, str], dict[tuple[str, str, str],
+                                                            set[FieldPath]]] = {}
+        self._rv = 0
+        self._denied: list[tuple[str, str, str | None]] = []
+        self._faults: list[_Fault] = []
+        self._delay = 0.0
+        self._log: list[ApiRequest] = []
+        self._server: _TLSServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._port: int | None = None
+        self._tmpdir: str | None = None
+        self._ca: trustme.CA | None = None
+        self._context: ssl.SSLContext | None = None
+        self.kubeconfig_path: Path | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeKubeApiServer:
+        """Serve on 127.0.0.1 (a free port the first time, the same port after stop())."""
+        if self._server is not None:
+            return self
+        if self._context is None:
+            self._ca = trustme.CA()
+            cert = self._ca.issue_cert("127.0.0.1", "localhost")
+            self._tmpdir = tempfile.mkdtemp(prefix="fake-kube-apiserver-")
+            self._ca.cert_pem.write_to_path(str(Path(self._tmpdir) / "ca.pem"))
+            self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            cert.configure_cert(self._context)
+        self._stopping.clear()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self._server = _TLSServer(self, self._context, self._port or 0)
+                break
+            except OSError:
+                if self._port is None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self._port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name=f"FakeKubeApiServer:{self._port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (the API is down: connections refused); state is kept."""
+        self._stopping.set()
+        with self.hub.cond:
+            self.hub.cond.notify_all()
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop and remove the CA directory."""
+        self.stop()
+        if self._tmpdir is not None:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+        self._context = None
+
+    def __enter__(self) -> FakeKubeApiServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeKubeApiServer was never started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_path(self) -> str:
+        if self._tmpdir is None:
+            raise RuntimeError("FakeKubeApiServer was never started")
+        return str(Path(self._tmpdir) / "ca.pem")
+
+    def kubeconfig(self, path: str | Path, context: str = "fake",
+                   namespace: str = "deparrow", *, token: str | None = None) -> Path:
+        """Write a kubeconfig (JSON, valid YAML) for this server; returns its path."""
+        ca_data = base64.b64encode(Path(self.ca_path).read_bytes()).decode()
+        config = {
+            "apiVersion": "v1", "kind": "Config", "current-context": context,
+            "clusters": [{"name": context, "cluster": {
+                "server": self.url, "certificate-authority-data": ca_data}}],
+            "users": [{"name": f"{context}-user", "user": {"token": token or self.token}}],
+            "contexts": [{"name": context, "context": {
+                "cluster": context, "user": f"{context}-user", "namespace": namespace}}],
+            "preferences": {},
+        }
+        out = Path(path)
+        out.write_text(json.dumps(config, indent=2))
+        out.chmod(0o600)
+        self.kubeconfig_path = out
+        return out
+
+    # ------------------------------------------------------------------ test controls
+
+    def deny(self, verb: str, resource: str, namespace: str | None = None) -> None:
+        """Answer 403 to `verb` ("*" for any) on `resource` ("secrets", "deployments/status",
+        "*"), in `namespace` (None: everywhere)."""
+        with self._lock:
+            self._denied.append((verb, resource, namespace))
+
+    def allow_all(self) -> None:
+        with self._lock:
+            self._denied.clear()
+
+    def fail_next(self, verb: str, resource: str, status: int = 500, *, count: int = 1,
+                  namespace: str | None = None) -> None:
+        """The next `count` requests `verb` on `resource` answer `status` (409 is a Conflict
+        with the real message, 500 an InternalError, 503 ServiceUnavailable, 429 with
+        Retry-After: 1)."""
+        with self._lock:
+            self._faults.append(_Fault(verb, resource, status, namespace, count))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._denied.clear()
+            self._delay = 0.0
+
+    def set_delay(self, seconds: float) -> None:
+        """Every request waits `seconds` before it is handled (a slow API server)."""
+        with self._lock:
+            self._delay = seconds
+
+    @property
+    def request_log(self) -> list[tuple[str, str]]:
+        """(verb, path) of every request since the last reset_log(), in order."""
+        with self._lock:
+            return [(r.verb, r.path) for r in self._log]
+
+    @property
+    def requests(self) -> list[ApiRequest]:
+        with self._lock:
+            return list(self._log)
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._log.clear()
+
+    def count(self, verb: str | None = None, resource: str | None = None) -> int:
+        """Requests with `verb` whose path names `resource` (plural) as a path segment."""
+        with self._lock:
+            return sum(1 for r in self._log
+                       if (verb is None or r.verb == verb)
+                       and (resource is None or resource in r.path.split("/")))
+
+    @property
+    def resource_version(self) -> int:
+        with self._lock:
+            return self._rv
+
+    # ------------------------------------------------------------------ Python object API
+
+    def _type_of(self, api_version: str, kind: str) -> ResourceType:
+        rt = self.registry.by_kind(api_version, kind)
+        if rt is None:
+            raise ApiError(404, "NotFound",
+                           f'no matches for kind "{kind}" in version "{api_version}"')
+        return rt
+
+    def put(self, obj: Obj, *, manager: str = "test") -> Obj:
+        """Create or replace `obj` as stored (status kept as given, no resourceVersion check);
+        returns the stored copy. For tests and simulated controllers (not logged)."""
+        rt = self._type_of(obj["apiVersion"], obj["kind"])
+        meta = obj.get("metadata") or {}
+        ns = meta.get("namespace") if rt.namespaced else None
+        with self._lock:
+            old = self._objects.get(self._key(rt, ns, meta.get("name", "")))
+            if old is None:
+                return self._create(rt, ns, copy.deepcopy(obj), manager=manager,
+                                    keep_status=True)
+            return self._update(rt, ns, meta["name"], copy.deepcopy(obj), manager=manager,
+                                subresource=None, check_rv=False, keep_status=True)
+
+    def get(self, api_version: str, kind: str, name: str,
+            namespace: str | None = None) -> Obj | None:
+        rt = self._type_of(api_version, kind)
+        with self._lock:
+            obj = self._objects.get(self._key(rt, namespace if rt.namespaced else None, name))
+            return self._out(rt, obj) if obj is not None else None
+
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str = "", field_selector: str = "") -> list[Obj]:
+        rt = self._type_of(api_version, kind)
+        flt = Filter(rt, namespace, {"labelSelector": label_selector,
+                                     "fieldSelector": field_selector})
+        with self._lock:
+            return [self._out(rt, o) for o in self._select(rt, flt)]
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
+               *, propagation: str = "Background") -> bool:
+        rt = self._type_of(api_version, kind)
+        with self._lock:
+            key = self._key(rt, namespace if rt.namespaced else None, name)
+            if key not in self._objects:
+                return False
+            self._delete_object(rt, key, propagation)
+            return True
+
+    def patch(self, api_version: str, kind: str, name: str, namespace: str | None,
+              patch: Any, *, patch_type: str = "merge", manager: str = "test",
+              subresource: str | None = None) -> Obj:
+        """Patch atomically (no lost update against a concurrent client): `patch_type` is
+        "merge", "strategic" or "json"."""
+        rt = self._type_of(api_version, kind)
+        engines = {"merge": kube_patch.json_merge_patch, "json": kube_patch.json_patch,
+                   "strategic": kube_patch.strategic_merge_patch}
+        with self._lock:
+            ns = namespace if rt.namespaced else None
+            live = self._objects.get(self._key(rt, ns, name))
+            if live is None:
+                raise not_found(rt, name)
+            new = engines[patch_type](self._out(rt, live), patch)
+            return self._update(rt, ns, name, new, manager=manager, subresource=subresource,
+                                check_rv=False)
+
+    def update_status(self, obj: Obj) -> Obj:
+        """Write only `obj`'s status (as a controller does through /status)."""
+        rt = self._type_of(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        with self._lock:
+            return self._update(rt, meta.get("namespace") if rt.namespaced else None,
+                                meta["name"], copy.deepcopy(obj), manager="test",
+                                subresource="status", check_rv=False)
+
+    def event(self, involved: Obj, reason: str, message: str, *, type_: str = "Normal",
+              component: str = "test") -> Obj:
+        """Record a core/v1 Event about `involved` (as a controller's event recorder does,
+        aggregating repeats into `count`)."""
+        meta = involved["metadata"]
+        ns = meta.get("namespace") or "default"
+        with self._lock:
+            rt = self._type_of("v1", "Event")
+            for ev in self._objects.values():
+                if (ev.get("kind") == "Event" and ev["metadata"].get("namespace") == ns
+                        and ev.get("involvedObject", {}).get("uid") == meta.get("uid")
+                        and ev.get("reason") == reason and ev.get("message") == message
+                        and ev.get("type") == type_):
+                    updated = copy.deepcopy(ev)
+                    updated["count"] = int(ev.get("count", 1)) + 1
+                    updated["lastTimestamp"] = _now()
+                    return self._update(rt, ns, ev["metadata"]["name"], updated,
+                                        manager=component, subresource=None, check_rv=False)
+            now = _now()
+            obj = {
+                "apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}",
+                             "namespace": ns},
+                "involvedObject": {"apiVersion": involved.get("apiVersion"),
+                                   "kind": involved.get("kind"), "name": meta["name"],
+                                   "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                                   "resourceVersion": meta.get("resourceVersion")},
+                "reason": reason, "message": message, "type": type_, "count": 1,
+                "firstTimestamp": now, "lastTimestamp": now,
+                "source": {"component": component}, "reportingComponent": component,
+            }
+            return self._create(rt, ns, obj, manager=component, keep_status=True)
+
+    def events_for(self, involved: Obj) -> list[Obj]:
+        uid = involved["metadata"].get("uid")
+        with self._lock:
+            return [copy.deepcopy(o) for o in self._objects.values()
+                    if o.get("kind") == "Event" and o.get("involvedObject", {}).get("uid") == uid]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
+                 interval: float = 0.02) -> Any:
+        """Poll `predicate` until it returns something truthy; AssertionError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met within {timeout}s")
+            time.sleep(interval)
+
+    # ------------------------------------------------------------------ storage
+
+    @staticmethod
+    def _key(rt: ResourceType, namespace: str | None, name: str) -> tuple[str, str, str, str]:
+        return (rt.group, rt.plural, namespace or "", name)
+
+    def _next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    def _out(self, rt: ResourceType, obj: Obj) -> Obj:
+        out = copy.deepcopy(obj)
+        out["apiVersion"] = rt.api_version
+        out["kind"] = rt.kind
+        return out
+
+    def _select(self, rt: ResourceType, flt: Filter) -> list[Obj]:
+        out = [o for (g, p, _, _), o in self._objects.items()
+               if (g, p) == rt.key and flt.matches(o)]
+        out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return out
+
+    def _publish(self, type_: str, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        self.hub.publish(WatchEvent(int(obj["metadata"]["resourceVersion"]), type_, rt.key,
+                                    copy.deepcopy(obj), copy.deepcopy(old) if old else None))
+
+    def _ensure_namespace(self, rt: ResourceType, ns: str | None) -> None:
+        if rt.namespaced:
+            if not ns:
+                raise ApiError(400, "BadRequest", "the server could not find the requested "
+                               "resource (namespace required)")
+            if ("", "namespaces", "", ns) not in self._objects:
+                raise namespace_not_found(ns)
+
+    def _validate(self, rt: ResourceType, obj: Obj) -> None:
+        meta = obj["metadata"]
+        name = meta.get("name", "")
+        causes: list[tuple[str, str]] = []
+        check = _LABEL_NAME_RE if rt.key == ("", "namespaces") else _NAME_RE
+        if not name:
+            causes.append(("metadata.name", "Required value: name or generateName is required"))
+        elif len(name) > 253 or not check.match(name):
+            causes.append(("metadata.name", f'Invalid value: "{name}": a lowercase RFC 1123 '
+                           "subdomain must consist of lower case alphanumeric characters, "
+                           "'-' or '.', and must start and end with an alphanumeric character"))
+        for label, value in (meta.get("labels") or {}).items():
+            if not isinstance(value, str) or len(value) > 63:
+                causes.append((f"metadata.labels[{label}]", "Invalid value: must be no more "
+                               "than 63 characters"))
+        if rt.key in (("", "secrets"), ("", "configmaps")):
+            for section in ("data", "binaryData"):
+                for data_key, value in (obj.get(section) or {}).items():
+                    if not _DATA_KEY_RE.match(data_key):
+                        causes.append((f"{section}[{data_key}]", "Invalid value: a valid config "
+                                       "key must consist of alphanumeric characters, '-', '_' "
+                                       "or '.'"))
+                    if rt.key == ("", "secrets") or section == "binaryData":
+                        try:
+                            base64.b64decode(value or "", validate=True)
+                        except (binascii.Error, TypeError):
+                            causes.append((f"{section}[{data_key}]",
+                                           "Invalid value: illegal base64 data"))
+        if causes:
+            raise invalid(rt, name, causes)
+
+    def _normalise(self, rt: ResourceType, obj: Obj) -> None:
+        """What the real registry strategies do to every written object."""
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        if rt.key == ("", "secrets"):
+            # pkg/apis/core/v1/conversion.go: stringData is merged into data on write
+            string_data = obj.pop("stringData", None) or {}
+            if string_data:
+                data = obj.setdefault("data", {}) or {}
+                obj["data"] = data
+                for k, v in string_data.items():
+                    data[k] = base64.b64encode(str(v).encode()).decode()
+            obj.setdefault("type", "Opaque")
+        if rt.key in _REPLICAS_DEFAULTED and isinstance(obj.get("spec"), dict):
+            obj["spec"].setdefault("replicas", 1)
+        if rt.key == ("", "namespaces"):
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj.setdefault("status", {})["phase"] = "Active"
+            obj["metadata"].setdefault("labels", {})[
+                "kubernetes.io/metadata.name"] = obj["metadata"]["name"]
+        if not rt.builtin and rt.schema:
+            _apply_schema_defaults(obj, rt.schema)
+
+    def _create(self, rt: ResourceType, ns: str | None, obj: Obj, *, manager: str,
+                keep_status: bool = False, dry_run: bool = False) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        if rt.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and ns and body_ns != ns:
+                raise ApiError(400, "BadRequest", "the namespace of the provided object does "
+                               "not match the namespace sent on the request")
+            ns = ns or body_ns
+            self._ensure_namespace(rt, ns)
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+        if not keep_status and rt.has_status:
+            obj.pop("status", None)
+        self._normalise(rt, obj)
+        self._validate(rt, obj)
+        key = self._key(rt, ns, meta["name"])
+        if key in self._objects:
+            raise already_exists(rt, meta["name"])
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = _now()
+        for dropped in ("resourceVersion", "managedFields", "selfLink", "deletionTimestamp"):
+            meta.pop(dropped, None)
+        if rt.tracks_generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
+        owners: dict[tuple[str, str, str], set[FieldPath]] = {}
+        paths = {p for p, _ in kube_patch.leaves(obj) if _owned(p, rt.has_status)}
+        if paths:
+            owners[(manager, "Update", "")] = paths
+        if dry_run:
+            meta["resourceVersion"] = str(self._rv)
+            return self._out(rt, obj)
+        meta["resourceVersion"] = str(self._next_rv())
+        self._render_managed(obj, owners, rt)
+        self._objects[key] = obj
+        self._owners[key] = owners
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            self.registry.add_crd(obj)
+        self._publish("ADDED", rt, obj, None)
+        return self._out(rt, obj)
+
+    def _render_managed(self, obj: Obj, owners: dict[tuple[str, str, str], set[FieldPath]],
+                        rt: ResourceType) -> None:
+        entries = []
+        for (manager, operation, sub), paths in owners.items():
+            if not paths:
+                continue
+            entry: Obj = {"manager": manager, "operation": operation,
+                          "apiVersion": rt.api_version, "time": _now(),
+                          "fieldsType": "FieldsV1", "fieldsV1": kube_patch.fields_v1(paths)}
+            if sub:
+                entry["subresource"] = sub
+            entries.append(entry)
+        if entries:
+            obj["metadata"]["managedFields"] = entries
+        else:
+            obj["metadata"].pop("managedFields", None)
+
+    def _merge_subresource(self, rt: ResourceType, old: Obj, new: Obj,
+                           subresource: str | None, keep_status: bool) -> Obj:
+        if subresource == "status":
+            merged = copy.deepcopy(old)
+            if "status" in new:
+                merged["status"] = new["status"]
+            else:
+                merged.pop("status", None)
+            return merged
+        if rt.has_status and not keep_status:
+            if "status" in old:
+                new["status"] = copy.deepcopy(old["status"])
+            else:
+                new.pop("status", None)
+        return new
+
+    def _update(self, rt: ResourceType, ns: str | None, name: str, new: Obj, *, manager: str,
+                subresource: str | None, check_rv: bool = True, keep_status: bool = False,
+                dry_run: bool = False, owners: dict[tuple[str, str, str], set[FieldPath]]
+                | None = None) -> Obj:
+        key = self._key(rt, ns, name)
+        old = self._objects.get(key)
+        if old is None:
+            raise not_found(rt, name)
+        meta = new.setdefault("metadata", {})
+        if not isinstance(meta, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        if meta.get("name", name) != name:
+            raise ApiError(400, "BadRequest", "the name of the object "
+                           f"({meta.get('name')}) does not match the name on the URL ({name})")
+        if rt.namespaced and meta.get("namespace", ns) != ns:
+            raise ApiError(400, "BadRequest", "the namespace of the provided object does not "
+                           "match the namespace sent on the request")
+        sent_rv = meta.get("resourceVersion")
+        if check_rv and sent_rv and str(sent_rv) != old["metadata"]["resourceVersion"]:
+            raise conflict(rt, name)
+        new = self._merge_subresource(rt, old, new, subresource, keep_status)
+        meta = new.setdefault("metadata", {})
+        for frozen in ("uid", "creationTimestamp", "generation"):
+            if frozen in old["metadata"]:
+                meta[frozen] = old["metadata"][frozen]
+            else:
+                meta.pop(frozen, None)
+        meta["name"] = name
+        if rt.namespaced:
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        self._normalise(rt, new)
+        self._validate(rt, new)
+        if rt.key == ("", "secrets") and old.get("immutable") and (
+                new.get("data") != old.get("data") or new.get("immutable") is not True):
+            raise invalid(rt, name, [("data", "Forbidden: field is immutable when "
+                                          "`immutable` is set")])
+        if _strip_for_compare(new) == _strip_for_compare(old) and owners is None:
+            return self._out(rt, old)  # nothing changed: no write, no new resourceVersion
+        if rt.tracks_generation and _spec_part(new) != _spec_part(old):
+            meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+        if owners is None:
+            owners = self._owners_after_update(key, rt, old, new, manager, subresource)
+        if (_strip_for_compare(new) == _strip_for_compare(old)
+                and owners == self._owners.get(key, {})):
+            return self._out(rt, old)
+        if dry_run:
+            meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+            return self._out(rt, new)
+        meta["resourceVersion"] = str(self._next_rv())
+        self._render_managed(new, owners, rt)
+        self._objects[key] = new
+        self._owners[key] = owners
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            self.registry.add_crd(new)
+        self._publish("MODIFIED", rt, new, old)
+        return self._out(rt, new)
+
+    def _owners_after_update(self, key: tuple[str, str, str, str], rt: ResourceType,
+                             old: Obj, new: Obj, manager: str, subresource: str | None
+                             ) -> dict[tuple[str, str, str], set[FieldPath]]:
+        has_status = rt.has_status and subresource != "status"
+        old_leaves = {p: v for p, v in kube_patch.leaves(old) if _owned(p, False)}
+        new_leaves = {p: v for p, v in kube_patch.leaves(new) if _owned(p, False)}
+        changed = {p for p, v in new_leaves.items() if old_leaves.get(p, object()) != v}
+        removed = set(old_leaves) - set(new_leaves)
+        if has_status:
+            changed = {p for p in changed if p[:1] != ("status",)}
+        owners = {k: set(v) for k, v in self._owners.get(key, {}).items()}
+        for paths in owners.values():
+            paths -= changed
+            paths -= removed
+        if changed:
+            owners.setdefault((manager, "Update", subresource or ""), set()).update(changed)
+        return {k: v for k, v in owners.items() if v}
+
+    def _delete_object(self, rt: ResourceType, key: tuple[str, str, str, str],
+                       propagation: str = "Background") -> Obj:
+        obj = self._objects.pop(key)
+        self._owners.pop(key, None)
+        meta = obj["metadata"]
+        deleted = copy.deepcopy(obj)
+        deleted["metadata"]["resourceVersion"] = str(self._next_rv())
+        self._publish("DELETED", rt, deleted, obj)
+        if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
+            spec = obj.get("spec") or {}
+            plural = (spec.get("names") or {}).get("plural", "")
+            for crt in self.registry.by_group_resource(spec.get("group", ""), plural)[:1]:
+                for okey in [k for k in self._objects if k[:2] == crt.key]:
+                    self._delete_object(crt, okey)
+            self.registry.remove_group_resource(spec.get("group", ""), plural)
+        if rt.key == ("", "namespaces"):
+            for okey in [k for k in self._objects if k[2] == meta["name"]]:
+                if okey in self._objects:
+                    self._delete_object(self._rt_for_key(okey), okey)
+        self._collect_garbage(meta.get("uid"), propagation)
+        return deleted
+
+    def _rt_for_key(self, key: tuple[str, str, str, str]) -> ResourceType:
+        return self.registry.by_group_resource(key[0], key[1])[0]
+
+    def _collect_garbage(self, owner_uid: str | None, propagation: str) -> None:
+        """Dependents of a deleted owner (k8s.io/kubernetes pkg/controller/garbagecollector):
+        deleted when no owner remains, else the dangling reference is dropped; Orphan
+        propagation only drops the reference."""
+        if not owner_uid:
+            return
+        live_uids = {o["metadata"].get("uid") for o in self._objects.values()}
+        for key, obj in list(self._objects.items()):
+            refs = obj["metadata"].get("ownerReferences") or []
+            if not any(r.get("uid") == owner_uid for r in refs):
+                continue
+            if key not in self._objects:
+                continue
+            remaining = [r for r in refs if r.get("uid") != owner_uid]
+            if propagation == "Orphan" or any(r.get("uid") in live_uids for r in remaining):
+                updated = copy.deepcopy(obj)
+                if remaining:
+                    updated["metadata"]["ownerReferences"] = remaining
+                else:
+                    updated["metadata"].pop("ownerReferences", None)
+                rt = self._rt_for_key(key)
+                self._update(rt, key[2] or None, key[3], updated, manager="garbage-collector",
+                             subresource=None, check_rv=False, keep_status=True)
+            else:
+                self._delete_object(self._rt_for_key(key), key, propagation)
+
+    # ------------------------------------------------------------------ server-side apply
+
+    def _apply(self, rt: ResourceType, ns: str | None, name: str, applied: Obj, manager: str,
+               force: bool, subresource: str | None, dry_run: bool) -> tuple[int, Obj]:
+        if not isinstance(applied, dict):
+            raise ApiError(400, "BadRequest", "apply patch must be an object")
+        if not manager:
+            raise ApiError(422, "Invalid", "PatchOptions.meta.k8s.io \"\" is invalid: "
+                           "fieldManager: Required value: is required for apply patch")
+        api_version, kind = applied.get("apiVersion"), applied.get("kind")
+        if api_version != rt.api_version or kind != rt.kind:
+            raise ApiError(400, "BadRequest", f"apply patch apiVersion/kind ({api_version}/"
+                           f"{kind}) does not match the URL ({rt.api_version}/{rt.kind})")
+        meta = applied.setdefault("metadata", {})
+        if meta.get("name", name) != name:
+            raise ApiError(400, "BadRequest", "the name of the object does not match the URL")
+        key = self._key(rt, ns, name)
+        live = self._objects.get(key)
+        status_only = subresource == "status"
+        # through /status only status is applied; on the main resource of a kind with a
+        # status subresource, status is ignored
+        applied_paths = {p for p, _ in kube_patch.leaves(applied)
+                         if _owned(p, False)
+                         and ((p[:1] == ("status",)) if status_only
+                              else (p[:1] != ("status",) or not rt.has_status))}
+        me = (manager, "Apply", subresource or "")
+        if live is None:
+            if status_only:
+                raise not_found(rt, name)
+            meta["name"] = name
+            created = self._create(rt, ns, copy.deepcopy(applied), manager=manager,
+                                   dry_run=dry_run)
+            if not dry_run:
+                self._owners[key] = {me: applied_paths}
+                stored = self._objects[key]
+                self._render_managed(stored, self._owners[key], rt)
+                created = self._out(rt, stored)
+            return 201, created
+        owners = {k: set(v) for k, v in self._owners.get(key, {}).items()}
+        conflicts: list[tuple[str, FieldPath]] = []
+        for other, paths in owners.items():
+            if other == me:
+                continue
+            for path in applied_paths & paths:
+                found, live_value = kube_patch.get_path(live, path)
+                _, new_value = kube_patch.get_path(applied, path)
+                if found and live_value != new_value:
+                    conflicts.append((other[0], path))
+        if conflicts and not force:
+            lines = [f'conflict with "{m}": .{_dotted(p)}' for m, p in conflicts]
+            plural = "conflict" if len(conflicts) == 1 else "conflicts"
+            raise ApiError(409, "Conflict",
+                           f"Apply failed with {len(conflicts)} {plural}: " + "\n".join(lines),
+                           details={"name": name, "group": rt.group, "kind": rt.plural,
+                                    "causes": [{"reason": "FieldManagerConflict",
+                                                "message": f'conflict with "{m}"',
+                                                "field": "." + _dotted(p)}
+                                               for m, p in conflicts]})
+        for other, path in conflicts:
+            for k, paths in owners.items():
+                if k[0] == other:
+                    paths.discard(path)
+        previous = owners.get(me, set())
+        others_paths = set().union(*(v for k, v in owners.items() if k != me)) if owners else set()
+        new = kube_patch.apply_merge(live, {k: v for k, v in applied.items()
+                                            if k not in ("apiVersion", "kind")})
+        new.setdefault("metadata", {})
+        for stale in sorted(previous - applied_paths - others_paths, key=len, reverse=True):
+            kube_patch.remove_path(new, stale)
+        owners[me] = applied_paths
+        owners = {k: v for k, v in owners.items() if v}
+        new["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
+        out = self._update(rt, ns, name, new, manager=manager, subresource=subresource,
+                           check_rv=False, dry_run=dry_run, owners=owners)
+        return 200, out
+
+    # ------------------------------------------------------------------ HTTP entry point
+
+    def _handle(self, method: str, target: str, headers: Any, body: bytes) -> _Response:
+        split = urlsplit(target)
+        path = split.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        user_agent = headers.get("User-Agent") or ""
+        verb = method.lower()
+        with self._lock:
+            delay = self._delay
+        if delay:
+            time.sleep(delay)
+        try:
+            auth = headers.get("Authorization") or ""
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or token.strip() != self.token:
+                verb = _http_verb(method)
+                raise ApiError(401, "Unauthorized", "Unauthorized")
+            route = self._route(method, path, query)
+            if isinstance(route, _Response):
+                verb = "get"
+                resp = route
+            else:
+                verb = route.verb
+                resp = self._serve(route, query, headers, body, content_type, user_agent)
+        except ApiError as err:
+            resp = _Response(err.code, err.status())
+            if err.code == 429:
+                resp.headers["Retry-After"] = "1"
+        except PatchError as err:
+            code = err.status
+            resp = _Response(code, ApiError(code, "Invalid" if code == 422 else "BadRequest",
+                                            str(err)).status())
+        except Exception:  # pragma: no cover - a bug in the fake: make it loud
+            traceback.print_exc(file=sys.stderr)
+            resp = _Response(500, ApiError(500, "InternalError",
+                                           traceback.format_exc()).status())
+        with self._lock:
+            self._log.append(ApiRequest(verb, split.path, split.query, resp.status,
+                                        content_type, user_agent))
+        return resp
+
+    def _route(self, method: str, path: str, query: dict[str, str]) -> _Route | _Response:
+        parts = [p for p in path.split("/") if p]
+        if path == "/version":
+            return _Response(200, {"major": "1", "minor": "37", "gitVersion": "v1.37.0-fake",
+                                   "gitCommit": "0" * 40, "gitTreeState": "clean",
+                                   "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.25",
+                                   "compiler": "gc", "platform": "linux/amd64"})
+        if path in ("/healthz", "/readyz", "/livez"):
+            return _Response(200, None)
+        if path == "/api":
+            return _Response(200, {"kind": "APIVersions", "versions": ["v1"],
+                                   "serverAddressByClientCIDRs": [
+                                       {"clientCIDR": "0.0.0.0/0",
+                                        "serverAddress": f"127.0.0.1:{self.port}"}]})
+        if path == "/apis":
+            with self._lock:
+                groups = [self._api_group(g, vs) for g, vs in sorted(self.registry.groups()
+                                                                     .items())]
+            return _Response(200, {"kind": "APIGroupList", "apiVersion": "v1",
+                                   "groups": groups})
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+            if version != "v1":
+                raise ApiError(404, "NotFound", "the server could not find the requested "
+                               "resource")
+        elif parts[:1] == ["apis"] and len(parts) >= 2:
+            group = parts[1]
+            with self._lock:
+                versions = self.registry.groups().get(group)
+            if not versions:
+                raise ApiError(404, "NotFound", "the server could not find the requested "
+                               "resource")
+            if len(parts) == 2:
+                return _Response(200, self._api_group(group, versions) | {
+                    "kind": "APIGroup", "apiVersion": "v1"})
+            version, rest = parts[2], parts[3:]
+            if version not in versions:
+                raise ApiError(404, "NotFound", "the server could not find the requested "
+                               "resource")
+        else:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if not rest:
+            with self._lock:
+                resources = [d for rt in self.registry.in_group_version(group, version)
+                             for d in rt.discovery()]
+            return _Response(200, {"kind": "APIResourceList", "apiVersion": "v1",
+                                   "groupVersion": f"{group}/{version}" if group else version,
+                                   "resources": resources})
+        return self._resource_route(method, group, version, rest, query)
+
+    def _api_group(self, group: str, versions: list[str]) -> Obj:
+        ordered = sorted(versions, key=lambda v: (v != "v1", v))
+        return {"name": group,
+                "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in ordered],
+                "preferredVersion": {"groupVersion": f"{group}/{ordered[0]}",
+                                     "version": ordered[0]}}
+
+    def _resource_route(self, method: str, group: str, version: str, rest: list[str],
+                        query: dict[str, str]) -> _Route:
+        ns: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            ns, rest = rest[1], rest[2:]
+        with self._lock:
+            rt = self.registry.find(group, version, rest[0])
+        if rt is None or (ns is not None and not rt.namespaced):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        name = rest[1] if len(rest) >= 2 else None
+        sub = rest[2] if len(rest) >= 3 else None
+        if len(rest) > 3 or (sub is not None and (sub != "status" or not rt.has_status)):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if name is not None and rt.namespaced and ns is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if method == "GET":
+            if name is not None:
+                verb = "get"
+            else:
+                verb = "watch" if query.get("watch") in ("true", "1") else "list"
+        elif method == "POST" and name is None:
+            verb = "create"
+        elif method == "PUT" and name is not None:
+            verb = "update"
+        elif method == "PATCH" and name is not None:
+            verb = "patch"
+        elif method == "DELETE":
+            verb = "delete" if name is not None else "deletecollection"
+        else:
+            raise ApiError(405, "MethodNotAllowed",
+                           "the server does not allow this method on the requested resource")
+        return _Route(verb, rt, ns, name, sub)
+
+    def _check_faults(self, route: _Route) -> None:
+        resource = route.rt.plural + (f"/{route.sub}" if route.sub else "")
+        with self._lock:
+            for verb, res, ns in self._denied:
+                if (verb in ("*", route.verb) and res in ("*", resource, route.rt.plural)
+                        and (ns is None or ns == route.ns)):
+                    raise forbidden(self.user, route.verb, resource, route.rt.group, route.ns,
+                                    route.name)
+            for fault in self._faults:
+                if (fault.verb in ("*", route.verb) and fault.resource in ("*", resource)
+                        and (fault.namespace is None or fault.namespace == route.ns)):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    raise _fault_error(fault.status, route)
+
+    def _serve(self, route: _Route, query: dict[str, str], headers: Any, body: bytes,
+               content_type: str, user_agent: str) -> _Response:
+        self._check_faults(route)
+        rt, ns, name = route.rt, route.ns, route.name
+        dry_run = query.get("dryRun") == "All"
+        manager = query.get("fieldManager") or _default_manager(user_agent)
+        if route.verb == "get":
+            with self._lock:
+                obj = self._objects.get(self._key(rt, ns, name or ""))
+                if obj is None:
+                    raise not_found(rt, name or "")
+                return _Response(200, self._out(rt, obj))
+        if route.verb == "list":
+            return _Response(200, self._list_response(rt, ns, query, headers))
+        if route.verb == "watch":
+            flt = Filter(rt, ns, query)
+            return _Response(200, stream=self._watch(rt, flt, query))
+        payload = _parse_body(body, content_type) if route.verb != "delete" else (
+            _parse_body(body, "application/json") if body else None)
+        with self._lock:
+            if route.verb == "create":
+                if not isinstance(payload, dict):
+                    raise ApiError(400, "BadRequest", "the request body must be an object")
+                return _Response(201, self._create(rt, ns, payload, manager=manager,
+                                                   dry_run=dry_run))
+            if route.verb == "update":
+                if not isinstance(payload, dict):
+                    raise ApiError(400, "BadRequest", "the request body must be an object")
+                return _Response(200, self._update(rt, ns, name or "", payload, manager=manager,
+                                                   subresource=route.sub, dry_run=dry_run))
+            if route.verb == "patch":
+                return self._patch(route, payload, content_type, query, manager, dry_run)
+            if route.verb == "delete":
+                return self._delete_request(route, payload, query, dry_run)
+            if route.verb == "deletecollection":
+                flt = Filter(rt, ns, query)
+                victims = self._select(rt, flt)
+                out = []
+                for obj in victims:
+                    key = self._key(rt, ns if rt.namespaced else None, obj["metadata"]["name"])
+                    if key in self._objects and not dry_run:
+                        out.append(self._out(rt, self._delete_object(rt, key)))
+                return _Response(200, {"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
+                                       "metadata": {"resourceVersion": str(self._rv)},
+                                       "items": out})
+        raise ApiError(405, "MethodNotAllowed", "method not allowed")
+
+    def _patch(self, route: _Route, patch: Any, content_type: str, query: dict[str, str],
+               manager: str, dry_run: bool) -> _Response:
+        rt, ns, name = route.rt, route.ns, route.name or ""
+        if content_type == "application/apply-patch+yaml":
+            force = query.get("force") in ("true", "1")
+            code, out = self._apply(rt, ns, name, patch, query.get("fieldManager", ""), force,
+                                    route.sub, dry_run)
+            return _Response(code, out)
+        key = self._key(rt, ns, name)
+        live = self._objects.get(key)
+        if live is None:
+            raise not_found(rt, name)
+        current = self._out(rt, live)
+        if content_type == "application/merge-patch+json":
+            new = kube_patch.json_merge_patch(current, patch)
+        elif content_type == "application/json-patch+json":
+            new = kube_patch.json_patch(current, patch)
+        elif content_type == "application/strategic-merge-patch+json":
+            if not rt.builtin:
+                raise ApiError(415, "UnsupportedMediaType",
+                               "the body of the request was in an unknown format - accepted "
+                               "media types include: application/json-patch+json, "
+                               "application/merge-patch+json, application/apply-patch+yaml")
+            new = kube_patch.strategic_merge_patch(current, patch)
+        else:
+            raise ApiError(415, "UnsupportedMediaType",
+                           "the body of the request was in an unknown format - accepted media "
+                           "types include: application/json-patch+json, application/merge-"
+                           "patch+json, application/apply-patch+yaml, "
+                           "application/strategic-merge-patch+json")
+        if not isinstance(new, dict):
+            raise ApiError(422, "Invalid", "the patched object is not an object")
+        new_meta = new.get("metadata") or {}
+        if not isinstance(new_meta, dict):
+            raise ApiError(400, "BadRequest", "metadata must be an object")
+        # a resourceVersion in the patch is a precondition
+        patch_meta = patch.get("metadata") if isinstance(patch, dict) else None
+        check_rv = isinstance(patch_meta, dict) and "resourceVersion" in patch_meta
+        if not check_rv:
+            new_meta["resourceVersion"] = live["metadata"]["resourceVersion"]
+        return _Response(200, self._update(rt, ns, name, new, manager=manager,
+                                           subresource=route.sub, check_rv=True,
+                                           dry_run=dry_run))
+
+    def _delete_request(self, route: _Route, options: Any, query: dict[str, str],
+                        dry_run: bool) -> _Response:
+        rt, ns, name = route.rt, route.ns, route.name or ""
+        key = self._key(rt, ns, name)
+        obj = self._objects.get(key)
+        if obj is None:
+            raise not_found(rt, name)
+        options = options if isinstance(options, dict) else {}
+        pre = options.get("preconditions") or {}
+        if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"][
+                "resourceVersion"]:
+            raise conflict(rt, name)
+        if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
+            raise conflict(rt, name)
+        propagation = (options.get("propagationPolicy") or query.get("propagationPolicy")
+                       or ("Orphan" if options.get("orphanDependents") else "Background"))
+        if dry_run or options.get("dryRun") == ["All"]:
+            return _Response(200, self._out(rt, obj))
+        deleted = self._delete_object(rt, key, propagation)
+        if not rt.builtin:
+            return _Response(200, self._out(rt, deleted))
+        return _Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                               "status": "Success",
+                               "details": {"name": name, "group": rt.group, "kind": rt.plural,
+                                           "uid": obj["metadata"]["uid"]}})
+
+    # ------------------------------------------------------------------ list / table / watch
+
+    def _list_response(self, rt: ResourceType, ns: str | None, query: dict[str, str],
+                       headers: Any) -> Obj:
+        flt = Filter(rt, ns, query)
+        with self._lock:
+            items = self._select(rt, flt)
+            rv = str(self._rv)
+        start = 0
+        token = query.get("continue")
+        if token:
+            try:
+                start = int(json.loads(base64.urlsafe_b64decode(token.encode()))["start"])
+            except (ValueError, KeyError, binascii.Error) as exc:
+                raise ApiError(400, "BadRequest", "invalid continue token") from exc
+        limit = int(query.get("limit") or 0)
+        page = items[start:start + limit] if limit > 0 else items[start:]
+        meta: Obj = {"resourceVersion": rv}
+        if limit > 0 and start + limit < len(items):
+            meta["continue"] = base64.urlsafe_b64encode(
+                json.dumps({"start": start + limit}).encode()).decode()
+            meta["remainingItemCount"] = len(items) - start - limit
+        if "as=Table" in (headers.get("Accept") or ""):
+            return self._table(rt, page, meta, query.get("includeObject", "Metadata"))
+        out_items = []
+        for obj in page:
+            item = self._out(rt, obj)
+            if rt.builtin:  # typed lists carry no per-item kind/apiVersion
+                item.pop("kind", None)
+                item.pop("apiVersion", None)
+            out_items.append(item)
+        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
+                "items": out_items}
+
+    def _table(self, rt: ResourceType, objs: list[Obj], meta: Obj, include: str) -> Obj:
+        columns: list[Obj] = [{"name": "Name", "type": "string", "format": "name",
+                               "description": "Name", "priority": 0}]
+        columns += [{"name": c["name"], "type": c.get("type", "string"), "format": "",
+                     "description": c.get("description", ""), "priority": c.get("priority", 0)}
+                    for c in rt.printer_columns]
+        columns.append({"name": "Age", "type": "string", "format": "",
+                        "description": "Age", "priority": 0})
+        rows = []
+        for obj in objs:
+            cells: list[Any] = [obj["metadata"]["name"]]
+            cells += [_jsonpath(obj, c.get("jsonPath", "")) for c in rt.printer_columns]
+            cells.append(_age(obj["metadata"].get("creationTimestamp")))
+            if include == "Object":
+                row_obj = self._out(rt, obj)
+            elif include == "None":
+                row_obj = None
+            else:
+                row_obj = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                           "metadata": copy.deepcopy(obj["metadata"])}
+            rows.append({"cells": cells, "object": row_obj})
+        return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+                "columnDefinitions": columns, "rows": rows}
+
+    def _watch(self, rt: ResourceType, flt: Filter, query: dict[str, str]) -> Iterator[bytes]:
+        timeout = float(query.get("timeoutSeconds") or 1800)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        initial = query.get("sendInitialEvents") in ("true", "1")
+        rv_param = query.get("resourceVersion", "")
+        with self._lock:
+            current = self._rv
+            snapshot = [self._out(rt, o) for o in self._select(rt, flt)]
+        deadline = time.monotonic() + timeout
+
+        def line(type_: str, obj: Obj) -> bytes:
+            return json.dumps({"type": type_, "object": obj}).encode() + b"\n"
+
+        def bookmark(rv: int, initial_end: bool = False) -> bytes:
+            meta: Obj = {"resourceVersion": str(rv)}
+            if initial_end:
+                meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+            return line("BOOKMARK", {"kind": rt.kind, "apiVersion": rt.api_version,
+                                     "metadata": meta})
+
+        def stream() -> Iterator[bytes]:
+            last = current
+            if initial or rv_param in ("", "0"):
+                for obj in snapshot:
+                    yield line("ADDED", obj)
+                if initial and bookmarks:
+                    yield bookmark(current, initial_end=True)
+            else:
+                try:
+                    last = int(rv_param)
+                except ValueError:
+                    yield line("ERROR", ApiError(400, "BadRequest",
+                                                 "invalid resourceVersion").status())
+                    return
+                if last < self.hub.first_rv:
+                    yield line("ERROR", ApiError(
+                        410, "Expired", f"too old resource version: {last} "
+                        f"({self.hub.first_rv})").status())
+                    return
+            last_bookmark = time.monotonic()
+            while not self._stopping.is_set() and time.monotonic() < deadline:
+                events = self.hub.since(last)
+                for ev in events:
+                    last = ev.rv
+                    if ev.key != rt.key:
+                        continue
+                    now_match = ev.type != "DELETED" and flt.matches(ev.obj)
+                    was_match = flt.matches(ev.old) if ev.old is not None else False
+                    if ev.type == "DELETED":
+                        if was_match:
+                            yield line("DELETED", self._out(rt, ev.obj))
+                    elif now_match and (was_match or ev.type == "ADDED"):
+                        yield line(ev.type, self._out(rt, ev.obj))
+                    elif now_match:
+                        yield line("ADDED", self._out(rt, ev.obj))
+                    elif was_match:
+                        yield line("DELETED", self._out(rt, ev.obj))
+                if events:
+                    continue
+                if bookmarks and time.monotonic() - last_bookmark >= self.bookmark_interval:
+                    last_bookmark = time.monotonic()
+                    yield bookmark(last)
+                with self.hub.cond:
+                    if not self.hub.since(last) and not self._stopping.is_set():
+                        self.hub.cond.wait(timeout=0.1)
+
+        return stream()
+
+
+@dataclass
+class _Route:
+    verb: str
+    rt: ResourceType
+    ns: str | None
+    name: str | None
+    sub: str | None
+
+
+def _http_verb(method: str) -> str:
+    return {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+            "DELETE": "delete"}.get(method, method.lower())
+
+
+def _default_manager(user_agent: str) -> str:
+    # k8s.io/apiserver pkg/endpoints/handlers/rest.go: the user agent up to the first "/"
+    match = _USER_AGENT_MANAGER.match(user_agent)
+    return match.group(1)[:128] if match else "unknown"
+
+
+def _fault_error(status: int, route: _Route) -> ApiError:
+    rt, name = route.rt, route.name or ""
+    if status == 409:
+        return conflict(rt, name)
+    if status == 404:
+        return not_found(rt, name)
+    if status == 403:
+        return ApiError(403, "Forbidden", "injected 403")
+    if status == 429:
+        return ApiError(429, "TooManyRequests", "the server has received too many requests "
+                        "and has asked us to try again later")
+    if status == 503:
+        return ApiError(503, "ServiceUnavailable", "the server is currently unable to handle "
+                        "the request")
+    if status == 504:
+        return ApiError(504, "Timeout", "the server was unable to return a response in the "
+                        "time allotted, but may still be processing the request")
+    return ApiError(status, "InternalError", "an error on the server (\"injected fault\") has "
+                    "prevented the request from succeeding")
+
+
+def _dotted(path: FieldPath) -> str:
+    out = []
+    for seg in path:
+        if isinstance(seg, tuple):
+            out.append("[" + ",".join(f"{k}=\"{v}\"" for k, v in seg[1]) + "]")
+        else:
+            out.append(seg)
+    return ".".join(out).replace(".[", "[")
+
+
+def _jsonpath(obj: Obj, expr: str) -> Any:
+    """The JSONPath subset CRD printer columns use: `.a.b`, `.a[0]`, `.a[?(@.k=="v")].b`."""
+    cur: list[Any] = [obj]
+    for token in re.findall(r'\.([A-Za-z0-9_-]+)|\[(\d+)\]|\[\?\(@\.(\w+)=="([^"]*)"\)\]', expr):
+        name, index, fkey, fvalue = token
+        nxt: list[Any] = []
+        for value in cur:
+            if name and isinstance(value, dict) and name in value:
+                nxt.append(value[name])
+            elif index and isinstance(value, list) and int(index) < len(value):
+                nxt.append(value[int(index)])
+            elif fkey and isinstance(value, list):
+                nxt += [i for i in value if isinstance(i, dict) and str(i.get(fkey)) == fvalue]
+        cur = nxt
+    if not cur:
+        return None
+    return cur[0] if not isinstance(cur[0], (dict, list)) else json.dumps(cur[0])
+
+
+def load_crds(paths: Iterable[Path]) -> list[Obj]:
+    """CustomResourceDefinition objects from YAML files (parsed once per process)."""
+    out = []
+    for path in paths:
+        out += [d for d in _load_yaml_cached(str(path)) if d and d.get("kind") ==
+                "CustomResourceDefinition"]
+    return copy.deepcopy(out)
+
+
+_YAML_CACHE: dict[str, list[Obj]] = {}
+
+
+def _load_yaml_cached(path: str) -> list[Obj]:
+    if path not in _YAML_CACHE:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        with open(path, encoding="utf-8") as fh:
+            _YAML_CACHE[path] = list(yaml.load_all(fh, Loader=loader))
+    return _YAML_CACHE[path]
