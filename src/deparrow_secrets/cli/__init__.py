@@ -44,6 +44,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Check manifests, configuration and policies for known mistakes."),
     "scan": ("deparrow_secrets.cli.lint_cmds:scan",
              "Find an environment's secret values in files and git history."),
+    "deploy": ("deparrow_secrets.cli.cluster_cmds:deploy",
+               "Apply an environment to the cluster and verify every value arrived."),
+    "doctor": ("deparrow_secrets.cli.cluster_cmds:doctor",
+               "Diagnose store -> SecretStore -> ExternalSecret -> Secret -> workloads."),
+    "drift": ("deparrow_secrets.cli.cluster_cmds:drift",
+              "Compare catalog, store and cluster key by key (by hash)."),
+    "impact": ("deparrow_secrets.cli.cluster_cmds:impact",
+               "Which workloads and pods consume a Secret or key, and which are stale."),
 }
 
 

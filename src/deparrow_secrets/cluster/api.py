@@ -120,7 +120,7 @@ class KubeClient(Protocol):
 
     def patch(self, kind: Kind, name: str, patch: Obj,
               namespace: str | None = None) -> Obj:
-        """Strategic-merge patch."""
+        """Strategic-merge patch (JSON merge patch for custom resources)."""
 
     def events(self, namespace: str, *, involved_kind: str | None = None) -> list[Obj]:
         """Events of a namespace (optionally only those about one kind), in one request."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deparrow_secrets.cluster.api import SECRET, Kind, Obj, SecretDigest, kind_of
+from deparrow_secrets.cluster.api import ESO_GROUP, SECRET, Kind, Obj, SecretDigest, kind_of
 from deparrow_secrets.cluster.datahash import digest_secret
 from deparrow_secrets.cluster.kubeconfig import ResolvedConfig, load_client_configuration
 from deparrow_secrets.errors import (
@@ -85,7 +85,7 @@ class OfficialKubeClient:
         headers = {"Accept": "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
-        payload = json.dumps(body) if body is not None else None
+        payload = body  # the REST layer serializes JSON (and YAML, as JSON) bodies
 
         def once() -> Obj | None:
             self._calls += 1
@@ -212,10 +212,13 @@ class OfficialKubeClient:
                              content_type="application/apply-patch+yaml") or {}
 
     def patch(self, kind: Kind, name: str, patch: Obj, namespace: str | None = None) -> Obj:
+        # Custom resources have no strategic merge (the API server answers 415): JSON
+        # merge patch, which is the same for the metadata maps patched here.
+        content_type = "application/merge-patch+json" if kind.group == ESO_GROUP \
+            else "application/strategic-merge-patch+json"
         return self._request("PATCH", kind.path(namespace, name), verb="patch", kind=kind,
                              namespace=namespace, query=[("fieldManager", FIELD_MANAGER)],
-                             body=patch,
-                             content_type="application/strategic-merge-patch+json") or {}
+                             body=patch, content_type=content_type) or {}
 
     def events(self, namespace: str, *, involved_kind: str | None = None) -> list[Obj]:
         from deparrow_secrets.cluster.api import EVENT
@@ -246,6 +249,8 @@ def _is_network_error(exc: BaseException) -> bool:
 def _is_timeout(exc: BaseException) -> bool:
     import urllib3.exceptions
 
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # refused: a subclass of
+        return False                                           # ConnectTimeoutError
     return isinstance(exc, (urllib3.exceptions.TimeoutError, TimeoutError))
 
 

@@ -135,3 +135,15 @@ def condition(obj: Obj | None, type_: str = "Ready") -> Obj | None:
 def is_ready(obj: Obj | None) -> bool:
     cond = condition(obj)
     return cond is not None and cond.get("status") == "True"
+
+
+def last_data_change(state: ClusterState, external_secret: str | None) -> datetime | None:
+    """When ESO last changed the target Secret's data: its newest Normal Created/Updated
+    Event (ESO emits `Updated` only when the data changed, CLUSTER.md)."""
+    if not external_secret:
+        return None
+    times = [parse_time(event_time(e)) for e in state.events_for("ExternalSecret",
+                                                                 external_secret)
+             if e.get("type") == "Normal" and e.get("reason") in ("Created", "Updated")]
+    found = [t for t in times if t is not None]
+    return max(found) if found else None

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from deparrow_secrets import __version__
-from deparrow_secrets.lint.findings import RULES, Finding, Rule
+from deparrow_secrets.lint.findings import DOCTOR_RULE_IDS, RULES, Finding, Rule
 
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
                 "sarif-schema-2.1.0.json")
@@ -18,20 +18,22 @@ TOOL = "deparrow-secrets"
 _SRCROOT = "SRCROOT"
 
 
-def summary(findings: Sequence[Finding], checked: int, what: str = "file") -> str:
+def summary(findings: Sequence[Finding], checked: int, what: str = "file",
+            place: str = "file") -> str:
     if not findings:
         return f"no findings ({checked} {what}(s) checked)"
     errors = sum(1 for f in findings if f.severity == "error")
     warnings = len(findings) - errors
-    files = len({f.file for f in findings})
+    files = len({f.file or f.resource for f in findings})
     return (f"{len(findings)} finding(s): {errors} error(s), {warnings} warning(s) in "
-            f"{files} file(s); {checked} {what}(s) checked")
+            f"{files} {place}(s); {checked} {what}(s) checked")
 
 
-def render_text(findings: Sequence[Finding], checked: int, what: str = "file") -> str:
+def render_text(findings: Sequence[Finding], checked: int, what: str = "file",
+                place: str = "file") -> str:
     lines = []
     for f in findings:
-        where = f.file + (f":{f.line}" if f.line else "")
+        where = (f.file + (f":{f.line}" if f.line else "")) if f.file else f.resource
         if f.commit:
             where = f"{f.commit[:12]}:{where}"
         at = f" (at {f.key_path})" if f.key_path and f.key_path not in f.message else ""
@@ -40,7 +42,7 @@ def render_text(findings: Sequence[Finding], checked: int, what: str = "file") -
         if excerpt:
             lines.append(f"    | {excerpt}")
         lines.append(f"    fix: {f.fix}")
-    lines.append(summary(findings, checked, what))
+    lines.append(summary(findings, checked, what, place))
     return "\n".join(lines)
 
 
@@ -90,19 +92,25 @@ def render_sarif(findings: Sequence[Finding], rules: Sequence[Rule],
     descriptors = list(rules)
     for f in findings:  # a rule used outside its command still gets described
         if all(r.id != f.rule for r in descriptors):
-            descriptors.append(RULES[f.rule])
+            descriptors.append(RULES.get(f.rule) or DOCTOR_RULE_IDS[f.rule])
     index = {r.id: i for i, r in enumerate(descriptors)}
     results = []
     for f in findings:
-        physical: dict[str, Any] = {"artifactLocation": _artifact(f.file, cwd)}
-        if f.line:
-            physical["region"] = {"startLine": f.line}
+        location: dict[str, Any] = {}
+        if f.file:
+            physical: dict[str, Any] = {"artifactLocation": _artifact(f.file, cwd)}
+            if f.line:
+                physical["region"] = {"startLine": f.line}
+            location["physicalLocation"] = physical
+        if f.resource:  # a cluster object (doctor): no file to point at
+            location["logicalLocations"] = [{"fullyQualifiedName": f.resource,
+                                             "kind": "resource"}]
         result: dict[str, Any] = {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
             "level": f.severity,
             "message": {"text": f"{f.message}. Fix: {f.fix}"},
-            "locations": [{"physicalLocation": physical}],
+            "locations": [location],
         }
         props = dict(f.properties)
         if f.key_path:

@@ -29,7 +29,7 @@ from deparrow_secrets.cluster.api import (
     kind_of,
 )
 from deparrow_secrets.cluster.expected import ExpectedSecret, environment_secrets
-from deparrow_secrets.cluster.state import ClusterState, read_state
+from deparrow_secrets.cluster.state import ClusterState, read_state, require_namespace
 from deparrow_secrets.cluster.sync import SecretSync, compare
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import DeparrowError, NotConvergedError
@@ -218,8 +218,14 @@ def _apply_all(client: KubeClient, objs: list[Obj], dry_run: bool) -> list[Objec
     current = _current(client, objs)
     namespaces = {o["metadata"]["namespace"] for o in objs if o["kind"] == "Secret"}
     live = {d.name: d for ns in sorted(namespaces) for d in client.secret_digests(ns)}
-    changes = []
+    changes: list[ObjectChange] = []
     for obj in objs:
+        if dry_run and changes and changes[0].kind == "Namespace" and \
+                changes[0].action == "create" and kind_of(obj).namespaced:
+            # A dry run does not create the namespace, so the server cannot dry-run
+            # what goes into it: everything in it is new.
+            changes.append(ObjectChange(obj["kind"], obj["metadata"]["name"], "create"))
+            continue
         if obj["kind"] == "Secret":
             changes.append(_secret_change(client, obj, live, dry_run))
             continue
@@ -255,6 +261,8 @@ def deploy(project: Project, env: EnvironmentConfig, client: KubeClient,
            progress: Callable[[str, bool], None] | None = None) -> DeployResult:
     """The whole command: check the tree, apply (or dry-run), then wait and verify."""
     check_tree_current(project)
+    if not apply:
+        require_namespace(client, project.config.namespace, env)
     if env.uses_eso:
         _require_eso(client, env)
     calls_before = client.calls

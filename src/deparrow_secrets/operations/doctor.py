@@ -1,0 +1,442 @@
+"""Doctor: follow store -> SecretStore -> ExternalSecret -> Secret -> workloads and name
+each problem with a stable id and the exact fix.
+
+One read of the cluster (cluster/state.py: one list per kind, so the number of API
+calls does not depend on the number of objects) and one read of the store with the
+tool's own credentials; comparisons by hash only. Findings use lint's model and
+output (text, JSON, SARIF); the chain is also drawn as Graphviz dot or Mermaid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deparrow_secrets.cluster.api import ESO_GROUP, KubeClient
+from deparrow_secrets.cluster.consumers import FROZEN, SUB_PATH, Workload
+from deparrow_secrets.cluster.expected import ExpectedSecret, expected_secrets
+from deparrow_secrets.cluster.state import (
+    ESO_COMPONENTS,
+    ESO_NAMESPACE,
+    ClusterState,
+    condition,
+    last_data_change,
+    parse_time,
+    read_state,
+    require_namespace,
+)
+from deparrow_secrets.cluster.sync import SecretSync, compare
+from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.errors import StoreError
+from deparrow_secrets.lint.findings import DOCTOR_RULE_IDS, ERROR, WARNING, Finding
+from deparrow_secrets.operations.project import Project
+from deparrow_secrets.stores.interface import SecretStore
+
+OK = "ok"
+IDENTITY_ANNOTATIONS = ("eks.amazonaws.com/role-arn", "azure.workload.identity/client-id",
+                        "azure.workload.identity/tenant-id")
+
+
+@dataclass
+class Node:
+    id: str
+    kind: str
+    label: str
+    health: str = OK  # ok | warning | error
+
+
+@dataclass
+class DoctorReport:
+    environment: str
+    namespace: str
+    context: str
+    findings: list[Finding] = field(default_factory=list)
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    checked: int = 0
+    api_calls: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+class _Doctor:
+    def __init__(self, project: Project, env: EnvironmentConfig, client: KubeClient) -> None:
+        self.project = project
+        self.config = project.config
+        self.env = env
+        self.client = client
+        self.ns = project.config.namespace
+        self.report = DoctorReport(env.name, self.ns, client.context)
+
+    # ------------------------------------------------------------------ helpers
+
+    def add(self, rule: str, resource: str, message: str, fix: str | None = None,
+            node: str | None = None, **props: Any) -> None:
+        meta = DOCTOR_RULE_IDS[rule]
+        fix = fix or meta.fix.replace("ENV", self.env.name)
+        self.report.findings.append(Finding(
+            rule, meta.severity, "", None, message, fix, resource=resource,
+            properties={"environment": self.env.name, **props}))
+        if node:
+            self._mark(node, meta.severity)
+
+    def node(self, id_: str, kind: str, label: str) -> str:
+        self.report.nodes.setdefault(id_, Node(id_, kind, label))
+        return id_
+
+    def edge(self, a: str, b: str) -> None:
+        if (a, b) not in self.report.edges:
+            self.report.edges.append((a, b))
+
+    def res(self, kind: str, name: str, namespaced: bool = True) -> str:
+        return f"{kind} {self.ns}/{name}" if namespaced else f"{kind} {name}"
+
+    # ------------------------------------------------------------------ checks
+
+    def check_eso(self, state: ClusterState) -> bool:
+        if state.eso_versions is None:
+            self.add("eso-not-installed", f"APIGroup {ESO_GROUP}",
+                     f"the API server does not serve {ESO_GROUP}: ESO is not installed")
+            return False
+        if not state.eso_serves_v1:
+            self.add("eso-v1-not-served", f"APIGroup {ESO_GROUP}",
+                     f"{ESO_GROUP} serves {', '.join(state.eso_versions) or 'no version'}, "
+                     "not v1: the rendered manifests (v1) cannot be applied and v1beta1 "
+                     "objects are all the cluster has")
+            return False
+        for component in ESO_COMPONENTS:
+            pods = [p for p in state.eso_pods
+                    if ((p.get("metadata") or {}).get("labels") or {})
+                    .get("app.kubernetes.io/name") == component]
+            running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
+                       and (condition(p) or {}).get("status", "True") == "True"]
+            if not running:
+                state_text = ", ".join(sorted({str((p.get("status") or {}).get("phase"))
+                                               for p in pods})) or "no pod"
+                self.add("eso-pod-not-running",
+                         f"Pod {ESO_NAMESPACE}/app.kubernetes.io/name={component}",
+                         f"{component}: {state_text} (expected a Running, ready pod)",
+                         f"kubectl -n {ESO_NAMESPACE} describe pods -l "
+                         f"app.kubernetes.io/name={component}; kubectl -n {ESO_NAMESPACE} "
+                         f"logs -l app.kubernetes.io/name={component}"
+                         + ("; if it is not installed: helm upgrade --install external-secrets "
+                            "external-secrets/external-secrets -n external-secrets" if not pods
+                            else ""))
+        return True
+
+    def check_identity(self, state: ClusterState, store_node: str) -> None:
+        from deparrow_secrets.render.manifests import service_account
+
+        rendered = service_account(self.config, self.env)
+        name = self.config.service_account
+        sa_node = self.node(f"sa:{name}", "ServiceAccount", f"ServiceAccount {name}")
+        self.edge(sa_node, store_node)
+        live = state.service_accounts.get(name)
+        if live is None:
+            self.add("serviceaccount-missing", self.res("ServiceAccount", name),
+                     f"ServiceAccount {name} does not exist (the SecretStore authenticates "
+                     "as it)", node=sa_node)
+        else:
+            want = {k: v for k, v in ((rendered["metadata"].get("annotations") or {})
+                                      .items()) if k in IDENTITY_ANNOTATIONS}
+            have = {k: v for k, v in ((live.get("metadata") or {}).get("annotations") or {})
+                    .items() if k in IDENTITY_ANNOTATIONS}
+            if want != have:
+                wrong = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+                fixes = [f"{k}={want[k]}" for k in wrong if k in want]
+                drops = [f"{k}-" for k in wrong if k not in want]
+                self.add("serviceaccount-identity-mismatch",
+                         self.res("ServiceAccount", name),
+                         "identity annotation(s) differ from the configuration: "
+                         + ", ".join(f"{k} is {have.get(k, '(absent)')!r}, configured "
+                                     f"{want.get(k, '(none)')!r}" for k in wrong),
+                         f"kubectl -n {self.ns} annotate serviceaccount {name} --overwrite "
+                         + " ".join(fixes + drops)
+                         + f" (or deparrow-secrets deploy --env {self.env.name})", node=sa_node)
+        if self.env.provider == "vault":
+            from deparrow_secrets.render.manifests import AUTH_DELEGATOR
+
+            crb_name = f"{name}-auth-delegator"
+            crb_node = self.node(f"crb:{crb_name}", "ClusterRoleBinding",
+                                 f"ClusterRoleBinding {crb_name}")
+            self.edge(crb_node, sa_node)
+            crb = state.auth_delegator
+            bound = crb is not None and (crb.get("roleRef") or {}).get("name") == \
+                AUTH_DELEGATOR and any(
+                    s.get("kind") == "ServiceAccount" and s.get("name") == name
+                    and s.get("namespace") == self.ns for s in crb.get("subjects") or [])
+            if not bound:
+                what = "does not exist" if crb is None else \
+                    f"does not bind ServiceAccount {self.ns}/{name} to {AUTH_DELEGATOR}"
+                self.add("auth-delegator-missing", f"ClusterRoleBinding {crb_name}",
+                         f"ClusterRoleBinding {crb_name} {what}",
+                         f"deparrow-secrets deploy --env {self.env.name}, or kubectl create "
+                         f"clusterrolebinding {crb_name} --clusterrole={AUTH_DELEGATOR} "
+                         f"--serviceaccount={self.ns}:{name}", node=crb_node)
+
+    def check_secret_store(self, state: ClusterState, store_node: str) -> str:
+        name = self.config.secret_store
+        ss_node = self.node(f"ss:{name}", "SecretStore", f"SecretStore {name}")
+        self.edge(store_node, ss_node)
+        live = state.secret_stores.get(name)
+        if live is None:
+            self.add("secretstore-missing", self.res("SecretStore", name),
+                     f"SecretStore {name} does not exist", node=ss_node)
+            return ss_node
+        cond = condition(live) or {}
+        if cond.get("status") != "True":
+            warnings = state.events_for("SecretStore", name, type_="Warning")
+            detail = str(warnings[0].get("message") or "") if warnings else ""
+            reason = str(cond.get("reason") or "no Ready condition")
+            self.add("secretstore-not-ready", self.res("SecretStore", name),
+                     f"SecretStore {name} not Ready ({reason})"
+                     + (f": {detail}" if detail else
+                        (f": {cond.get('message')}" if cond.get("message") else "")),
+                     self._store_fix(), node=ss_node, reason=reason)
+        return ss_node
+
+    def _store_fix(self) -> str:
+        e = self.env.name
+        if self.env.provider == "vault":
+            return (f"check Vault's kubernetes auth role and mount (`deparrow-secrets policy "
+                    f"--env {e}`), apply them with `deparrow-secrets setup --env {e}`, and "
+                    "make sure the auth-delegator binding exists")
+        if self.env.provider == "aws":
+            return (f"check the IAM role's trust policy names this ServiceAccount "
+                    f"(`deparrow-secrets policy --env {e}`; `setup --env {e}` applies it) "
+                    "and the ServiceAccount's eks.amazonaws.com/role-arn annotation")
+        return (f"check the federated credential and role assignment (`deparrow-secrets "
+                f"policy --env {e}` prints the az commands)")
+
+    def check_store(self, opener: Callable[[], SecretStore],
+                    store_node: str) -> dict[str, ExpectedSecret] | None:
+        try:
+            with opener() as store:
+                expected = expected_secrets(self.project, self.env, store)
+        except StoreError as exc:
+            self.add("store-unreachable", f"Store {self._store_label()}",
+                     f"the tool's own read of the store failed: {exc.message}",
+                     exc.hint or "fix what the message names, then rerun doctor",
+                     node=store_node)
+            return None
+        missing = sorted({k for e in expected.values() for k in e.missing_in_store})
+        for key in missing:
+            self.add("store-key-missing", f"Store {self._store_label()}",
+                     f"{key} is missing in the store", node=store_node, key=key)
+        return expected
+
+    def _store_label(self) -> str:
+        from deparrow_secrets.operations.verify import store_location
+
+        loc = store_location(self.config, self.env)
+        return f"{loc[0]}:" + " ".join(p for p in loc[1:] if p)
+
+    def check_external_secrets(self, state: ClusterState, syncs: list[SecretSync],
+                               ss_node: str | None) -> None:
+        for s in syncs:
+            sec_node = self.node(f"secret:{s.name}", "Secret", f"Secret {s.name}")
+            if s.external_secret is None:
+                continue
+            es_node = self.node(f"es:{s.external_secret}", "ExternalSecret",
+                                f"ExternalSecret {s.external_secret}")
+            if ss_node:
+                self.edge(ss_node, es_node)
+            self.edge(es_node, sec_node)
+            res = self.res("ExternalSecret", s.external_secret)
+            if not s.es_present:
+                self.add("externalsecret-missing", res,
+                         f"ExternalSecret {s.external_secret} does not exist", node=es_node)
+                continue
+            if not s.es_ready:
+                error = s.es_error or s.es_message or "no Ready condition yet"
+                fix = (f"deparrow-secrets provision --env {self.env.name} (the store lacks "
+                       + ", ".join(s.store_missing) + ")") if s.store_missing else \
+                    (f"fix the SecretStore first ({self.config.secret_store} is not Ready)"
+                     if ss_node and self.report.nodes[ss_node].health == ERROR else
+                     f"fix what the error says; kubectl -n {self.ns} describe externalsecret "
+                     f"{s.external_secret} shows its events")
+                self.add("externalsecret-not-ready", res,
+                         f"ExternalSecret {s.external_secret} not Ready"
+                         + (f" ({s.es_reason})" if s.es_reason else "") + f": {error}",
+                         fix, node=es_node, reason=s.es_reason)
+            interval = s.refresh_interval
+            if interval in ("0", "0s") or s.refresh_policy == "CreatedOnce":
+                what = "refreshPolicy CreatedOnce" if s.refresh_policy == "CreatedOnce" \
+                    else "refreshInterval 0"
+                self.report.findings.append(Finding(
+                    "refresh-disabled", WARNING, "", None,
+                    f"ExternalSecret {s.external_secret} has {what}: rotated values never "
+                    "reach the Secret and force-sync annotations are ignored",
+                    f"set refreshPolicy Periodic with refreshInterval {self.env.refresh_interval}"
+                    f" (`deparrow-secrets render` writes it), then `deparrow-secrets deploy "
+                    f"--env {self.env.name}`", resource=res,
+                    properties={"environment": self.env.name}))
+                self._mark(es_node, WARNING)
+
+    def _mark(self, node: str, health: str) -> None:
+        n = self.report.nodes.get(node)
+        if n and n.health != ERROR:
+            n.health = health
+
+    def check_secrets(self, syncs: list[SecretSync]) -> None:
+        for s in syncs:
+            node = f"secret:{s.name}"
+            res = self.res("Secret", s.name)
+            if not s.secret_present:
+                fix = (f"fix ExternalSecret {s.external_secret} (see its finding)"
+                       if s.external_secret and s.es_present and not s.es_ready
+                       else f"deparrow-secrets deploy --env {self.env.name}")
+                self.add("secret-missing", res, f"Secret {s.name} does not exist", fix,
+                         node=node)
+                continue
+            if s.missing_keys:
+                self.add("secret-key-missing", res,
+                         f"Secret {s.name} lacks {', '.join(s.missing_keys)}", node=node,
+                         keys=s.missing_keys)
+            if s.edited_in_cluster:
+                self.add("secret-edited-in-cluster", res,
+                         f"Secret {s.name} was edited in the cluster: its data no longer "
+                         "matches ESO's data-hash annotation", node=node)
+            if s.store_missing or s.missing_keys:
+                continue
+            if not s.in_sync:
+                which = ", ".join(s.differing_keys) or "its keys"
+                fix = (f"kubectl -n {self.ns} annotate externalsecret {s.external_secret} "
+                       "force-sync=$(date +%s) --overwrite, or deparrow-secrets deploy --env "
+                       f"{self.env.name} (forces and verifies)") if s.external_secret else \
+                    f"deparrow-secrets deploy --env {self.env.name}"
+                self.add("secret-out-of-sync", res,
+                         f"Secret {s.name}: {which} differ(s) from the store"
+                         + (f" (last sync {s.last_sync})" if s.last_sync else ""), fix,
+                         node=node, keys=s.differing_keys)
+
+    def check_workloads(self, state: ClusterState, syncs: list[SecretSync]) -> None:
+        catalog_secrets = {s.name for s in syncs}
+        changed = {s.name: last_data_change(state, s.external_secret) for s in syncs}
+        for w in state.workloads:
+            wl_node = None
+            for u in w.uses:
+                if u.secret in catalog_secrets:
+                    wl_node = self.node(f"wl:{w.ref}", w.kind, w.ref)
+                    self.edge(f"secret:{u.secret}", wl_node)
+            res = f"{w.kind} {w.namespace}/{w.name}"
+            self._check_refs(w, state, res, wl_node)
+            for u in w.uses:
+                if u.how == SUB_PATH and u.secret in catalog_secrets:
+                    self.add("subpath-mount", res,
+                             f"{w.ref} container {u.container} mounts Secret {u.secret} at "
+                             f"{u.target} with subPath: it never receives updates",
+                             node=wl_node)
+        for pod in state.pods:
+            for secret in sorted({u.secret for u in pod.uses if u.how in FROZEN
+                                  and u.secret in catalog_secrets}):
+                last = changed.get(secret)
+                started = parse_time(pod.started)
+                if last is None or started is None or started >= last:
+                    continue
+                owner = pod.owner or f"Pod/{pod.name}"
+                workload = next((w for w in state.workloads if w.ref == owner), None)
+                fix = (f"wait for Stakater Reloader's rollout of {owner} (it watches "
+                       f"{secret}); do not restart it a second time"
+                       if workload and workload.reloader_watches(secret) else
+                       f"kubectl -n {self.ns} rollout restart {owner.lower()}"
+                       if pod.owner and pod.owner.split("/")[0] in
+                       ("Deployment", "StatefulSet", "DaemonSet") else
+                       f"kubectl -n {self.ns} delete pod {pod.name} (recreate it)")
+                self.add("pod-stale-env", f"Pod {self.ns}/{pod.name}",
+                         f"pod {pod.name} ({owner}) started {pod.started}, before Secret "
+                         f"{secret} last changed ({last.isoformat()}); it reads it from "
+                         "environment variables (or a subPath) and holds the old values",
+                         fix, node=f"wl:{owner}" if pod.owner else None)
+
+    def _check_refs(self, w: Workload, state: ClusterState, res: str,
+                    node: str | None) -> None:
+        from deparrow_secrets.cluster.consumers import IMAGE_PULL
+
+        reported: set[tuple[str, str | None]] = set()
+        for u in w.uses:
+            if u.optional or u.how == IMAGE_PULL and u.secret in state.secrets:
+                continue
+            live = state.secrets.get(u.secret)
+            if live is None:
+                if (u.secret, None) in reported:
+                    continue
+                reported.add((u.secret, None))
+                catalog = u.secret in {s.name for s in self.project.catalog.secrets}
+                self.add("workload-secret-missing", res,
+                         f"{w.ref} references Secret {u.secret}, which does not exist",
+                         f"deparrow-secrets deploy --env {self.env.name}" if catalog else
+                         f"create Secret {u.secret} in {self.ns} or correct the name in "
+                         f"{w.ref}", node=node, secret=u.secret)
+            elif u.key and u.key not in live.keys and (u.secret, u.key) not in reported:
+                reported.add((u.secret, u.key))
+                self.add("workload-key-missing", res,
+                         f"{w.ref} references key {u.key} of Secret {u.secret}, which has "
+                         f"no such key (it has: {', '.join(live.keys) or 'none'})",
+                         f"correct the key in {w.ref} (container {u.container})",
+                         node=node, secret=u.secret, key=u.key)
+
+
+def doctor(project: Project, env: EnvironmentConfig, client: KubeClient,
+           open_store: Callable[[], SecretStore]) -> DoctorReport:
+    d = _Doctor(project, env, client)
+    calls = client.calls
+    require_namespace(client, project.config.namespace, env)
+    state = read_state(client, project.config, env, eso_pods=True)
+    store_node = d.node("store", "Store", f"store {d._store_label()}")
+    eso_ok = d.check_eso(state) if env.uses_eso else False
+    ss_node = None
+    if env.uses_eso:
+        d.check_identity(state, store_node)
+        if eso_ok:
+            ss_node = d.check_secret_store(state, store_node)
+    expected = d.check_store(open_store, store_node)
+    if expected is not None:
+        syncs = compare(expected, state)
+        if env.uses_eso and eso_ok:
+            d.check_external_secrets(state, syncs, ss_node)
+        else:
+            for s in syncs:
+                d.edge(store_node, d.node(f"secret:{s.name}", "Secret", f"Secret {s.name}"))
+        d.check_secrets(syncs)
+        d.check_workloads(state, syncs)
+    d.report.checked = (len(state.external_secrets) + len(state.secrets)
+                        + len(state.workloads) + len(state.pods)
+                        + len(state.secret_stores) + len(state.service_accounts))
+    d.report.api_calls = client.calls - calls
+    d.report.findings.sort(key=lambda f: (f.resource, f.rule, f.message))
+    return d.report
+
+
+# --------------------------------------------------------------------------- pictures
+
+_COLORS = {OK: "palegreen", WARNING: "khaki", ERROR: "lightcoral"}
+
+
+def render_dot(report: DoctorReport) -> str:
+    lines = [f'digraph "{report.environment}" {{', "  rankdir=LR;",
+             '  node [shape=box, style="rounded,filled", fontname="Helvetica"];']
+    for n in report.nodes.values():
+        label = f"{n.label}\\n{n.health}".replace('"', "'")
+        lines.append(f'  "{n.id}" [label="{label}", fillcolor="{_COLORS[n.health]}"];')
+    for a, b in report.edges:
+        lines.append(f'  "{a}" -> "{b}";')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def render_mermaid(report: DoctorReport) -> str:
+    ids = {n.id: f"n{i}" for i, n in enumerate(report.nodes.values())}
+    lines = ["flowchart LR"]
+    for n in report.nodes.values():
+        label = f"{n.label}<br/>{n.health}".replace('"', "'")
+        lines.append(f'  {ids[n.id]}["{label}"]:::{n.health}')
+    for a, b in report.edges:
+        if a in ids and b in ids:
+            lines.append(f"  {ids[a]} --> {ids[b]}")
+    lines += [f"  classDef {h} fill:{c}" for h, c in _COLORS.items()]
+    return "\n".join(lines)
+

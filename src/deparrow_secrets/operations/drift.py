@@ -1,0 +1,97 @@
+"""Drift: catalog <-> store <-> cluster, key by key, by hash (never a value).
+
+For each key the environment needs: is it in the store (and at which version), is it
+in its Kubernetes Secret, and does the Secret hold the store's value (keyed digests
+compared in memory). Says which side is behind and the command that brings it level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deparrow_secrets.cluster.api import KubeClient
+from deparrow_secrets.cluster.expected import expected_secrets
+from deparrow_secrets.cluster.state import read_state, require_namespace
+from deparrow_secrets.cluster.sync import SecretSync, compare
+from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.operations.project import Project
+from deparrow_secrets.stores.interface import SecretStore
+
+IN_SYNC = "in-sync"
+STORE_BEHIND = "store-behind"  # the catalog needs a key the store lacks
+CLUSTER_BEHIND = "cluster-behind"  # the store changed since ESO's last refresh
+CLUSTER_EDITED = "cluster-edited"  # the Secret was changed in the cluster, not by ESO
+CLUSTER_MISSING = "cluster-missing"  # the Secret or the key is absent in the cluster
+
+
+@dataclass
+class KeyDrift:
+    key: str
+    secret: str
+    external_secret: str | None
+    in_store: bool
+    store_version: str | None
+    secret_present: bool
+    in_secret: bool
+    equal: bool | None  # None when one side lacks the key
+    last_sync: str
+    state: str
+    fix: str
+
+
+@dataclass
+class DriftReport:
+    environment: str
+    namespace: str
+    context: str
+    keys: list[KeyDrift] = field(default_factory=list)
+    api_calls: int = 0
+
+    @property
+    def drifted(self) -> list[KeyDrift]:
+        return [k for k in self.keys if k.state != IN_SYNC]
+
+
+def _verdict(env: EnvironmentConfig, s: SecretSync, key: str, in_store: bool,
+             in_secret: bool, equal: bool | None, namespace: str) -> tuple[str, str]:
+    e = env.name
+    if not in_store:
+        return STORE_BEHIND, f"deparrow-secrets provision --env {e}"
+    if not s.secret_present or not in_secret:
+        return CLUSTER_MISSING, f"deparrow-secrets deploy --env {e}"
+    if equal:
+        return IN_SYNC, ""
+    if s.edited_in_cluster:
+        return CLUSTER_EDITED, (
+            "ESO restores the store's value on its next sync; to keep the cluster's value, "
+            f"put it in the store (deparrow-secrets set {key} --env {e}), then "
+            f"deparrow-secrets deploy --env {e}")
+    if s.external_secret:
+        return CLUSTER_BEHIND, (f"deparrow-secrets deploy --env {e} (forces ESO to refresh "
+                                f"{s.external_secret} and verifies)")
+    return CLUSTER_BEHIND, f"deparrow-secrets deploy --env {e}"
+
+
+def drift(project: Project, env: EnvironmentConfig, client: KubeClient,
+          store: SecretStore) -> DriftReport:
+    calls = client.calls
+    ns = project.config.namespace
+    require_namespace(client, ns, env)
+    expected = expected_secrets(project, env, store)
+    state = read_state(client, project.config, env, workloads=False)
+    report = DriftReport(env.name, ns, client.context)
+    for s in compare(expected, state):
+        exp = expected[s.name]
+        live = state.secrets.get(s.name)
+        for key in exp.keys:
+            in_store = key not in exp.missing_in_store
+            in_secret = live is not None and key in live.keys
+            equal = None
+            if in_store and in_secret and live is not None:
+                equal = live.key_digests.get(key) == exp.key_digests.get(key)
+            verdict, fix = _verdict(env, s, key, in_store, in_secret, equal, ns)
+            report.keys.append(KeyDrift(
+                key, s.name, s.external_secret, in_store, exp.versions.get(key),
+                s.secret_present, in_secret, equal, s.last_sync, verdict, fix))
+    report.api_calls = client.calls - calls
+    return report
