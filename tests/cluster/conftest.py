@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from fakes.kube_apiserver import FakeKubeApiServer
-from fakes.kube_objects import ESO_NAMESPACE, eso_crds, install_eso
+from fakes.kube_objects import install_eso, started_cluster
 from fakes.workload_simulator import Reloader, WorkloadSimulator
 
 NAMESPACE = "deparrow"
@@ -33,14 +33,7 @@ NAMESPACE = "deparrow"
 @pytest.fixture
 def kube_api(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
     """A fake API server with namespaces deparrow and external-secrets and the ESO CRDs."""
-    with FakeKubeApiServer() as api:
-        for ns in (NAMESPACE, ESO_NAMESPACE):
-            api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        for crd in eso_crds():
-            api.put(crd)
-        kube_dir = tmp_path / "kube"
-        kube_dir.mkdir(mode=0o700)
-        api.kubeconfig(kube_dir / "config", context="fake", namespace=NAMESPACE)
+    with started_cluster(tmp_path / "kube", NAMESPACE) as api:
         yield api
 
 

@@ -899,9 +899,10 @@ class FakeKubeApiServer:
                            f'no matches for kind "{kind}" in version "{api_version}"')
         return rt
 
-    def put(self, obj: Obj, *, manager: str = "test") -> Obj:
-        """Create or replace `obj` as stored (status kept as given, no resourceVersion check);
-        returns the stored copy. For tests and simulated controllers (not logged)."""
+    def put(self, obj: Obj, *, manager: str = "test", check_rv: bool = False) -> Obj:
+        """Create or replace `obj` as stored (status kept as given; the resourceVersion in
+        `obj` is checked only with `check_rv`, ApiError 409 when stale); returns the stored
+        copy. For tests and simulated controllers (not logged)."""
         rt = self._type_of(obj["apiVersion"], obj["kind"])
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") if rt.namespaced else None
@@ -911,7 +912,7 @@ class FakeKubeApiServer:
                 return self._create(rt, ns, copy.deepcopy(obj), manager=manager,
                                     keep_status=True)
             return self._update(rt, ns, meta["name"], copy.deepcopy(obj), manager=manager,
-                                subresource=None, check_rv=False, keep_status=True)
+                                subresource=None, check_rv=check_rv, keep_status=True)
 
     def get(self, api_version: str, kind: str, name: str,
             namespace: str | None = None) -> Obj | None:

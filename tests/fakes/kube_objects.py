@@ -8,8 +8,10 @@ short names and printer columns are those of the same CRD files.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,19 @@ def install_eso(api: Any, *, webhook: bool = True, cert_controller: bool = True)
                 }],
             })
     WorkloadSimulator(api).reconcile_once()
+
+
+@contextlib.contextmanager
+def started_cluster(kube_dir: Path, namespace: str = "deparrow") -> Iterator[Any]:
+    """A started fake API server with namespaces `namespace` and ``external-secrets``, the ESO
+    CRDs, and a kubeconfig ``kube_dir/config`` (context ``fake``); closed on exit."""
+    from fakes.kube_apiserver import FakeKubeApiServer
+
+    with FakeKubeApiServer() as api:
+        for ns in (namespace, ESO_NAMESPACE):
+            api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for crd in eso_crds():
+            api.put(crd)
+        kube_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        api.kubeconfig(kube_dir / "config", context="fake", namespace=namespace)
+        yield api
