@@ -94,7 +94,7 @@ def deploy(ctx: click.Context, env_name: str, dry_run: bool, wait: bool, timeout
                                 for s in result.secrets],
                     "waitedSeconds": round(result.waited, 2), "apiCalls": result.api_calls})
         return
-    verb = "would" if dry_run else "did"
+    verb = "would change" if dry_run else "changed"
     for c in result.changes:
         fields = f" ({', '.join(c.fields[:6])}{', ...' if len(c.fields) > 6 else ''})" \
             if c.fields else ""
@@ -104,7 +104,7 @@ def deploy(ctx: click.Context, env_name: str, dry_run: bool, wait: bool, timeout
     changed = sum(1 for c in result.changes if c.action != "unchanged")
     summary = f"{env.name} ({client.context}, namespace {project.config.namespace}): "
     if not no_apply:
-        summary += f"{verb} change {changed} of {len(result.changes)} object(s)"
+        summary += f"{verb} {changed} of {len(result.changes)} object(s)"
     if wait and not dry_run:
         summary += ("; " if not no_apply else "") + \
             f"{len(result.secrets)} Secret(s) synced and verified by hash in " \
