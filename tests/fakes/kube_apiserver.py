@@ -187,6 +187,38 @@ _REPLICAS_DEFAULTED = frozenset({("apps", "deployments"), ("apps", "statefulsets
                                  ("apps", "replicasets")})
 
 
+def _ready_pods(pod: Obj) -> str:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    total = len((pod.get("spec") or {}).get("containers") or [])
+    return f"{sum(1 for c in statuses if c.get('ready'))}/{total}"
+
+
+# server-side printing of a few built-in kinds (k8s.io/kubernetes pkg/printers/internalversion
+# printers.go), column name -> cell; Name and Age are added around them
+BUILTIN_COLUMNS: dict[tuple[str, str], tuple[tuple[str, Callable[[Obj], Any]], ...]] = {
+    ("", "secrets"): (("Type", lambda o: o.get("type", "")),
+                      ("Data", lambda o: len(o.get("data") or {}))),
+    ("", "configmaps"): (("Data", lambda o: len(o.get("data") or {})
+                          + len(o.get("binaryData") or {})),),
+    ("", "namespaces"): (("Status", lambda o: (o.get("status") or {}).get("phase", "")),),
+    ("", "pods"): (("Ready", _ready_pods),
+                   ("Status", lambda o: (o.get("status") or {}).get("phase", "")),
+                   ("Restarts", lambda o: sum(c.get("restartCount", 0) for c in (
+                       o.get("status") or {}).get("containerStatuses") or []))),
+    ("apps", "deployments"): (
+        ("Ready", lambda o: f"{(o.get('status') or {}).get('readyReplicas', 0)}/"
+                            f"{(o.get('spec') or {}).get('replicas', 1)}"),
+        ("Up-to-date", lambda o: (o.get("status") or {}).get("updatedReplicas", 0)),
+        ("Available", lambda o: (o.get("status") or {}).get("availableReplicas", 0))),
+    ("", "events"): (("Type", lambda o: o.get("type", "")),
+                     ("Reason", lambda o: o.get("reason", "")),
+                     ("Object", lambda o: f"{(o.get('involvedObject') or {}).get('kind', '')}"
+                                          f"/{(o.get('involvedObject') or {}).get('name', '')}"
+                      .lower()),
+                     ("Message", lambda o: o.get("message", ""))),
+}
+
+
 class Registry:
     """Served resource types: the built-in table plus those of CRD objects."""
 
@@ -1692,6 +1724,9 @@ class FakeKubeApiServer:
     def _table(self, rt: ResourceType, objs: list[Obj], meta: Obj, include: str) -> Obj:
         columns: list[Obj] = [{"name": "Name", "type": "string", "format": "name",
                                "description": "Name", "priority": 0}]
+        builtin = BUILTIN_COLUMNS.get(rt.key, ()) if rt.builtin else ()
+        columns += [{"name": name, "type": "string", "format": "", "description": name,
+                     "priority": 0} for name, _ in builtin]
         columns += [{"name": c["name"], "type": c.get("type", "string"), "format": "",
                      "description": c.get("description", ""), "priority": c.get("priority", 0)}
                     for c in rt.printer_columns]
@@ -1700,6 +1735,7 @@ class FakeKubeApiServer:
         rows = []
         for obj in objs:
             cells: list[Any] = [obj["metadata"]["name"]]
+            cells += [cell(obj) for _, cell in builtin]
             cells += [_jsonpath(obj, c.get("jsonPath", "")) for c in rt.printer_columns]
             cells.append(_age(obj["metadata"].get("creationTimestamp")))
             if include == "Object":
