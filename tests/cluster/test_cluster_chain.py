@@ -1,6 +1,10 @@
-"""doctor: a healthy environment gives no findings; each finding id comes from one broken
-cluster state built on the fake API server (ESO simulator on a real OpenBao), with the id
-and its fix asserted. Also the dot/mermaid pictures, SARIF, and the API-call budget."""
+"""doctor, drift and impact on one chain store -> SecretStore -> ExternalSecret -> Secret ->
+workloads, built on the fake API server with the ESO simulator on a real OpenBao.
+
+doctor: a healthy environment gives no findings; each finding id comes from one broken
+cluster state, with the id and its fix asserted; pictures, SARIF, the API-call budget.
+drift: each way the three sides disagree lands on the right side. impact: every kind of
+reference, and the pods that hold a stale copy."""
 
 from __future__ import annotations
 
@@ -369,3 +373,125 @@ def test_doctor_api_calls_do_not_grow_with_objects(cluster: Cluster) -> None:
                          "metadata": {"name": f"other-{i}", "namespace": NS},
                          "data": {"k": "dg=="}})
     assert calls() == before
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def _drift(cluster: Cluster) -> tuple[int, dict[tuple[str, str], dict[str, Any]]]:
+    run = cluster.cli("drift", "--env", "staging", "--kubeconfig", cluster.kubeconfig,
+                      "-o", "json")
+    assert run.code in (0, 1), run.text
+    return run.code, {(k["secret"], k["key"]): k for k in run.json()["keys"]}
+
+
+def test_drift_in_sync(cluster: Cluster) -> None:
+    code, keys = _drift(cluster)
+    assert code == 0 and {k["state"] for k in keys.values()} == {"in-sync"}
+    assert all(k["storeVersion"] and k["lastSync"] for k in keys.values())
+    text = cluster.cli("drift", "--env", "staging", "--kubeconfig", cluster.kubeconfig)
+    assert "catalog, store and cluster agree" in text.out
+
+
+def test_drift_store_changed_behind_esos_back(cluster: Cluster) -> None:
+    assert cluster.cli("set", "REDIS_PASSWORD", "--env", "staging",
+                       stdin=secrets.token_urlsafe(40) + "\n").code == 0
+    code, keys = _drift(cluster)
+    assert code == 1
+    for secret in ("redis-credentials", "deparrow-secrets"):
+        k = keys[(secret, "REDIS_PASSWORD")]
+        assert k["state"] == "cluster-behind" and k["equal"] is False and k["inStore"]
+        assert "deparrow-secrets deploy --env staging" in k["fix"]
+    assert keys[("postgres-credentials", "POSTGRES_PASSWORD")]["state"] == "in-sync"
+    text = cluster.cli("drift", "--env", "staging", "--kubeconfig", cluster.kubeconfig)
+    assert "fix: deparrow-secrets deploy --env staging" in text.out
+    assert cluster.cli("deploy", "--env", "staging", "--kubeconfig",
+                       cluster.kubeconfig).code == 0
+    assert _drift(cluster)[0] == 0
+
+
+def test_drift_secret_edited_in_cluster(cluster: Cluster) -> None:
+    import base64
+
+    cluster.sim.pause()
+    secret = cluster.api.get("v1", "Secret", "postgres-credentials", NS)
+    secret["data"]["POSTGRES_USER"] = base64.b64encode(b"someone-else").decode()
+    cluster.api.put(secret)
+    code, keys = _drift(cluster)
+    assert code == 1
+    k = keys[("postgres-credentials", "POSTGRES_USER")]
+    assert k["state"] == "cluster-edited" and "ESO restores" in k["fix"]
+    assert keys[("postgres-credentials", "POSTGRES_DB")]["state"] == "in-sync"
+
+
+def test_drift_key_missing_from_store(cluster: Cluster) -> None:
+    kv = cluster.vault_kv()
+    data = kv.read_secret_version(path=cluster.remote_path, mount_point="secret",
+                                  raise_on_deleted_version=True)["data"]["data"]
+    data.pop("POSTGRES_DB")
+    kv.create_or_update_secret(path=cluster.remote_path, secret=data, mount_point="secret")
+    code, keys = _drift(cluster)
+    assert code == 1
+    k = keys[("postgres-credentials", "POSTGRES_DB")]
+    assert k["state"] == "store-behind" and not k["inStore"] and k["inSecret"]
+    assert k["fix"] == "deparrow-secrets provision --env staging"
+
+
+# --------------------------------------------------------------------------- impact
+
+
+def _impact(cluster: Cluster, target: str) -> dict[str, Any]:
+    run = cluster.cli("impact", target, "--env", "staging", "--kubeconfig",
+                      cluster.kubeconfig, "-o", "json")
+    assert run.code == 0, run.text
+    return run.json()
+
+
+def test_impact_names_every_way_a_secret_is_consumed(cluster: Cluster) -> None:
+    cluster.app("api", {
+        "env": [{"name": "R", "valueFrom": {"secretKeyRef": {"name": "redis-credentials",
+                                                             "key": "REDIS_PASSWORD"}}}],
+        "volumeMounts": [{"name": "p", "mountPath": "/p"},
+                         {"name": "s", "mountPath": "/etc/jwt", "subPath": "DEPARROW_JWT_SECRET"}],
+        "volumes": [{"name": "p", "projected": {"sources": [
+                        {"secret": {"name": "redis-credentials"}}]}},
+                    {"name": "s", "secret": {"secretName": "deparrow-secrets"}}]})
+    cluster.app("pull", {})
+    dep = cluster.api.get("apps/v1", "Deployment", "pull", NS)
+    dep["spec"]["template"]["spec"]["imagePullSecrets"] = [{"name": "redis-credentials"}]
+    cluster.api.put(dep)
+    cluster.wait_pods("api")
+    doc = _impact(cluster, "redis-credentials")
+    ways = {w["name"]: w["ways"] for w in doc["workloads"]}
+    assert ways == {"web": ["volume"], "api": ["env", "projected"],
+                    "pull": ["imagePullSecrets"]}
+    doc = _impact(cluster, "DEPARROW_JWT_SECRET")
+    assert doc["secrets"] == ["deparrow-secrets"] and doc["key"] == "DEPARROW_JWT_SECRET"
+    ways = {w["name"]: w["ways"] for w in doc["workloads"]}
+    assert ways == {"web": ["envFrom"], "api": ["subPath"]}
+    doc = _impact(cluster, "POSTGRES_DB")
+    assert doc["workloads"] == [] and doc["pods"] == []
+    pods = {p["owner"] for p in _impact(cluster, "REDIS_PASSWORD")["pods"]}
+    assert {"Deployment/web", "Deployment/api"} <= pods
+
+
+def test_impact_names_pods_with_a_stale_copy(cluster: Cluster) -> None:
+    cluster.workloads.stop()  # no rollout restarts the pods meanwhile
+    time.sleep(1.1)
+    assert cluster.cli("set", "DEPARROW_SECRET_KEY", "--env", "staging",
+                       stdin=secrets.token_urlsafe(64) + "\n").code == 0
+    assert cluster.cli("deploy", "--env", "staging", "--kubeconfig",
+                       cluster.kubeconfig).code == 0
+    doc = _impact(cluster, "DEPARROW_SECRET_KEY")
+    assert doc["lastChange"]
+    assert [p["stale"] for p in doc["pods"]] == [True]
+    text = cluster.cli("impact", "DEPARROW_SECRET_KEY", "--env", "staging", "--kubeconfig",
+                       cluster.kubeconfig)
+    assert "kubectl -n deparrow rollout restart deployment/web" in text.out
+    # redis-credentials reaches web through a volume: updated in place, not stale.
+    assert [p["stale"] for p in _impact(cluster, "redis-credentials")["pods"]] == [False]
+
+
+def test_impact_of_an_unknown_name_exit_2(cluster: Cluster) -> None:
+    run = cluster.cli("impact", "NOPE", "--env", "staging", "--kubeconfig", cluster.kubeconfig)
+    assert run.code == 2 and "neither a catalog key nor a Secret" in run.err, run.text
