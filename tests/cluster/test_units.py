@@ -11,7 +11,7 @@ import pytest
 
 from deparrow_secrets.cluster import consumers
 from deparrow_secrets.cluster.datahash import digest_secret, eso_data_hash, go_map_repr
-from deparrow_secrets.cluster.kubeconfig import KubeTarget, resolve
+from deparrow_secrets.cluster.kubeconfig import KubeTarget, ResolvedConfig, resolve
 from deparrow_secrets.errors import ClusterConfigError
 
 # ESO v2.9 runtime/esutils/utils_test.go, TestObjectHash.
@@ -171,3 +171,32 @@ def test_reloader_annotations() -> None:
                                 {"secret.reloader.stakater.com/reload": "x, y"})
     assert auto.reloader_watches("anything")
     assert listed.reloader_watches("y") and not listed.reloader_watches("z")
+
+
+# --------------------------------------------------------------------------- errors, sync
+
+
+def test_api_errors_about_secrets_never_carry_the_servers_message() -> None:
+    from deparrow_secrets.cluster.api import SECRET, SERVICE_ACCOUNT
+    from deparrow_secrets.cluster.official import OfficialKubeClient, _HttpError
+
+    value = secrets.token_urlsafe(24)
+    client = OfficialKubeClient.__new__(OfficialKubeClient)
+    client._resolved = ResolvedConfig((), "ctx")
+    exc = _HttpError(422, "Invalid", f'Secret "s" is invalid: data[k]: {value}')
+    about_secret = client._error(exc, "patch", SECRET, "secrets", "ns", 1)
+    assert value not in str(about_secret) and about_secret.exit_code == 2
+    other = client._error(exc, "patch", SERVICE_ACCOUNT, "serviceaccounts", "ns", 1)
+    assert value in str(other)  # control: other kinds keep the server's explanation
+
+
+def test_ready_counts_only_for_the_current_generation() -> None:
+    from deparrow_secrets.cluster.sync import SecretSync
+
+    s = SecretSync("s", "s-external", ["K"], es_present=True, es_ready=True, in_sync=True,
+                   secret_present=True, generation=2, synced_resource_version="1-abc")
+    assert not s.converged and "not synced its current spec" in s.reason()
+    s.synced_resource_version = "2-abc"
+    assert s.converged and s.reason() == ""
+    dev = SecretSync("s", None, ["K"], in_sync=True, secret_present=True)
+    assert dev.converged
