@@ -47,6 +47,7 @@ class ClusterState:
     events: list[Obj] = field(default_factory=list)
     workloads: list[Workload] = field(default_factory=list)
     pods: list[PodInfo] = field(default_factory=list)
+    _event_index: dict[tuple[str, str], list[Obj]] | None = field(default=None, repr=False)
 
     @property
     def eso_serves_v1(self) -> bool:
@@ -55,12 +56,16 @@ class ClusterState:
     def events_for(self, kind: str, name: str, *, reason: str | None = None,
                    type_: str | None = None) -> list[Obj]:
         """Events about one object, newest first."""
-        found = [e for e in self.events
-                 if (e.get("involvedObject") or {}).get("kind") == kind
-                 and (e.get("involvedObject") or {}).get("name") == name
-                 and (reason is None or e.get("reason") == reason)
-                 and (type_ is None or e.get("type") == type_)]
-        return sorted(found, key=event_time, reverse=True)
+        if self._event_index is None:  # built once: doctor asks for every object
+            index: dict[tuple[str, str], list[Obj]] = {}
+            for e in sorted(self.events, key=event_time, reverse=True):
+                involved = e.get("involvedObject") or {}
+                index.setdefault((str(involved.get("kind")), str(involved.get("name"))),
+                                 []).append(e)
+            self._event_index = index
+        return [e for e in self._event_index.get((kind, name), [])
+                if (reason is None or e.get("reason") == reason)
+                and (type_ is None or e.get("type") == type_)]
 
 
 def event_time(event: Obj) -> str:
