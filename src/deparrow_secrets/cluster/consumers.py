@@ -59,6 +59,11 @@ def _volume_secrets(volume: Mapping[str, Any]) -> list[tuple[str, str, list[str]
     return out
 
 
+def _each_key(keys: list[str]) -> list[str | None]:
+    """The keys a volume names one by one, or None for all of them."""
+    return list(keys) if keys else [None]
+
+
 def pod_spec_uses(spec: Mapping[str, Any] | None) -> list[SecretUse]:
     """Every reference to a Secret in a pod spec (pod or template)."""
     if not spec:
@@ -101,11 +106,11 @@ def pod_spec_uses(spec: Mapping[str, Any] | None) -> list[SecretUse]:
                                               f"{mount.get('mountPath')}"))
                     else:
                         uses += [SecretUse(secret, how, cname, k, optional,
-                                           mount.get("mountPath")) for k in keys or [None]]
+                                           mount.get("mountPath")) for k in _each_key(keys)]
     for name, found in volumes.items():
         if name not in mounted:  # declared, not mounted: still a reference
             for secret, how, keys, optional in found:
-                uses += [SecretUse(secret, how, None, k, optional) for k in keys or [None]]
+                uses += [SecretUse(secret, how, None, k, optional) for k in _each_key(keys)]
     for ref in spec.get("imagePullSecrets") or []:
         if isinstance(ref, dict) and ref.get("name"):
             uses.append(SecretUse(ref["name"], IMAGE_PULL))
