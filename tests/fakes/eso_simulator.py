@@ -244,6 +244,8 @@ class _EsState:
     """What the controller remembers about one ExternalSecret (its work queue entry)."""
 
     seen_meta: tuple[Any, ...] | None = None
+    es_rv: str | None = None
+    target: str = ""
     secret_rv: str | None = None
     due: float = 0.0  # monotonic time the next reconcile may run
     failures: int = 0
@@ -298,6 +300,8 @@ class EsoSimulator:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._knob_generation = 0
+        self._idle: tuple[Any, ...] = ()
+        self._next_due = 0.0
 
     # ------------------------------------------------------------------ lifecycle and knobs
 
@@ -375,39 +379,65 @@ class EsoSimulator:
             self._stop.wait(self.interval)
 
     def reconcile_once(self) -> None:
-        """One pass over stores and due ExternalSecrets."""
+        """One pass over stores and due ExternalSecrets (nothing to do: returns at once)."""
         with self._lock:
+            rv = self.api.resource_version
+            now = time.monotonic()
+            idle = (rv, self._knob_generation, self._never, self._lag)
+            if idle == self._idle and now < self._next_due:
+                return
             self._reconcile_stores()
             if self._never:
+                self._idle, self._next_due = idle, float("inf")
                 return
-            secrets = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
-                       for s in self.api.list("v1", "Secret")}
-            now = time.monotonic()
+            secrets = self.api.versions("v1", "Secret")
             live: set[str] = set()
-            for es in self.api.list(ESO_API, "ExternalSecret"):
-                uid = es["metadata"]["uid"]
+            for (ns, name), (uid, es_rv) in self.api.versions(ESO_API,
+                                                              "ExternalSecret").items():
                 live.add(uid)
                 state = self._states.setdefault(uid, _EsState(due=now + self._lag))
-                meta = es["metadata"]
-                seen = (meta.get("generation"), json.dumps(meta.get("labels"), sort_keys=True),
-                        json.dumps(meta.get("annotations"), sort_keys=True),
-                        tuple(meta.get("finalizers") or ()))
-                if state.seen_meta is not None and seen != state.seen_meta:
-                    state.due = min(state.due, now + self._lag)
-                state.seen_meta = seen
-                target = (meta["namespace"], self._target_name(es))
-                secret = secrets.get(target)
-                secret_rv = secret["metadata"]["resourceVersion"] if secret else None
+                if state.es_rv != es_rv:
+                    es = self.api.get(ESO_API, "ExternalSecret", name, ns)
+                    if es is None:
+                        continue
+                    self._observe(es, state, now)
+                secret_rv = secrets.get((ns, state.target), ("", None))[1]
                 if state.secret_rv is not None and secret_rv != state.secret_rv:
-                    state.due = min(state.due, now + self._lag)
+                    state.due = min(state.due, now + self._lag)  # a managed Secret changed
+                state.secret_rv = secret_rv
                 if now < state.due:
                     continue
+                es = self.api.get(ESO_API, "ExternalSecret", name, ns)
+                if es is None:
+                    continue
+                self._observe(es, state, now)
+                secret = self.api.get("v1", "Secret", state.target, ns)
                 self._reconcile(es, state, secret)
-                refreshed = self.api.get("v1", "Secret", target[1], target[0])
+                refreshed = self.api.get("v1", "Secret", state.target, ns)
                 state.secret_rv = refreshed["metadata"]["resourceVersion"] if refreshed else None
+                latest = self.api.get(ESO_API, "ExternalSecret", name, ns)
+                if latest is not None:
+                    self._observe(latest, state, time.monotonic(), enqueue=False)
             for uid in list(self._states):
                 if uid not in live:
                     del self._states[uid]
+            # the version read before the pass: a change made during it gets its own pass
+            self._idle = idle
+            self._next_due = min((s.due for s in self._states.values()),
+                                 default=float("inf"))
+
+    def _observe(self, es: Obj, state: _EsState, now: float, *, enqueue: bool = True) -> None:
+        """EC ``shouldEnqueueExternalSecretUpdate``: generation, labels, annotations or
+        finalizers changed (a status-only change does not enqueue)."""
+        meta = es["metadata"]
+        seen = (meta.get("generation"), json.dumps(meta.get("labels"), sort_keys=True),
+                json.dumps(meta.get("annotations"), sort_keys=True),
+                tuple(meta.get("finalizers") or ()))
+        if enqueue and state.seen_meta is not None and seen != state.seen_meta:
+            state.due = min(state.due, now + self._lag)
+        state.seen_meta = seen
+        state.es_rv = meta["resourceVersion"]
+        state.target = self._target_name(es)
 
     # ------------------------------------------------------------------ stores
 
@@ -735,10 +765,6 @@ class EsoSimulator:
                                         *(meta.get("finalizers") or []), FINALIZER]}},
                                     manager=COMPONENT)
                 meta = es["metadata"]
-                state.seen_meta = (meta.get("generation"),
-                                   json.dumps(meta.get("labels"), sort_keys=True),
-                                   json.dumps(meta.get("annotations"), sort_keys=True),
-                                   tuple(meta.get("finalizers") or ()))
         if self._should_skip_store(es):
             state.due = float("inf")
             return

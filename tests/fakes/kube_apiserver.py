@@ -757,6 +757,8 @@ class FakeKubeApiServer:
         self._owners: dict[tuple[str, str, str, str], dict[tuple[str, str, str],
                                                             set[FieldPath]]] = {}
         self._rv = 0
+        self._dependents: dict[str, set[tuple[str, str, str, str]]] = {}
+        self._events: dict[tuple[str, str, str, str, str], tuple[str, str, str, str]] = {}
         self._denied: list[tuple[str, str, str | None]] = []
         self._faults: list[_Fault] = []
         self._delay = 0.0
@@ -961,6 +963,14 @@ class FakeKubeApiServer:
         with self._lock:
             return [self._out(rt, o) for o in self._select(rt, flt)]
 
+    def versions(self, api_version: str, kind: str) -> dict[tuple[str, str], tuple[str, str]]:
+        """{(namespace, name): (uid, resourceVersion)} of every object of a kind, without
+        copying objects (for controllers that poll cheaply)."""
+        rt = self._type_of(api_version, kind)
+        with self._lock:
+            return {(k[2], k[3]): (o["metadata"]["uid"], o["metadata"]["resourceVersion"])
+                    for k, o in self._objects.items() if k[:2] == rt.key}
+
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
                *, propagation: str = "Background") -> bool:
         rt = self._type_of(api_version, kind)
@@ -1005,16 +1015,14 @@ class FakeKubeApiServer:
         ns = meta.get("namespace") or "default"
         with self._lock:
             rt = self._type_of("v1", "Event")
-            for ev in self._objects.values():
-                if (ev.get("kind") == "Event" and ev["metadata"].get("namespace") == ns
-                        and ev.get("involvedObject", {}).get("uid") == meta.get("uid")
-                        and ev.get("reason") == reason and ev.get("message") == message
-                        and ev.get("type") == type_):
-                    updated = copy.deepcopy(ev)
-                    updated["count"] = int(ev.get("count", 1)) + 1
-                    updated["lastTimestamp"] = _now()
-                    return self._update(rt, ns, ev["metadata"]["name"], updated,
-                                        manager=component, subresource=None, check_rv=False)
+            found = self._events.get((ns, meta.get("uid") or "", reason, message, type_))
+            ev = self._objects.get(found) if found else None
+            if ev is not None:  # the event recorder's aggregation: one Event, count + 1
+                updated = copy.deepcopy(ev)
+                updated["count"] = int(ev.get("count", 1)) + 1
+                updated["lastTimestamp"] = _now()
+                return self._update(rt, ns, ev["metadata"]["name"], updated,
+                                    manager=component, subresource=None, check_rv=False)
             now = _now()
             obj = {
                 "apiVersion": "v1", "kind": "Event",
@@ -1177,7 +1185,7 @@ class FakeKubeApiServer:
             return self._out(rt, obj)
         meta["resourceVersion"] = str(self._next_rv())
         self._render_managed(obj, owners, rt)
-        self._objects[key] = obj
+        self._store(key, obj)
         self._owners[key] = owners
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.registry.add_crd(obj)
@@ -1269,7 +1277,7 @@ class FakeKubeApiServer:
             return self._out(rt, new)
         meta["resourceVersion"] = str(self._next_rv())
         self._render_managed(new, owners, rt)
-        self._objects[key] = new
+        self._store(key, new)
         self._owners[key] = owners
         if rt.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self.registry.add_crd(new)
@@ -1297,6 +1305,7 @@ class FakeKubeApiServer:
     def _delete_object(self, rt: ResourceType, key: tuple[str, str, str, str],
                        propagation: str = "Background") -> Obj:
         obj = self._objects.pop(key)
+        self._unindex(key, obj)
         self._owners.pop(key, None)
         meta = obj["metadata"]
         deleted = copy.deepcopy(obj)
@@ -1319,19 +1328,55 @@ class FakeKubeApiServer:
     def _rt_for_key(self, key: tuple[str, str, str, str]) -> ResourceType:
         return self.registry.by_group_resource(key[0], key[1])[0]
 
+    def _store(self, key: tuple[str, str, str, str], obj: Obj) -> None:
+        old = self._objects.get(key)
+        if old is not None:
+            self._unindex(key, old)
+        self._objects[key] = obj
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            self._dependents.setdefault(ref.get("uid", ""), set()).add(key)
+        if obj.get("kind") == "Event":
+            self._events[_event_key(obj)] = key
+
+    def _unindex(self, key: tuple[str, str, str, str], obj: Obj) -> None:
+        for ref in obj["metadata"].get("ownerReferences") or []:
+            keys = self._dependents.get(ref.get("uid", ""))
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._dependents[ref.get("uid", "")]
+        if obj.get("kind") == "Event":
+            self._events.pop(_event_key(obj), None)
+
+    def owned_by(self, uid: str, api_version: str | None = None,
+                 kind: str | None = None) -> list[Obj]:
+        """Objects with an ownerReference to `uid` (an index: no scan of the store)."""
+        with self._lock:
+            out = []
+            for key in sorted(self._dependents.get(uid, ())):
+                obj = self._objects.get(key)
+                if obj is None or (kind is not None and obj.get("kind") != kind):
+                    continue
+                rt = self._rt_for_key(key)
+                if api_version is None or rt.api_version == api_version:
+                    out.append(self._out(rt, obj))
+            return out
+
     def _collect_garbage(self, owner_uid: str | None, propagation: str) -> None:
         """Dependents of a deleted owner (k8s.io/kubernetes pkg/controller/garbagecollector):
         deleted when no owner remains, else the dangling reference is dropped; Orphan
         propagation only drops the reference."""
         if not owner_uid:
             return
+        dependents = sorted(self._dependents.get(owner_uid, ()))
+        if not dependents:
+            return
         live_uids = {o["metadata"].get("uid") for o in self._objects.values()}
-        for key, obj in list(self._objects.items()):
+        for key in dependents:
+            obj = self._objects.get(key)
+            if obj is None:
+                continue
             refs = obj["metadata"].get("ownerReferences") or []
-            if not any(r.get("uid") == owner_uid for r in refs):
-                continue
-            if key not in self._objects:
-                continue
             remaining = [r for r in refs if r.get("uid") != owner_uid]
             if propagation == "Orphan" or any(r.get("uid") in live_uids for r in remaining):
                 updated = copy.deepcopy(obj)
@@ -1825,6 +1870,12 @@ class _Route:
     ns: str | None
     name: str | None
     sub: str | None
+
+
+def _event_key(event: Obj) -> tuple[str, str, str, str, str]:
+    return (event["metadata"].get("namespace", ""),
+            (event.get("involvedObject") or {}).get("uid") or "", event.get("reason", ""),
+            event.get("message", ""), event.get("type", ""))
 
 
 def _http_verb(method: str) -> str:

@@ -102,6 +102,8 @@ class WorkloadSimulator:
         self.reconciles = 0
         self._stuck: set[tuple[str, str]] = set()
         self._ready_at: dict[str, float] = {}  # ReplicaSet/revision uid -> when available
+        self._settled: dict[str, tuple[str, ...]] = {}  # workload uid -> fingerprint
+        self._current_rs: dict[str, str] = {}  # Deployment uid -> its current ReplicaSet uid
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seen_rv = -1
@@ -137,6 +139,7 @@ class WorkloadSimulator:
         else:
             self._stuck.discard((namespace, name))
         self._seen_rv = -1
+        self._settled.clear()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -158,13 +161,15 @@ class WorkloadSimulator:
         self.reconciles += 1
         if self.reloader is not None:
             self.reloader.reconcile_once()
-        for dep in self.api.list("apps/v1", "Deployment"):
-            self._deployment(dep)
-        for sts in self.api.list("apps/v1", "StatefulSet"):
-            self._statefulset(sts)
-        for ds in self.api.list("apps/v1", "DaemonSet"):
-            self._daemonset(ds)
-        self._seen_rv = self.api.resource_version
+        for kind, reconcile in (("Deployment", self._deployment),
+                                ("StatefulSet", self._statefulset),
+                                ("DaemonSet", self._daemonset)):
+            for obj in self.api.list("apps/v1", kind):
+                if self._changed(obj):
+                    reconcile(obj)
+                    self._settle(kind, obj)
+        # the version read before the pass: a change made during it gets its own pass
+        self._seen_rv = rv
 
     # ------------------------------------------------------------------ pods
 
@@ -195,8 +200,28 @@ class WorkloadSimulator:
         }, manager="kubelet")
 
     def _pods_of(self, owner: Obj) -> list[Obj]:
-        return [p for p in self.api.list("v1", "Pod", owner["metadata"]["namespace"])
+        return [p for p in self.api.owned_by(owner["metadata"]["uid"], "v1", "Pod")
                 if _controlled_by(p, owner)]
+
+    def _fingerprint(self, obj: Obj) -> tuple[str, ...]:
+        """Resource versions of a workload and everything it owns, two levels down."""
+        out = [obj["metadata"]["resourceVersion"]]
+        for child in self.api.owned_by(obj["metadata"]["uid"]):
+            out.append(child["metadata"]["resourceVersion"])
+            out += [g["metadata"]["resourceVersion"]
+                    for g in self.api.owned_by(child["metadata"]["uid"])]
+        return tuple(out)
+
+    def _changed(self, obj: Obj) -> bool:
+        uid = obj["metadata"]["uid"]
+        return self._settled.get(uid) != self._fingerprint(obj) or not self._available(
+            self._current_rs.get(uid, ""))
+
+    def _settle(self, kind: str, obj: Obj) -> None:
+        fresh = self.api.get("apps/v1", kind, obj["metadata"]["name"],
+                             obj["metadata"]["namespace"])
+        if fresh is not None:
+            self._settled[fresh["metadata"]["uid"]] = self._fingerprint(fresh)
 
     def _available(self, uid: str) -> bool:
         return self._ready_at.get(uid, 0.0) <= time.monotonic()
@@ -209,7 +234,7 @@ class WorkloadSimulator:
         replicas = int(spec.get("replicas", 1))
         template = spec.get("template") or {}
         thash = template_hash(template)
-        owned = [rs for rs in self.api.list("apps/v1", "ReplicaSet", ns)
+        owned = [rs for rs in self.api.owned_by(meta["uid"], "apps/v1", "ReplicaSet")
                  if _controlled_by(rs, dep)]
         current = next((rs for rs in owned
                         if rs["metadata"].get("labels", {}).get("pod-template-hash") == thash),
@@ -264,6 +289,7 @@ class WorkloadSimulator:
         if (current.get("spec") or {}).get("replicas") != replicas:
             current = self.api.put(dict(current, spec={**current["spec"], "replicas": replicas}),
                                    manager="deployment-controller")
+        self._current_rs[meta["uid"]] = current["metadata"]["uid"]
         available = self._available(current["metadata"]["uid"])
         pods = self._scale_pods(current, replicas, template, thash)
         ready = len(pods) if available else 0
