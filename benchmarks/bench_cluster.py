@@ -1,0 +1,219 @@
+"""The cluster commands against the fake API server (tests/fakes), with moto as the store.
+
+    python benchmarks/bench_cluster.py [--small 10] [--large 1000] [--keys 1000] [--strict]
+
+1. doctor with SMALL and with LARGE ExternalSecrets, target Secrets and Deployments
+   (with their ReplicaSets and pods), every one synced and healthy: API requests
+   (target: equal) and wall time (target: LARGE within 3x of SMALL), in one run.
+2. deploy of production with KEYS catalog keys (10 Kubernetes Secrets) from an empty
+   namespace to hash-verified sync: API requests and wall time, with the ESO simulator's
+   work (reconciles, store reads, Secret writes, its time) reported apart.
+
+The API server is the test tree's fake (HTTPS, real client library); the ESO simulator
+works in-process through the fake's Python API, so its work is not in the API counts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from deparrow_secrets.cluster.datahash import eso_data_hash  # noqa: E402
+from deparrow_secrets.cluster.official import connect  # noqa: E402
+from deparrow_secrets.operations.deploy import deploy  # noqa: E402
+from deparrow_secrets.operations.doctor import doctor  # noqa: E402
+from deparrow_secrets.operations.project import Project  # noqa: E402
+from deparrow_secrets.operations.provision import apply_provision, plan_provision  # noqa: E402
+from deparrow_secrets.render.manifests import eso_objects  # noqa: E402
+from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402
+from fakes.eso_simulator import EsoSimulator, synced_resource_version  # noqa: E402
+from fakes.kube_apiserver import FakeKubeApiServer  # noqa: E402
+from fakes.kube_objects import deployment, eso_crds, install_eso  # noqa: E402
+from fakes.workload_simulator import WorkloadSimulator  # noqa: E402
+from servers import MotoServer  # noqa: E402
+
+NS = "deparrow"
+
+
+def write_project(root: Path, keys: int, secrets_count: int) -> Project:
+    lines = ["values:"]
+    for i in range(keys):
+        lines += [f"  KEY_{i:04d}:", "    requirement: required", "    source: generated",
+                  "    generate: {length: 16}"]
+    lines.append("secrets:")
+    per = max(1, keys // secrets_count)
+    for n, start in enumerate(range(0, keys, per)):
+        lines.append(f"  app-{n:04d}:")
+        lines += [f"    - KEY_{i:04d}" for i in range(start, min(keys, start + per))]
+    (root / "catalog.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "deparrow-secrets.yaml").write_text(
+        "catalog: catalog.yaml\nenvironments:\n  production:\n    store: {provider: aws, "
+        "region: us-east-1, accountId: '210987654321', roleArn: "
+        f"'arn:aws:iam::210987654321:role/bench', prefix: bench-{secrets.token_hex(3)}}}\n",
+        encoding="utf-8")
+    project = Project.load(root / "deparrow-secrets.yaml")
+    write_tree(project.config.manifests_dir, render_tree(project.config, project.catalog))
+    env = project.environment("production")
+    with project.open_store(env) as store:
+        apply_provision(project, env, store, plan_provision(project, env, store, {}), {})
+    return project
+
+
+def fake_cluster(tmp: Path) -> FakeKubeApiServer:
+    api = FakeKubeApiServer().start()
+    for ns in (NS, "external-secrets"):
+        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for crd in eso_crds():
+        api.put(crd)
+    api.kubeconfig(tmp / "kubeconfig", context="fake", namespace=NS)
+    install_eso(api)
+    return api
+
+
+def healthy_state(api: FakeKubeApiServer, project: Project) -> None:
+    """What a converged ESO leaves: objects applied, Secrets written, statuses Ready."""
+    env = project.environment("production")
+    layout = project.layout(env)
+    with project.open_store(env) as store:
+        read = layout.read(store)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    for obj in eso_objects(project.config, project.catalog, env):
+        stored = api.put(obj)
+        if obj["kind"] == "SecretStore":
+            stored["status"] = {"conditions": [{"type": "Ready", "status": "True",
+                                                "reason": "Valid"}]}
+            api.update_status(stored)
+        if obj["kind"] != "ExternalSecret":
+            continue
+        target = obj["spec"]["target"]["name"]
+        data = {d["secretKey"]: read[d["secretKey"]].value.reveal().encode()  # type: ignore
+                for d in obj["spec"]["data"]}
+        api.put({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                 "metadata": {"name": target, "namespace": NS,
+                              "labels": {"reconcile.external-secrets.io/managed": "true"},
+                              "annotations": {"reconcile.external-secrets.io/data-hash":
+                                              eso_data_hash(data)}},
+                 "data": {k: base64.b64encode(v).decode() for k, v in data.items()}})
+        stored["status"] = {"refreshTime": now,
+                            "syncedResourceVersion": synced_resource_version(stored),
+                            "conditions": [{"type": "Ready", "status": "True",
+                                            "reason": "SecretSynced"}]}
+        api.update_status(stored)
+        api.event(stored, "Created", "secret created")
+        dep = deployment(f"{target}-app", NS, {"app": target})
+        dep["spec"]["template"]["spec"]["containers"][0]["envFrom"] = [
+            {"secretRef": {"name": target}}]
+        api.put(dep)
+    WorkloadSimulator(api).reconcile_once()
+
+
+def bench_doctor(n: int, store_env: dict[str, str]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        project = write_project(tmp, n, n)
+        api = fake_cluster(tmp)
+        try:
+            healthy_state(api, project)
+            env = project.environment("production")
+            client = connect(str(tmp / "kubeconfig"))
+            doctor(project, env, client, lambda: project.open_store(env))  # warm-up
+            began = time.perf_counter()
+            report = doctor(project, env, client, lambda: project.open_store(env))
+            wall = time.perf_counter() - began
+            client.close()
+            return {"n": n, "apiCalls": report.api_calls, "wall": wall,
+                    "findings": [f.rule for f in report.findings], "checked": report.checked}
+        finally:
+            api.stop()
+
+
+def bench_deploy(keys: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        project = write_project(tmp, keys, 10)
+        env = project.environment("production")
+        api = fake_cluster(tmp)
+        sim_time = [0.0]
+
+        def timed(fn: Callable[[], None]) -> Callable[[], None]:
+            def run() -> None:
+                t = time.perf_counter()
+                try:
+                    fn()
+                finally:
+                    sim_time[0] += time.perf_counter() - t
+            return run
+
+        sim = EsoSimulator(api, lambda store_obj: project.open_store(env), interval=0.05)
+        sim.reconcile_once = timed(sim.reconcile_once)  # type: ignore[method-assign]
+        try:
+            sim.start()
+            client = connect(str(tmp / "kubeconfig"))
+            with project.open_store(env) as store:
+                began = time.perf_counter()
+                result = deploy(project, env, client, store, timeout=600, poll=0.2)
+                wall = time.perf_counter() - began
+                again_began = time.perf_counter()
+                again = deploy(project, env, client, store, timeout=60, poll=0.2)
+                again_wall = time.perf_counter() - again_began
+            client.close()
+            return {"keys": keys, "secrets": len(result.secrets), "converged": result.converged,
+                    "apiCalls": result.api_calls, "wall": wall, "waited": result.waited,
+                    "secondApiCalls": again.api_calls, "secondWall": again_wall,
+                    "secondChanged": again.changed, "simReconciles": sim.reconciles,
+                    "simStoreReads": sim.store_reads, "simWrites": sim.writes,
+                    "simTime": sim_time[0]}
+        finally:
+            sim.stop()
+            api.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", type=int, default=10)
+    parser.add_argument("--large", type=int, default=1000)
+    parser.add_argument("--keys", type=int, default=1000)
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as moto_dir, MotoServer(Path(moto_dir)) as moto:
+        os.environ.update(moto.env())
+        small = bench_doctor(args.small, moto.env())
+        large = bench_doctor(args.large, moto.env())
+        dep = bench_deploy(args.keys)
+    ok = True
+    print("doctor, healthy production (ESO objects, Secrets, Deployments, pods each):")
+    print(f"  {'objects':>8} {'API calls':>10} {'wall':>9} {'checked':>8} findings")
+    for r in (small, large):
+        print(f"  {r['n']:>8} {r['apiCalls']:>10} {r['wall'] * 1000:>7.0f}ms "
+              f"{r['checked']:>8} {len(r['findings'])}")
+    calls_equal = small["apiCalls"] == large["apiCalls"]
+    ratio = large["wall"] / small["wall"]
+    print(f"  API calls equal: {'yes' if calls_equal else 'NO'} (target: equal)")
+    print(f"  wall time ratio {args.large}/{args.small}: {ratio:.2f}x (target: <= 3x)")
+    ok &= calls_equal and ratio <= 3 and not small["findings"] and not large["findings"]
+    print(f"\ndeploy production, {dep['keys']} catalog keys in {dep['secrets']} Secrets, "
+          "empty namespace -> hash-verified sync:")
+    print(f"  converged: {dep['converged']}; API calls {dep['apiCalls']}; wall "
+          f"{dep['wall']:.2f}s (waiting for ESO {dep['waited']:.2f}s)")
+    print(f"  ESO simulator (apart): {dep['simReconciles']} reconciles, {dep['simStoreReads']} "
+          f"store reads, {dep['simWrites']} writes, {dep['simTime']:.2f}s in reconcile loops")
+    print(f"  second deploy: changed={dep['secondChanged']}, API calls "
+          f"{dep['secondApiCalls']}, wall {dep['secondWall']:.2f}s")
+    ok &= bool(dep["converged"]) and not dep["secondChanged"]
+    return 0 if ok or not args.strict else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
