@@ -195,3 +195,50 @@ def test_dry_run_into_a_missing_namespace_lists_everything_as_new(
     assert run.code == 0, run.text
     assert {c["action"] for c in run.json()["changes"]} == {"create"}
     assert kube_api.get("v1", "Namespace", "deparrow") is None
+
+
+def test_dev_objects_are_what_kustomize_builds_from_the_exported_files(
+        dev_project: Path, kube_api: FakeKubeApiServer, cli: Cli) -> None:
+    from helpers import kustomize
+
+    assert cli("export", "--env", "dev").code == 0
+    built = {o["metadata"]["name"]: o for o in
+             kustomize(dev_project / "deparrow/k8s/overlays/dev") if o["kind"] == "Secret"}
+    assert cli("deploy", "--env", "dev", "--kubeconfig", str(kube_api.kubeconfig_path)).code == 0
+    assert sorted(built) == sorted(DEV_SECRETS)
+    for name, obj in built.items():
+        live = kube_api.get("v1", "Secret", name, "deparrow")
+        assert live["metadata"]["namespace"] == obj["metadata"]["namespace"]
+        assert live["metadata"]["labels"] == obj["metadata"]["labels"]
+        assert live.get("type", "Opaque") == obj.get("type", "Opaque")
+        assert _cluster_data(kube_api, name) == {
+            k: base64.b64decode(v) for k, v in obj["data"].items()}
+
+
+def test_exec_plugin_credentials(dev_project: Path, kube_api: FakeKubeApiServer,
+                                 cli: Cli, tmp_path: Path) -> None:
+    import json
+    import sys
+
+    plugin = tmp_path / "credential-plugin.py"
+    plugin.write_text(
+        "import json, os, sys\n"
+        "print(json.dumps({'apiVersion': 'client.authentication.k8s.io/v1beta1', "
+        "'kind': 'ExecCredential', 'status': {'token': os.environ['PLUGIN_TOKEN']}}))\n",
+        encoding="utf-8")
+    config = json.loads(Path(kube_api.kubeconfig_path).read_text())
+
+    def with_token(token: str) -> Path:
+        config["users"][0]["user"] = {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": sys.executable,
+            "args": [str(plugin)], "env": [{"name": "PLUGIN_TOKEN", "value": token}],
+            "interactiveMode": "Never"}}
+        path = tmp_path / f"exec-{len(token)}.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        return path
+
+    run = cli("deploy", "--env", "dev", "--kubeconfig", str(with_token(kube_api.token)))
+    assert run.code == 0, run.text
+    run = cli("doctor", "--env", "dev", "--kubeconfig", str(with_token("wrong-token")))
+    assert run.code == 4, run.text
+    assert "rejected the credentials (401)" in run.err
