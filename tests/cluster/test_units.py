@@ -146,21 +146,24 @@ def test_every_kind_of_reference_is_found() -> None:
 
 
 def test_pods_lead_to_their_workload_through_replica_sets() -> None:
-    rs = {"metadata": {"name": "web-1", "ownerReferences": [
-        {"kind": "Deployment", "name": "web", "controller": True}]}}
     pods = [
-        {"metadata": {"name": "web-1-x", "ownerReferences": [
-            {"kind": "ReplicaSet", "name": "web-1", "controller": True}]},
+        {"metadata": {"name": "web-5d9f8-x", "labels": {"pod-template-hash": "5d9f8"},
+                      "ownerReferences": [{"kind": "ReplicaSet", "name": "web-5d9f8",
+                                           "controller": True}]},
          "status": {"containerStatuses": [
              {"state": {"running": {"startedAt": "2026-01-02T00:00:00Z"}}},
              {"state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}},
+        {"metadata": {"name": "solo-x", "labels": {"pod-template-hash": "abc"},
+                      "ownerReferences": [{"kind": "ReplicaSet", "name": "solo-abc",
+                                           "controller": True}]}, "status": {}},
         {"metadata": {"name": "db-0", "ownerReferences": [
             {"kind": "StatefulSet", "name": "db", "controller": True}]}, "status": {}},
         {"metadata": {"name": "bare"}, "status": {"startTime": "2026-01-03T00:00:00Z"}},
     ]
-    infos = {p.name: p for p in consumers.pods_from(pods, [rs])}
-    assert infos["web-1-x"].owner == "Deployment/web"
-    assert infos["web-1-x"].started == "2026-01-01T00:00:00Z"
+    infos = {p.name: p for p in consumers.pods_from(pods, ["web"])}
+    assert infos["web-5d9f8-x"].owner == "Deployment/web"
+    assert infos["web-5d9f8-x"].started == "2026-01-01T00:00:00Z"
+    assert infos["solo-x"].owner == "ReplicaSet/solo-abc"  # no such Deployment
     assert infos["db-0"].owner == "StatefulSet/db" and infos["db-0"].started is None
     assert infos["bare"].owner is None and infos["bare"].started == "2026-01-03T00:00:00Z"
 

@@ -169,14 +169,16 @@ def _controller(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
                 refs[0] if refs else None)
 
 
-def pods_from(pods: Iterable[Obj], replica_sets: Iterable[Obj]) -> list[PodInfo]:
-    """Pods with their owning workload (Pod -> ReplicaSet -> Deployment)."""
-    rs_owner: dict[str, str] = {}
-    for rs in replica_sets:
-        meta = rs.get("metadata") or {}
-        owner = _controller(meta)
-        if owner:
-            rs_owner[meta.get("name", "")] = f"{owner.get('kind')}/{owner.get('name')}"
+def pods_from(pods: Iterable[Obj], deployments: Iterable[str] = ()) -> list[PodInfo]:
+    """Pods with their owning workload (Pod -> ReplicaSet -> Deployment).
+
+    The Deployment controller names a ReplicaSet `<deployment>-<pod-template-hash>` and
+    labels its pods `pod-template-hash` (k8s.io/kubernetes pkg/controller/deployment,
+    sync.go getNewReplicaSet), so the Deployment follows from the pod alone: no list of
+    ReplicaSets (the largest objects of a namespace) is needed. A ReplicaSet that no
+    known Deployment explains stays the owner.
+    """
+    known = set(deployments)
     out = []
     for pod in pods:
         meta = pod.get("metadata") or {}
@@ -184,8 +186,12 @@ def pods_from(pods: Iterable[Obj], replica_sets: Iterable[Obj]) -> list[PodInfo]
         ref = None
         if owner:
             ref = f"{owner.get('kind')}/{owner.get('name')}"
-            if owner.get("kind") == "ReplicaSet":
-                ref = rs_owner.get(str(owner.get("name")), ref)
+            template_hash = (meta.get("labels") or {}).get("pod-template-hash")
+            rs_name = str(owner.get("name"))
+            if owner.get("kind") == "ReplicaSet" and template_hash and \
+                    rs_name.endswith(f"-{template_hash}") and \
+                    rs_name[:-len(template_hash) - 1] in known:
+                ref = f"Deployment/{rs_name[:-len(template_hash) - 1]}"
         status = pod.get("status") or {}
         starts = [(cs.get("state") or {}).get("running", {}).get("startedAt")
                   for cs in status.get("containerStatuses") or [] if isinstance(cs, dict)]

@@ -17,7 +17,6 @@ from deparrow_secrets.cluster.api import (
     EXTERNAL_SECRET,
     NAMESPACE,
     POD,
-    REPLICA_SET,
     SECRET_STORE,
     SERVICE_ACCOUNT,
     STATEFUL_SET,
@@ -122,7 +121,7 @@ def read_state(client: KubeClient, config: Config, env: EnvironmentConfig, *,
                 for o in client.list_objects(kind, ns)]
         state.workloads = workloads_from(objs)
         state.pods = pods_from(client.list_objects(POD, ns),
-                               client.list_objects(REPLICA_SET, ns))
+                               [w.name for w in state.workloads if w.kind == "Deployment"])
     return state
 
 
