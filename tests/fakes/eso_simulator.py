@@ -834,7 +834,10 @@ class EsoSimulator:
             return "SecretSynced", MSG_SYNCED
         if policy == "Merge" and existing is None:
             return "SecretMissing", MSG_MISSING
-        if policy == "Owner":
+        bound = ((es.get("status") or {}).get("binding") or {}).get("name")
+        if policy == "Owner" and bound and bound != name:
+            # orphans appear when the target is renamed: the old name is still the binding
+            # (the list ESO runs on every reconcile finds nothing otherwise)
             self._delete_orphans(es, name)
         secret = copy.deepcopy(existing) if existing is not None else {
             "apiVersion": "v1", "kind": "Secret",

@@ -517,3 +517,17 @@ def test_data_from_extract_returns_every_property(cluster: FakeKubeApiServer, va
     es["spec"]["dataFrom"] = [{"extract": {"key": key}}]
     cluster.put(es)
     cluster.wait_for(lambda: secret_data(cluster, "all") == {"a": b"1", "b": b"2"})
+
+
+def test_renamed_target_deletes_the_orphaned_secret(cluster: FakeKubeApiServer, vault: Any,
+                                                    simulator: Any) -> None:
+    key = f"eso-sim/{secrets.token_hex(4)}/rename"
+    write_vault(vault, key, {"a": "1"})
+    simulator(lambda store: vault)
+    cluster.put(vault_store_obj())
+    cluster.put(external_secret("ren", [ref("A", key, "a")]))
+    cluster.wait_for(lambda: secret_data(cluster, "ren") == {"A": b"1"})
+    cluster.patch(ESO, "ExternalSecret", "ren", NS, {"spec": {"target": {"name": "ren-new"}}})
+    cluster.wait_for(lambda: secret_data(cluster, "ren-new") == {"A": b"1"})
+    cluster.wait_for(lambda: cluster.get("v1", "Secret", "ren", NS) is None)
+    assert ("Normal", "Deleted") in events(cluster, "ren")

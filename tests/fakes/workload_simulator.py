@@ -194,6 +194,8 @@ class WorkloadSimulator:
                                          "PodScheduled")],
                 "containerStatuses": [
                     {"name": c.get("name"), "image": c.get("image"), "ready": True,
+                     "imageID": f"{c.get('image')}@sha256:{'0' * 64}",
+                     "containerID": f"containerd://{uuid.uuid4().hex}",
                      "started": True, "restartCount": 0,
                      "state": {"running": {"startedAt": now}}} for c in containers],
             },
@@ -206,10 +208,9 @@ class WorkloadSimulator:
     def _fingerprint(self, obj: Obj) -> tuple[str, ...]:
         """Resource versions of a workload and everything it owns, two levels down."""
         out = [obj["metadata"]["resourceVersion"]]
-        for child in self.api.owned_by(obj["metadata"]["uid"]):
-            out.append(child["metadata"]["resourceVersion"])
-            out += [g["metadata"]["resourceVersion"]
-                    for g in self.api.owned_by(child["metadata"]["uid"])]
+        for uid, rv in self.api.owned_versions(obj["metadata"]["uid"]):
+            out.append(rv)
+            out += [grand_rv for _, grand_rv in self.api.owned_versions(uid)]
         return tuple(out)
 
     def _changed(self, obj: Obj) -> bool:
