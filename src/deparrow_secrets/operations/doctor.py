@@ -70,6 +70,7 @@ class _Doctor:
         self.client = client
         self.ns = project.config.namespace
         self.report = DoctorReport(env.name, self.ns, client.context)
+        self._edges: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ helpers
 
@@ -88,7 +89,8 @@ class _Doctor:
         return id_
 
     def edge(self, a: str, b: str) -> None:
-        if (a, b) not in self.report.edges:
+        if (a, b) not in self._edges:
+            self._edges.add((a, b))
             self.report.edges.append((a, b))
 
     def res(self, kind: str, name: str, namespaced: bool = True) -> str:
