@@ -25,6 +25,7 @@ from helpers import Run, isolate, write_config
 
 Cli = Callable[..., Run]
 CATALOG = load_catalog()
+ESO = "external-secrets.io/v1"
 
 
 @dataclass
@@ -141,6 +142,10 @@ def test_deploy_from_empty_cluster_to_hash_verified_sync_then_nothing_changes(
     assert kube_api.count("update") == 0
     # Nothing for ESO to do: no new ExternalSecret generation, no forced refresh.
     assert sim.reconciles - reconciles <= len(secrets_)
+    dry = cli("deploy", "--env", env.name, "--kubeconfig", env.kubeconfig, "--dry-run",
+              "-o", "json")
+    assert dry.code == 0, dry.text
+    assert {c["action"] for c in dry.json()["changes"]} == {"unchanged"}, dry.json()["changes"]
 
 
 def test_deploy_forces_a_refresh_when_the_store_changed(
@@ -169,11 +174,11 @@ def test_no_apply_waits_and_reports_why_it_does_not_converge(
     assert run.code == 1, run.text
     assert "ExternalSecret deparrow-secrets-external does not exist" in run.err
     assert kube_api.count("patch") == 0
-    # A GitOps controller applies the committed tree; ESO fails on one store read.
-    assert cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-wait").code == 0
+    # A GitOps controller applies the committed tree; ESO fails on the store read.
     path = Project.load(vault_env.root / "deparrow-secrets.yaml").environment(
         "staging").remote_path
     sim.fail_key(path)
+    assert cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-wait").code == 0
     run = cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-apply", "--timeout", "2")
     assert run.code == 1, run.text
     assert "not Ready" in run.err and "doctor --env staging" in run.err
@@ -190,3 +195,21 @@ def test_eso_not_installed_is_named(vault_env: Env, kube_api: FakeKubeApiServer,
     run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig)
     assert run.code == 1, run.text
     assert "is not installed" in run.err and "helm upgrade --install" in run.err
+
+
+def test_dry_run_and_no_wait_need_no_store_credentials(
+        vault_env: Env, kube_api: FakeKubeApiServer, cli: Cli,
+        eso_install: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
+    eso_install(kube_api)
+    monkeypatch.setenv("VAULT_TOKEN", "s." + secrets.token_hex(12))  # rejected by OpenBao
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig, "--dry-run")
+    assert run.code == 0, run.text
+    # The namespace exists (unlabelled): its labels would change; the rest is new.
+    assert "would change 7 of 7 object(s)" in run.out
+    assert "update    Namespace/deparrow (metadata.labels.app.kubernetes.io/managed-by" in run.out
+    assert kube_api.get(ESO, "ExternalSecret", "redis-credentials-external", "deparrow") is None
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig, "--no-wait")
+    assert run.code == 0, run.text
+    assert kube_api.get(ESO, "ExternalSecret", "redis-credentials-external", "deparrow")
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig)
+    assert run.code == 4, run.text  # the wait reads the store: denied, named as such

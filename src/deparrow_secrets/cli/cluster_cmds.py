@@ -79,9 +79,9 @@ def deploy(ctx: click.Context, env_name: str, dry_run: bool, wait: bool, timeout
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    with _client(kubeconfig, kube_context) as client, \
-            project.open_store(env, create=False) as store:
-        result = run_deploy(project, env, client, store, dry_run=dry_run, apply=not no_apply,
+    with _client(kubeconfig, kube_context) as client:
+        result = run_deploy(project, env, client, lambda: project.open_store(env, create=False),
+                            dry_run=dry_run, apply=not no_apply,
                             wait=wait, timeout=timeout,
                             progress=None if output == "json" else _progress())
     if output == "json":

@@ -235,8 +235,10 @@ def _apply_all(client: KubeClient, objs: list[Obj], dry_run: bool) -> list[Objec
         if before is None:
             changes.append(ObjectChange(obj["kind"], name, "create"))
             continue
-        same_version = (after.get("metadata") or {}).get("resourceVersion") == \
-            (before.get("metadata") or {}).get("resourceVersion")
+        # An apply that changes nothing keeps the resourceVersion; a dry run may keep it
+        # even when it would change something, so it is always compared.
+        same_version = not dry_run and (after.get("metadata") or {}).get(
+            "resourceVersion") == (before.get("metadata") or {}).get("resourceVersion")
         fields = [] if same_version else changed_fields(_normalized(before), _normalized(after))
         changes.append(ObjectChange(obj["kind"], name, "update" if fields else "unchanged",
                                     fields))
@@ -256,10 +258,15 @@ def _require_eso(client: KubeClient, env: EnvironmentConfig) -> None:
 
 
 def deploy(project: Project, env: EnvironmentConfig, client: KubeClient,
-           store: SecretStore, *, dry_run: bool = False, apply: bool = True,
+           open_store: Callable[[], SecretStore], *, dry_run: bool = False,
+           apply: bool = True,
            wait: bool = True, timeout: float = 120.0, poll: float = 1.0,
            progress: Callable[[str, bool], None] | None = None) -> DeployResult:
-    """The whole command: check the tree, apply (or dry-run), then wait and verify."""
+    """The whole command: check the tree, apply (or dry-run), then wait and verify.
+
+    The store is opened only when its values are needed (dev's Secrets, the wait), so a
+    dry run or --no-wait of an ESO environment needs no store credentials.
+    """
     check_tree_current(project)
     if not apply:
         require_namespace(client, project.config.namespace, env)
@@ -274,7 +281,7 @@ def deploy(project: Project, env: EnvironmentConfig, client: KubeClient,
         if apply:
             result.changes = _apply_all(client, objs, dry_run)
     elif apply:
-        with dev_objects(project, env, store) as objs:
+        with open_store() as store, dev_objects(project, env, store) as objs:
             plan.refs = [(o["kind"], o["metadata"]["name"]) for o in objs]
             result.changes = _apply_all(client, objs, dry_run)
     plan.changes = result.changes
@@ -283,7 +290,8 @@ def deploy(project: Project, env: EnvironmentConfig, client: KubeClient,
         return result
     from deparrow_secrets.cluster.expected import expected_secrets
 
-    expected = expected_secrets(project, env, store)
+    with open_store() as store:
+        expected = expected_secrets(project, env, store)
     started = time.monotonic()
     result.secrets, result.forced = wait_for_sync(
         client, project, env, expected, timeout=timeout, poll=poll, progress=progress,
