@@ -104,13 +104,13 @@ def read_state(client: KubeClient, config: Config, env: EnvironmentConfig, *,
     versions = client.served_versions(ESO_GROUP) if env.uses_eso else None
     state = ClusterState(ns, versions)
     if env.uses_eso and state.eso_serves_v1:
-        state.secret_stores = _by_name(client.list_objects(SECRET_STORE, ns))
-        state.external_secrets = _by_name(client.list_objects(EXTERNAL_SECRET, ns))
+        state.secret_stores = by_name(client.list_objects(SECRET_STORE, ns))
+        state.external_secrets = by_name(client.list_objects(EXTERNAL_SECRET, ns))
     if eso_pods and env.uses_eso:
         state.eso_pods = client.list_objects(POD, ESO_NAMESPACE)
     state.secrets = {d.name: d for d in client.secret_digests(ns)}
     if env.uses_eso:
-        state.service_accounts = _by_name(client.list_objects(SERVICE_ACCOUNT, ns))
+        state.service_accounts = by_name(client.list_objects(SERVICE_ACCOUNT, ns))
         if env.provider == "vault":
             state.auth_delegator = client.get(
                 CLUSTER_ROLE_BINDING, f"{config.service_account}-auth-delegator")
@@ -125,7 +125,7 @@ def read_state(client: KubeClient, config: Config, env: EnvironmentConfig, *,
     return state
 
 
-def _by_name(objs: list[Obj]) -> dict[str, Obj]:
+def by_name(objs: list[Obj]) -> dict[str, Obj]:
     return {str((o.get("metadata") or {}).get("name")): o for o in objs}
 
 

@@ -29,7 +29,7 @@ from deparrow_secrets.cluster.api import (
     kind_of,
 )
 from deparrow_secrets.cluster.expected import ExpectedSecret, environment_secrets
-from deparrow_secrets.cluster.state import ClusterState, read_state, require_namespace
+from deparrow_secrets.cluster.state import ClusterState, by_name, is_ready, require_namespace
 from deparrow_secrets.cluster.sync import SecretSync, compare
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import DeparrowError, NotConvergedError
@@ -307,7 +307,16 @@ def deploy(project: Project, env: EnvironmentConfig, client: KubeClient,
 
 
 def _read(client: KubeClient, project: Project, env: EnvironmentConfig) -> ClusterState:
-    return read_state(client, project.config, env, workloads=False, events=env.uses_eso)
+    """What one poll needs: ExternalSecrets, Secret digests, and Events only while an
+    ExternalSecret is not Ready (for its UpdateFailed error): 2-3 requests a poll."""
+    ns = project.config.namespace
+    state = ClusterState(ns, ["v1"] if env.uses_eso else None)
+    if env.uses_eso:
+        state.external_secrets = by_name(client.list_objects(EXTERNAL_SECRET, ns))
+    state.secrets = {d.name: d for d in client.secret_digests(ns)}
+    if any(not is_ready(es) for es in state.external_secrets.values()):
+        state.events = client.events(ns)
+    return state
 
 
 def force_sync(client: KubeClient, namespace: str, name: str) -> None:
