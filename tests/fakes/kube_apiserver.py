@@ -1662,13 +1662,16 @@ class FakeKubeApiServer:
             if route.verb == "create":
                 if not isinstance(payload, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
-                return _Response(201, self._create(rt, ns, payload, manager=manager,
-                                                   dry_run=dry_run))
+                warnings = _field_validation(rt, payload, query)
+                return _warn(_Response(201, self._create(rt, ns, payload, manager=manager,
+                                                         dry_run=dry_run)), warnings)
             if route.verb == "update":
                 if not isinstance(payload, dict):
                     raise ApiError(400, "BadRequest", "the request body must be an object")
-                return _Response(200, self._update(rt, ns, name or "", payload, manager=manager,
-                                                   subresource=route.sub, dry_run=dry_run))
+                warnings = _field_validation(rt, payload, query)
+                return _warn(_Response(200, self._update(
+                    rt, ns, name or "", payload, manager=manager, subresource=route.sub,
+                    dry_run=dry_run)), warnings)
             if route.verb == "patch":
                 return self._patch(route, payload, content_type, query, manager, dry_run)
             if route.verb == "delete":
@@ -1691,9 +1694,10 @@ class FakeKubeApiServer:
         rt, ns, name = route.rt, route.ns, route.name or ""
         if content_type == "application/apply-patch+yaml":
             force = query.get("force") in ("true", "1")
+            warnings = _field_validation(rt, patch, query) if isinstance(patch, dict) else []
             code, out = self._apply(rt, ns, name, patch, query.get("fieldManager", ""), force,
                                     route.sub, dry_run)
-            return _Response(code, out)
+            return _warn(_Response(code, out), warnings)
         key = self._key(rt, ns, name)
         live = self._objects.get(key)
         if live is None:
@@ -1718,6 +1722,7 @@ class FakeKubeApiServer:
                            "application/strategic-merge-patch+json")
         if not isinstance(new, dict):
             raise ApiError(422, "Invalid", "the patched object is not an object")
+        warnings = _field_validation(rt, new, query)
         new_meta = new.get("metadata") or {}
         if not isinstance(new_meta, dict):
             raise ApiError(400, "BadRequest", "metadata must be an object")
@@ -1726,9 +1731,9 @@ class FakeKubeApiServer:
         check_rv = isinstance(patch_meta, dict) and "resourceVersion" in patch_meta
         if not check_rv:
             new_meta["resourceVersion"] = live["metadata"]["resourceVersion"]
-        return _Response(200, self._update(rt, ns, name, new, manager=manager,
-                                           subresource=route.sub, check_rv=True,
-                                           dry_run=dry_run))
+        return _warn(_Response(200, self._update(rt, ns, name, new, manager=manager,
+                                                 subresource=route.sub, check_rv=True,
+                                                 dry_run=dry_run)), warnings)
 
     def _delete_request(self, route: _Route, options: Any, query: dict[str, str],
                         dry_run: bool) -> _Response:
@@ -1894,6 +1899,61 @@ class _Route:
     ns: str | None
     name: str | None
     sub: str | None
+
+
+def _unknown_fields(obj: Any, schema: Obj | None, path: str) -> list[str]:
+    """Remove from `obj` the fields its structural schema does not declare; return their
+    paths (apiextensions-apiserver pkg/apiserver/schema/pruning). The project's derived
+    schemas mark closed objects with ``additionalProperties: false`` (their
+    ``x-kubernetes-preserve-unknown-fields`` objects have none)."""
+    if not schema:
+        return []
+    found: list[str] = []
+    if isinstance(obj, dict):
+        props = schema.get("properties") or {}
+        closed = schema.get("additionalProperties") is False and not schema.get(
+            "x-kubernetes-preserve-unknown-fields")
+        for name in list(obj):
+            sub = f"{path}.{name}" if path else name
+            if name in props:
+                found += _unknown_fields(obj[name], props[name], sub)
+            elif closed:
+                del obj[name]
+                found.append(sub)
+            elif isinstance(schema.get("additionalProperties"), dict):
+                found += _unknown_fields(obj[name], schema["additionalProperties"], sub)
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(obj):
+            found += _unknown_fields(item, schema["items"], f"{path}[{i}]")
+    return found
+
+
+def _field_validation(rt: ResourceType, obj: Obj, query: dict[str, str]) -> list[str]:
+    """Pruning of unknown fields of a custom resource and the ``fieldValidation`` query
+    parameter: Strict answers 400, Warn (the default) prunes with a warning, Ignore prunes."""
+    if rt.builtin or not rt.schema:
+        return []
+    schema = {**rt.schema, "properties": {k: v for k, v in (rt.schema.get("properties") or {})
+                                          .items() if k != "metadata"}}
+    unknown = sorted(_unknown_fields({k: v for k, v in obj.items() if k != "metadata"},
+                                     schema, ""))
+    for field_path in unknown:  # the copy above shares the nested dicts: prune obj itself
+        top = field_path.split(".")[0].split("[")[0]
+        if "." not in field_path and "[" not in field_path:
+            obj.pop(top, None)
+    mode = query.get("fieldValidation") or "Warn"
+    if unknown and mode == "Strict":
+        listed = ", ".join(f'unknown field "{f}"' for f in unknown)
+        raise ApiError(400, "BadRequest", f'{rt.kind} in version "{rt.version}" cannot be '
+                       f"handled as a {rt.kind}: strict decoding error: {listed}")
+    return [f'unknown field "{f}"' for f in unknown] if mode == "Warn" else []
+
+
+def _warn(resp: _Response, warnings: list[str]) -> _Response:
+    if warnings:
+        resp.headers["Warning"] = ", ".join(
+            '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"' for w in warnings)
+    return resp
 
 
 def _event_key(event: Obj) -> tuple[str, str, str, str, str]:

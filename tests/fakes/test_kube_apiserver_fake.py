@@ -613,3 +613,25 @@ def test_json_patch_test_and_move() -> None:
     with pytest.raises(PatchError) as err:  # an object is not a JSON patch: 400
         json_patch(doc, {"op": "add"})
     assert err.value.status == 400
+
+
+def test_unknown_fields_of_custom_resources_are_pruned_or_refused(
+        api: FakeKubeApiServer, k8s: client.ApiClient) -> None:
+    custom = client.CustomObjectsApi(k8s)
+    body = {"apiVersion": ESO, "kind": "ExternalSecret", "metadata": {"name": "u"},
+            "spec": {"secretStoreRef": {"name": "s", "kynd": "SecretStore"},
+                     "target": {"name": "t"}, "refreshIntervall": "1h"}}
+    with pytest.raises(ApiException) as err:
+        custom.create_namespaced_custom_object("external-secrets.io", "v1", NS,
+                                               "externalsecrets", body,
+                                               field_validation="Strict")
+    assert err.value.status == 400
+    assert json.loads(err.value.body)["message"] == (
+        'ExternalSecret in version "v1" cannot be handled as a ExternalSecret: strict decoding '
+        'error: unknown field "spec.refreshIntervall", unknown field "spec.secretStoreRef.kynd"')
+    assert api.get(ESO, "ExternalSecret", "u", NS) is None
+    created = custom.create_namespaced_custom_object("external-secrets.io", "v1", NS,
+                                                     "externalsecrets", body)
+    assert "refreshIntervall" not in created["spec"]
+    assert created["spec"]["secretStoreRef"] == {"name": "s"}
+    assert api.requests[-1].status == 201
