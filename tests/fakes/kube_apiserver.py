@@ -388,11 +388,11 @@ class LabelSelector:
             value = labels.get(key)
             if op == "=" and value != values[0]:
                 return False
-            if op == "!=" and present and value == values[0]:
+            if op == "!=" and value == values[0]:
                 return False
             if op == "in" and value not in values:
                 return False
-            if op == "notin" and present and value in values:
+            if op == "notin" and value in values:
                 return False
             if op == "exists" and not present:
                 return False
@@ -1275,15 +1275,13 @@ class FakeKubeApiServer:
                 new.get("data") != old.get("data") or new.get("immutable") is not True):
             raise invalid(rt, name, [("data", "Forbidden: field is immutable when "
                                           "`immutable` is set")])
-        if _strip_for_compare(new) == _strip_for_compare(old) and owners is None:
-            return self._out(rt, old)  # nothing changed: no write, no new resourceVersion
         if rt.tracks_generation and _spec_part(new) != _spec_part(old):
             meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
         if owners is None:
             owners = self._owners_after_update(key, rt, old, new, manager, subresource)
         if (_strip_for_compare(new) == _strip_for_compare(old)
                 and owners == self._owners.get(key, {})):
-            return self._out(rt, old)
+            return self._out(rt, old)  # nothing changed: no write, no new resourceVersion
         if dry_run:
             meta["resourceVersion"] = old["metadata"]["resourceVersion"]
             return self._out(rt, new)

@@ -167,7 +167,11 @@ def test_label_and_field_selectors_and_paging(api: FakeKubeApiServer,
         NS, label_selector="tier=a").items]
     assert names == ["s1", "s3"]
     assert [s.metadata.name for s in core.list_namespaced_secret(
+        NS, label_selector="tier!=a").items] == ["s0", "s2", "s4", "tls"]  # absent matches
+    assert [s.metadata.name for s in core.list_namespaced_secret(
         NS, label_selector="tier!=a,n in (0,4)").items] == ["s0", "s4"]
+    assert [s.metadata.name for s in core.list_namespaced_secret(
+        NS, label_selector="n notin (0,1,2)").items] == ["s3", "s4", "tls"]
     assert [s.metadata.name for s in core.list_namespaced_secret(
         NS, label_selector="!tier").items] == ["tls"]
     assert [s.metadata.name for s in core.list_namespaced_secret(
