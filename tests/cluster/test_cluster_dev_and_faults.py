@@ -187,7 +187,7 @@ def test_unknown_context_unreadable_kubeconfig_missing_namespace_exit_2(
         assert "deparrow-secrets deploy --env dev" in run.err
 
 
-def test_dry_run_into_a_missing_namespace_lists_everything_as_new(
+def test_missing_namespace_dry_run_lists_everything_as_new_and_deploy_creates_it(
         dev_project: Path, kube_api: FakeKubeApiServer, cli: Cli) -> None:
     kube_api.delete("v1", "Namespace", "deparrow")
     run = cli("deploy", "--env", "dev", "--kubeconfig", str(kube_api.kubeconfig_path),
@@ -195,6 +195,10 @@ def test_dry_run_into_a_missing_namespace_lists_everything_as_new(
     assert run.code == 0, run.text
     assert {c["action"] for c in run.json()["changes"]} == {"create"}
     assert kube_api.get("v1", "Namespace", "deparrow") is None
+    run = cli("deploy", "--env", "dev", "--kubeconfig", str(kube_api.kubeconfig_path))
+    assert run.code == 0, run.text
+    assert kube_api.get("v1", "Namespace", "deparrow") is not None
+    assert all(kube_api.get("v1", "Secret", n, "deparrow") for n in DEV_SECRETS)
 
 
 def test_dev_objects_are_what_kustomize_builds_from_the_exported_files(
