@@ -285,10 +285,13 @@ def test_store_key_missing(cluster: Cluster) -> None:
 
 
 def test_workload_references_a_secret_that_does_not_exist(cluster: Cluster) -> None:
-    cluster.app("api", {"envFrom": [{"secretRef": {"name": "api-tokens"}}]})
+    cluster.app("api", {"envFrom": [{"secretRef": {"name": "api-tokens"}},
+                                    {"secretRef": {"name": "maybe", "optional": True}}]})
     f = cluster.only("workload-secret-missing")
     assert "Deployment/api references Secret api-tokens" in f["message"]
     assert "create Secret api-tokens in deparrow or correct the name" in f["fix"]
+    assert [x for x in cluster.findings("workload-secret-missing")
+            if "maybe" in x["message"]] == []  # optional: allowed to be absent
 
 
 def test_workload_references_a_key_that_does_not_exist(cluster: Cluster) -> None:

@@ -213,3 +213,25 @@ def test_dry_run_and_no_wait_need_no_store_credentials(
     assert kube_api.get(ESO, "ExternalSecret", "redis-credentials-external", "deparrow")
     run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig)
     assert run.code == 4, run.text  # the wait reads the store: denied, named as such
+
+
+def test_a_key_missing_in_the_store_stops_the_wait_at_once(
+        vault_env: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
+        eso_install: Callable[..., None], cli: Cli, openbao: Any) -> None:
+    import time
+
+    eso_install(kube_api)
+    _start_eso(eso, vault_env.root, "staging")
+    path = Project.load(vault_env.root / "deparrow-secrets.yaml").environment(
+        "staging").remote_path
+    kv = openbao.client().secrets.kv.v2
+    data = vault_env.raw()
+    data.pop("REDIS_PASSWORD")
+    kv.create_or_update_secret(path=path, secret=data, mount_point="secret")
+    began = time.monotonic()
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig,
+              "--timeout", "60")
+    assert run.code == 1, run.text
+    assert time.monotonic() - began < 20
+    assert "the store lacks REDIS_PASSWORD" in run.err
+    assert "deparrow-secrets provision --env staging" in run.err

@@ -356,11 +356,9 @@ class _Doctor:
 
     def _check_refs(self, w: Workload, state: ClusterState, res: str,
                     node: str | None) -> None:
-        from deparrow_secrets.cluster.consumers import IMAGE_PULL
-
         reported: set[tuple[str, str | None]] = set()
         for u in w.uses:
-            if u.optional or u.how == IMAGE_PULL and u.secret in state.secrets:
+            if u.optional:  # the kubelet starts the pod without it
                 continue
             live = state.secrets.get(u.secret)
             if live is None:
