@@ -182,6 +182,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
 # kinds the real API server writes without status but with generation 0: nothing to do;
 # Deployment/StatefulSet/ReplicaSet replicas default to 1 (k8s.io/kubernetes
 # pkg/apis/apps/v1/defaults.go)
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _REPLICAS_DEFAULTED = frozenset({("apps", "deployments"), ("apps", "statefulsets"),
                                  ("apps", "replicasets")})
 
@@ -781,6 +782,10 @@ class FakeKubeApiServer:
         self._ca: trustme.CA | None = None
         self._context: ssl.SSLContext | None = None
         self.kubeconfig_path: Path | None = None
+        # a real cluster always has these (Events about cluster-scoped objects go to default)
+        for ns in SYSTEM_NAMESPACES:
+            self.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}},
+                     manager="kube-apiserver")
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -531,3 +531,33 @@ def test_renamed_target_deletes_the_orphaned_secret(cluster: FakeKubeApiServer, 
     cluster.wait_for(lambda: secret_data(cluster, "ren-new") == {"A": b"1"})
     cluster.wait_for(lambda: cluster.get("v1", "Secret", "ren", NS) is None)
     assert ("Normal", "Deleted") in events(cluster, "ren")
+
+
+def test_kubectl_waits_for_a_real_sync_and_vault_version_pin(
+        cluster: FakeKubeApiServer, vault: Any, simulator: Any, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    key = f"eso-sim/{secrets.token_hex(4)}/pin"
+    write_vault(vault, key, {"a": "v1"})
+    first = vault.read(key).version
+    write_vault(vault, key, {"a": "v2"})
+    sim = simulator(lambda store: vault)
+    sim.lag(1.0)
+    cluster.put({**vault_store_obj("cluster-vault"), "kind": "ClusterSecretStore",
+                 "metadata": {"name": "cluster-vault"}})
+    es = external_secret("pin", [
+        ref("NOW", key, "a"),
+        {"secretKey": "OLD", "remoteRef": {"key": key, "property": "a", "version": first}}],
+        store="cluster-vault")
+    es["spec"]["secretStoreRef"]["kind"] = "ClusterSecretStore"
+    cluster.put(es)
+    kubectl = str(Path(sys.executable).parent / "kubectl")
+    done = subprocess.run(
+        [kubectl, f"--kubeconfig={cluster.kubeconfig_path}", f"--cache-dir={tmp_path}/cache",
+         "wait", "--for=condition=Ready", "externalsecret/pin", "--timeout=30s"],
+        capture_output=True, text=True, timeout=60, env={"HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert secret_data(cluster, "pin") == {"NOW": b"v2", "OLD": b"v1"}
+    store = cluster.get(ESO, "ClusterSecretStore", "cluster-vault")
+    assert store is not None and store["status"]["conditions"][0]["reason"] == "Valid"
