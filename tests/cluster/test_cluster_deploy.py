@@ -185,6 +185,16 @@ def test_no_apply_waits_and_reports_why_it_does_not_converge(
     sim.restore_key(path)
     run = cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-apply", "--timeout", "30")
     assert run.code == 0, run.text
+    # The store changes: --no-apply writes nothing, not even a force-sync annotation.
+    assert cli("set", "REDIS_PASSWORD", "--env", "staging",
+               stdin=secrets.token_urlsafe(40) + "\n").code == 0
+    kube_api.reset_log()
+    run = cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-apply", "--timeout", "1")
+    assert run.code == 1, run.text
+    assert "REDIS_PASSWORD differ(s) from the store" in run.err
+    assert "annotate externalsecret redis-credentials-external force-sync=$(date +%s)" \
+        in run.err
+    assert kube_api.count("patch") == 0
 
 
 def test_eso_not_installed_is_named(vault_env: Env, kube_api: FakeKubeApiServer,

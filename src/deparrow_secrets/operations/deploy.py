@@ -296,7 +296,8 @@ def deploy(project: Project, env: EnvironmentConfig, client: KubeClient,
     result.secrets, result.forced = wait_for_sync(
         client, project, env, expected, timeout=timeout, poll=poll, progress=progress,
         changed={c.name for c in result.changes if c.kind == "ExternalSecret"
-                 and c.action != "unchanged"})
+                 and c.action != "unchanged"},
+        force=apply)  # --no-apply writes nothing, not even a force-sync annotation
     result.waited = time.monotonic() - started
     result.converged = all(s.converged for s in result.secrets)
     result.api_calls = client.calls - calls_before
@@ -371,16 +372,23 @@ def wait_for_sync(client: KubeClient, project: Project, env: EnvironmentConfig,
                 f"not converged after {timeout:g}s: "
                 + "; ".join(s.reason() for s in pending),
                 context=client.context, namespace=project.config.namespace,
-                hint=_not_converged_hint(env, pending))
+                hint=_not_converged_hint(env, pending, project.config.namespace, force))
         time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
 
 
-def _not_converged_hint(env: EnvironmentConfig, pending: list[SecretSync]) -> str:
-    if any(s.external_secret and s.es_present and s.synced_current_spec and not s.in_sync
-           and (s.refresh_interval in ("0", "0s") or s.refresh_policy == "CreatedOnce")
-           for s in pending):
+def _not_converged_hint(env: EnvironmentConfig, pending: list[SecretSync], namespace: str,
+                        forced: bool) -> str:
+    stale = [s for s in pending if s.external_secret and s.es_present
+             and s.synced_current_spec and not s.in_sync]
+    if any(s.refresh_interval in ("0", "0s") or s.refresh_policy == "CreatedOnce"
+           for s in stale):
         return ("ESO never refreshes an ExternalSecret with refreshInterval 0 or "
                 "refreshPolicy CreatedOnce: set a refresh interval (render writes one) and "
                 f"rerun `deparrow-secrets deploy --env {env.name}`")
+    if stale and not forced:
+        return ("the store changed since ESO's last refresh; ESO refreshes at its "
+                "refreshInterval, or now with: " + "; ".join(
+                    f"kubectl -n {namespace} annotate externalsecret {s.external_secret} "
+                    "force-sync=$(date +%s) --overwrite" for s in stale))
     return (f"`deparrow-secrets doctor --env {env.name}` names the cause and the fix; "
             "rerun deploy with a longer --timeout if ESO is only slow")
