@@ -246,3 +246,18 @@ def test_exec_plugin_credentials(dev_project: Path, kube_api: FakeKubeApiServer,
     run = cli("doctor", "--env", "dev", "--kubeconfig", str(with_token("wrong-token")))
     assert run.code == 4, run.text
     assert "rejected the credentials (401)" in run.err
+
+
+def test_doctor_forbidden_to_list_pods_exit_4_with_the_rule(
+        dev_project: Path, kube_api: FakeKubeApiServer, cli: Cli) -> None:
+    kc = str(kube_api.kubeconfig_path)
+    assert cli("deploy", "--env", "dev", "--kubeconfig", kc).code == 0
+    kube_api.deny("list", "pods", namespace="deparrow")
+    for command in (("doctor",), ("impact", "redis-credentials")):
+        run = cli(*command, "--env", "dev", "--kubeconfig", kc)
+        assert run.code == 4, run.text
+        assert "[context fake, list pods, namespace deparrow] forbidden (403)" in run.err
+        assert 'a Role in namespace deparrow with rule {apiGroups: [""], resources: ' \
+               '["pods"], verbs: ["list"]}' in run.err
+    kube_api.allow_all()
+    assert cli("doctor", "--env", "dev", "--kubeconfig", kc).code == 0
