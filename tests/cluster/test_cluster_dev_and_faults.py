@@ -261,3 +261,27 @@ def test_doctor_forbidden_to_list_pods_exit_4_with_the_rule(
                '["pods"], verbs: ["list"]}' in run.err
     kube_api.allow_all()
     assert cli("doctor", "--env", "dev", "--kubeconfig", kc).code == 0
+
+
+def test_in_cluster_configuration_without_a_kubeconfig(
+        dev_project: Path, kube_api: FakeKubeApiServer, cli: Cli, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import kubernetes.config.incluster_config as incluster
+
+    assert cli("deploy", "--env", "dev", "--kubeconfig", str(kube_api.kubeconfig_path)).code == 0
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "token").write_text(kube_api.token, encoding="utf-8")
+    (account / "ca.crt").write_bytes(Path(kube_api.ca_path).read_bytes())
+    monkeypatch.setattr(incluster, "SERVICE_TOKEN_FILENAME", str(account / "token"))
+    monkeypatch.setattr(incluster, "SERVICE_CERT_FILENAME", str(account / "ca.crt"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "no-home"))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(kube_api.port))
+    run = cli("doctor", "--env", "dev", "-o", "json")
+    assert run.code == 0, run.text
+    assert run.json()["context"] == "in-cluster"
+    (account / "token").write_text("not-the-token", encoding="utf-8")
+    run = cli("drift", "--env", "dev")
+    assert run.code == 4 and "context in-cluster" in run.err, run.text
