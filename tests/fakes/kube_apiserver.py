@@ -66,32 +66,37 @@ Obj = dict[str, Any]
 
 FIDELITY = """\
 Faked faithfully (checked with the official client and kubectl 1.37 in
-tests/fakes/test_kube_apiserver_fake.py): discovery (/api, /apis, /apis/<g>/<v>, /version;
-legacy, not aggregated), get/list/create/update/delete/deletecollection, a global
-resourceVersion with 409 Conflict on a stale update, patch or delete precondition, no write
-(and no new resourceVersion) for an update that changes nothing, metadata.generation bumped
-when anything but metadata and status changes, label selectors (=, ==, !=, in, notin, exists,
-!exists) and field selectors (metadata.name, metadata.namespace, Secret type, Event
-involvedObject.* and reason, Pod spec.nodeName and status.phase), list paging
-(limit/continue), JSON merge patch, JSON patch, strategic merge patch (built-in kinds only;
-415 for custom resources as the real server), server-side apply with conflicts and force,
-dryRun=All, the status subresource, watch (resourceVersion, sendInitialEvents with the
-k8s.io/initial-events-end BOOKMARK, allowWatchBookmarks, timeoutSeconds, selector
-transitions as ADDED/DELETED), Status error bodies (401, 403 with the RBAC message, 404, 409,
-410, 415, 422), Secret stringData folded into data and immutable Secrets, Namespaces that
-must exist, CRDs that register their served versions, structural defaults from CRD schemas,
-ownerReferences with garbage collection (background and Orphan propagation), Table output
-for kubectl get (Name, Age and a CRD's additionalPrinterColumns).
+tests/fakes/test_kube_apiserver_fake.py): HTTPS with bearer-token authentication (401),
+discovery (/api, /apis, /apis/<g>, /apis/<g>/<v>, /version; legacy, not aggregated),
+get/list/create/update/delete/deletecollection, a global resourceVersion with 409 Conflict on
+a stale update, patch or delete precondition, no write (and no new resourceVersion) for an
+update that changes nothing, metadata.generation bumped when anything but metadata and status
+changes, label selectors (=, ==, !=, in, notin, exists, !exists) and field selectors
+(metadata.name, metadata.namespace, Secret type, Event involvedObject.* and reason, Pod
+spec.nodeName and status.phase), list paging (limit/continue), lists of kind <Kind>List,
+JSON merge patch, JSON patch, strategic merge patch (built-in kinds; 415 for custom resources
+as the real server), server-side apply with conflicts and force, dryRun=All, the status
+subresource, watch (resourceVersion, sendInitialEvents with the k8s.io/initial-events-end
+BOOKMARK, allowWatchBookmarks, timeoutSeconds, 410 Expired, selector transitions as
+ADDED/DELETED), Status error bodies (401, 403 with the RBAC message, 404, 409, 410, 415, 422),
+Secret stringData folded into data, immutable Secrets, Namespaces that must exist, the system
+namespaces, CRDs that register their served versions (and take their objects with them),
+structural defaults and pruning of unknown fields from CRD schemas (fieldValidation Strict:
+400, Warn: Warning header), ownerReferences with garbage collection (background and Orphan
+propagation), Table output for kubectl get (Name, Age, a few built-in columns and a CRD's
+additionalPrinterColumns), Events aggregated by the recorder into count.
 Simplified: server-side apply tracks leaf fields per manager (lists without a merge key are
 atomic, merge keys by field name, see kube_patch.py), managedFields are rendered from that
 and a client-sent managedFields is ignored; deletion is immediate (no finalizers, no
 deletionTimestamp, no graceful pod termination; garbage collection is synchronous);
-Namespace deletion removes its objects at once; no admission (webhooks are stored, never
-called), no RBAC objects evaluated (403 only through deny()); no validation of objects
-beyond names, Secret/ConfigMap keys and Secret data; no defaulting of built-in kinds except
-Deployment/StatefulSet/ReplicaSet replicas and Secret type; no protobuf (415); no OpenAPI
-(/openapi/* is 404: run kubectl with --validate=false); no subresources but status
-(no scale, exec, logs, token requests, eviction); bookmarks every second when asked.
+Namespace deletion removes its objects at once; no admission (webhook configurations are
+stored, never called), no RBAC objects evaluated (403 only through deny()); no validation of
+objects beyond names, labels, Secret/ConfigMap keys and data, immutable Secrets and CRD
+pruning; no defaulting of built-in kinds except Deployment/StatefulSet/ReplicaSet replicas
+and Secret type; no protobuf (415: kubectl's typed create commands fail); no OpenAPI
+(/openapi/* is 404: run kubectl apply/create/replace with --validate=false); no subresources
+but status (no scale, exec, logs, token requests, eviction); bookmarks every second when
+asked; one watch history of 20,000 events.
 """
 
 # --------------------------------------------------------------------------- resource types
@@ -755,12 +760,12 @@ class FakeKubeApiServer:
     """The fake API server; see the module docstring. Thread safe."""
 
     def __init__(self, *, token: str | None = None, user: str = "deparrow-test",
-                 bookmark_interval: float = 1.0) -> None:
+                 bookmark_interval: float = 1.0, watch_history: int = 20000) -> None:
         self.token = token or uuid.uuid4().hex
         self.user = user
         self.bookmark_interval = bookmark_interval
         self.registry = Registry()
-        self.hub = WatchHub()
+        self.hub = WatchHub(watch_history)
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str, str, str], Obj] = {}
         # ownership for server-side apply: key -> {(manager, operation, subresource): paths}

@@ -639,3 +639,27 @@ def test_unknown_fields_of_custom_resources_are_pruned_or_refused(
     assert "refreshIntervall" not in created["spec"]
     assert created["spec"]["secretStoreRef"] == {"name": "s"}
     assert api.requests[-1].status == 201
+
+
+def test_watch_from_a_compacted_resource_version_is_expired(tmp_path: Path) -> None:
+    import urllib3
+
+    with FakeKubeApiServer(watch_history=5) as server:
+        server.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+        start = server.resource_version
+        for i in range(10):
+            server.put(secret(f"s{i}"))
+        pool = urllib3.PoolManager(ca_certs=server.ca_path)
+        raw = pool.request("GET", f"{server.url}/api/v1/namespaces/{NS}/secrets?watch=true"
+                           f"&resourceVersion={start}&timeoutSeconds=1",
+                           headers={"Authorization": f"Bearer {server.token}"})
+        events = [json.loads(line) for line in raw.data.decode().splitlines() if line]
+        assert [(e["type"], e["object"]["code"], e["object"]["reason"]) for e in events] == [
+            ("ERROR", 410, "Expired")]
+        recent = server.resource_version - 2
+        raw = pool.request("GET", f"{server.url}/api/v1/namespaces/{NS}/secrets?watch=true"
+                           f"&resourceVersion={recent}&timeoutSeconds=1",
+                           headers={"Authorization": f"Bearer {server.token}"})
+        events = [json.loads(line) for line in raw.data.decode().splitlines() if line]
+        assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+            ("ADDED", "s8"), ("ADDED", "s9")]
