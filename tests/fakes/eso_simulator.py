@@ -18,6 +18,10 @@ What it does, in a background thread every ``interval`` seconds (or by ``reconci
   real error; otherwise Ready=True ``Valid`` "store validated" and a Normal ``Valid`` Event.
   Validation is the store's ``health()`` for Vault and AWS; Azure's validation always passes
   (CLUSTER.md). Stores are validated when created or changed, and when a knob changes.
+  ``ValidationUnknown`` (Ready stays True) comes from the :meth:`validation_unknown` knob.
+  The reasons ``InvalidStoreConfiguration`` and ``ValidationFailed`` are declared in
+  apis/externalsecrets/v1/secretstore_types.go but set by no v2.9 controller, so the
+  simulator never sets them either.
 * ExternalSecrets (EC ``Reconcile``): an ExternalSecret is reconciled when it appears, when its
   generation, labels, annotations or finalizers change (EC ``shouldEnqueueExternalSecretUpdate``),
   when its target Secret changes (EC ``SetupWithManager`` watches managed Secrets), when its
@@ -293,6 +297,7 @@ class EsoSimulator:
         self._store_seen: dict[str, tuple[Any, ...]] = {}
         self._clients: dict[tuple[str, int], Any] = {}
         self._auth_failures: dict[str, str] = {}
+        self._unknown_validation: dict[str, str] = {}
         self._missing_keys: set[str] = set()
         self._lag = 0.0
         self._never = False
@@ -356,6 +361,16 @@ class EsoSimulator:
     def fix_auth(self, store_name: str) -> None:
         with self._lock:
             self._auth_failures.pop(store_name, None)
+            self._unknown_validation.pop(store_name, None)
+            self._knob_generation += 1
+
+    def validation_unknown(self, store_name: str, message: str = "validation status unknown "
+                           "(simulated)") -> None:
+        """The provider's Validate answers ValidationResultUnknown for `store_name`: Ready
+        stays True with reason ValidationUnknown, the detail goes to a Warning Event
+        (secretstore/common.go ``validateStore``); reads still work."""
+        with self._lock:
+            self._unknown_validation[store_name] = message
             self._knob_generation += 1
 
     def fail_key(self, remote_key: str) -> None:
@@ -491,6 +506,11 @@ class EsoSimulator:
                                               MSG_UNABLE_VALIDATE))
             self.api.event(store, "InvalidProviderConfig", error, type_="Warning",
                            component=COMPONENT)
+        elif name in self._unknown_validation:
+            _set_condition(status, _condition("Ready", "True", "ValidationUnknown",
+                                              "could not determine validation status"))
+            self.api.event(store, "ValidationUnknown", self._unknown_validation[name],
+                           type_="Warning", component=COMPONENT)
         else:
             status["capabilities"] = "ReadWrite"
             self.api.event(store, "Valid", MSG_STORE_VALIDATED, component=COMPONENT)

@@ -561,3 +561,20 @@ def test_kubectl_waits_for_a_real_sync_and_vault_version_pin(
     assert secret_data(cluster, "pin") == {"NOW": b"v2", "OLD": b"v1"}
     store = cluster.get(ESO, "ClusterSecretStore", "cluster-vault")
     assert store is not None and store["status"]["conditions"][0]["reason"] == "Valid"
+
+
+def test_validation_unknown_keeps_the_store_ready(cluster: FakeKubeApiServer, vault: Any,
+                                                  simulator: Any) -> None:
+    sim = simulator(lambda store: vault)
+    sim.validation_unknown("vault", "sts unreachable")
+    cluster.put(vault_store_obj())
+
+    def condition() -> dict[str, Any]:
+        store = cluster.get(ESO, "SecretStore", "vault", NS) or {}
+        return next(iter((store.get("status") or {}).get("conditions") or []), {})
+
+    cluster.wait_for(condition)
+    assert (condition()["status"], condition()["reason"]) == ("True", "ValidationUnknown")
+    assert ("Warning", "ValidationUnknown") in events(cluster, "vault", "SecretStore")
+    sim.fix_auth("vault")
+    cluster.wait_for(lambda: condition().get("reason") == "Valid")

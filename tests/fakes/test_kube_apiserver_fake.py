@@ -663,3 +663,24 @@ def test_watch_from_a_compacted_resource_version_is_expired(tmp_path: Path) -> N
         events = [json.loads(line) for line in raw.data.decode().splitlines() if line]
         assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
             ("ADDED", "s8"), ("ADDED", "s9")]
+
+
+def test_error_answers_read_the_body_so_keep_alive_stays_in_frame(
+        api: FakeKubeApiServer) -> None:
+    import http.client
+    import ssl
+
+    conn = http.client.HTTPSConnection("127.0.0.1", api.port,
+                                       context=ssl.create_default_context(cafile=api.ca_path))
+    body = json.dumps({"metadata": {"name": "x"}, "data": {"k": "A" * 4096}})
+    for headers in ({"Authorization": "Bearer wrong"},  # 401
+                    {"Authorization": f"Bearer {api.token}"}):  # 404: no such namespace
+        conn.request("POST", "/api/v1/namespaces/nope/secrets", body=body,
+                     headers={**headers, "Content-Type": "application/json"})
+        resp = conn.getresponse()
+        assert resp.status in (401, 404) and json.loads(resp.read())["kind"] == "Status"
+    conn.request("GET", f"/api/v1/namespaces/{NS}", headers={
+        "Authorization": f"Bearer {api.token}"})
+    resp = conn.getresponse()  # same connection: still in frame
+    assert resp.status == 200 and json.loads(resp.read())["metadata"]["name"] == NS
+    conn.close()
