@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import builtins
 import contextlib
 import json
 import re
@@ -683,7 +684,7 @@ class _TLSServer(ThreadingHTTPServer):
         with self._conns_lock:
             self._conns.add(conn)
         try:
-            self.RequestHandlerClass(conn, client_address, self)
+            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
         except (ssl.SSLError, OSError):
             pass
         finally:
@@ -775,10 +776,10 @@ class FakeKubeApiServer:
         self._dependents: dict[str, set[tuple[str, str, str, str]]] = {}
         self._by_type: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
         self._events: dict[tuple[str, str, str, str, str], tuple[str, str, str, str]] = {}
-        self._denied: list[tuple[str, str, str | None]] = []
-        self._faults: list[_Fault] = []
+        self._denied: builtins.list[tuple[str, str, str | None]] = []
+        self._faults: builtins.list[_Fault] = []
         self._delay = 0.0
-        self._log: list[ApiRequest] = []
+        self._log: builtins.list[ApiRequest] = []
         self._server: _TLSServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -918,13 +919,13 @@ class FakeKubeApiServer:
             self._delay = seconds
 
     @property
-    def request_log(self) -> list[tuple[str, str]]:
+    def request_log(self) -> builtins.list[tuple[str, str]]:
         """(verb, path) of every request since the last reset_log(), in order."""
         with self._lock:
             return [(r.verb, r.path) for r in self._log]
 
     @property
-    def requests(self) -> list[ApiRequest]:
+    def requests(self) -> builtins.list[ApiRequest]:
         with self._lock:
             return list(self._log)
 
@@ -976,7 +977,7 @@ class FakeKubeApiServer:
             return self._out(rt, obj) if obj is not None else None
 
     def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str = "", field_selector: str = "") -> list[Obj]:
+             label_selector: str = "", field_selector: str = "") -> builtins.list[Obj]:
         rt = self._type_of(api_version, kind)
         flt = Filter(rt, namespace, {"labelSelector": label_selector,
                                      "fieldSelector": field_selector})
@@ -1058,7 +1059,7 @@ class FakeKubeApiServer:
             }
             return self._create(rt, ns, obj, manager=component, keep_status=True)
 
-    def events_for(self, involved: Obj) -> list[Obj]:
+    def events_for(self, involved: Obj) -> builtins.list[Obj]:
         uid = involved["metadata"].get("uid")
         with self._lock:
             return [_clone(o) for o in self._objects.values()
@@ -1092,10 +1093,9 @@ class FakeKubeApiServer:
         out["kind"] = rt.kind
         return out
 
-    def _select(self, rt: ResourceType, flt: Filter) -> list[Obj]:
-        keys = self._by_type.get(rt.key, ())
-        if flt.namespace is not None:
-            keys = [k for k in keys if k[2] == flt.namespace]
+    def _select(self, rt: ResourceType, flt: Filter) -> builtins.list[Obj]:
+        keys = [k for k in self._by_type.get(rt.key, ())
+                if flt.namespace is None or k[2] == flt.namespace]
         out = [o for o in (self._objects[k] for k in keys) if flt.matches(o)]
         out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return out
@@ -1115,7 +1115,7 @@ class FakeKubeApiServer:
     def _validate(self, rt: ResourceType, obj: Obj) -> None:
         meta = obj["metadata"]
         name = meta.get("name", "")
-        causes: list[tuple[str, str]] = []
+        causes: builtins.list[tuple[str, str]] = []
         check = _LABEL_NAME_RE if rt.key == ("", "namespaces") else _NAME_RE
         if not name:
             causes.append(("metadata.name", "Required value: name or generateName is required"))
@@ -1371,7 +1371,7 @@ class FakeKubeApiServer:
             self._events.pop(_event_key(obj), None)
 
     def owned_by(self, uid: str, api_version: str | None = None,
-                 kind: str | None = None) -> list[Obj]:
+                 kind: str | None = None) -> builtins.list[Obj]:
         """Objects with an ownerReference to `uid` (an index: no scan of the store)."""
         with self._lock:
             out = []
@@ -1384,7 +1384,7 @@ class FakeKubeApiServer:
                     out.append(self._out(rt, obj))
             return out
 
-    def owned_versions(self, uid: str) -> list[tuple[str, str]]:
+    def owned_versions(self, uid: str) -> builtins.list[tuple[str, str]]:
         """(uid, resourceVersion) of the objects owned by `uid`, without copying them."""
         with self._lock:
             out = []
@@ -1461,7 +1461,7 @@ class FakeKubeApiServer:
                 created = self._out(rt, stored)
             return 201, created
         owners = {k: set(v) for k, v in self._owners.get(key, {}).items()}
-        conflicts: list[tuple[str, FieldPath]] = []
+        conflicts: builtins.list[tuple[str, FieldPath]] = []
         for other, paths in owners.items():
             if other == me:
                 continue
@@ -1480,9 +1480,9 @@ class FakeKubeApiServer:
                                                 "message": f'conflict with "{m}"',
                                                 "field": "." + _dotted(p)}
                                                for m, p in conflicts]})
-        for other, path in conflicts:
+        for other_manager, path in conflicts:  # force: the field changes hands
             for k, paths in owners.items():
-                if k[0] == other:
+                if k[0] == other_manager:
                     paths.discard(path)
         previous = owners.get(me, set())
         others_paths = set().union(*(v for k, v in owners.items() if k != me)) if owners else set()
@@ -1591,14 +1591,14 @@ class FakeKubeApiServer:
                                    "resources": resources})
         return self._resource_route(method, group, version, rest, query)
 
-    def _api_group(self, group: str, versions: list[str]) -> Obj:
+    def _api_group(self, group: str, versions: builtins.list[str]) -> Obj:
         ordered = sorted(versions, key=lambda v: (v != "v1", v))
         return {"name": group,
                 "versions": [{"groupVersion": f"{group}/{v}", "version": v} for v in ordered],
                 "preferredVersion": {"groupVersion": f"{group}/{ordered[0]}",
                                      "version": ordered[0]}}
 
-    def _resource_route(self, method: str, group: str, version: str, rest: list[str],
+    def _resource_route(self, method: str, group: str, version: str, rest: builtins.list[str],
                         query: dict[str, str]) -> _Route:
         ns: str | None = None
         if rest[0] == "namespaces" and len(rest) >= 3:
@@ -1803,8 +1803,8 @@ class FakeKubeApiServer:
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
                 "items": out_items}
 
-    def _table(self, rt: ResourceType, objs: list[Obj], meta: Obj, include: str) -> Obj:
-        columns: list[Obj] = [{"name": "Name", "type": "string", "format": "name",
+    def _table(self, rt: ResourceType, objs: builtins.list[Obj], meta: Obj, include: str) -> Obj:
+        columns: builtins.list[Obj] = [{"name": "Name", "type": "string", "format": "name",
                                "description": "Name", "priority": 0}]
         builtin = BUILTIN_COLUMNS.get(rt.key, ()) if rt.builtin else ()
         columns += [{"name": name, "type": "string", "format": "", "description": name,
@@ -1816,7 +1816,7 @@ class FakeKubeApiServer:
                         "description": "Age", "priority": 0})
         rows = []
         for obj in objs:
-            cells: list[Any] = [obj["metadata"]["name"]]
+            cells: builtins.list[Any] = [obj["metadata"]["name"]]
             cells += [cell(obj) for _, cell in builtin]
             cells += [_jsonpath(obj, c.get("jsonPath", "")) for c in rt.printer_columns]
             cells.append(_age(obj["metadata"].get("creationTimestamp")))
