@@ -578,3 +578,37 @@ def test_validation_unknown_keeps_the_store_ready(cluster: FakeKubeApiServer, va
     assert ("Warning", "ValidationUnknown") in events(cluster, "vault", "SecretStore")
     sim.fix_auth("vault")
     cluster.wait_for(lambda: condition().get("reason") == "Valid")
+
+
+def test_periodic_refresh_rereads_after_the_interval(cluster: FakeKubeApiServer, vault: Any,
+                                                     simulator: Any) -> None:
+    key = f"eso-sim/{secrets.token_hex(4)}/periodic"
+    write_vault(vault, key, {"a": "one"})
+    sim = simulator(lambda store: vault)
+    cluster.put(vault_store_obj())
+    cluster.put(external_secret("per", [ref("A", key, "a")], refreshInterval="1s"))
+    cluster.wait_for(lambda: secret_data(cluster, "per") == {"A": b"one"})
+    first = cluster.get(ESO, "ExternalSecret", "per", NS)["status"]["refreshTime"]  # type: ignore[index]
+    write_vault(vault, key, {"a": "two"})
+    cluster.wait_for(lambda: secret_data(cluster, "per") == {"A": b"two"}, timeout=6)
+    es = cluster.get(ESO, "ExternalSecret", "per", NS)
+    assert es is not None and es["status"]["refreshTime"] > first
+    reads = sim.store_reads
+    time.sleep(3)  # one read per interval (refreshTime has whole seconds): 1 to 2 s apart
+    assert 1 <= sim.store_reads - reads <= 4
+
+
+def test_reconcile_within_the_interval_reads_nothing(cluster: FakeKubeApiServer, vault: Any,
+                                                     simulator: Any) -> None:
+    key = f"eso-sim/{secrets.token_hex(4)}/within"
+    write_vault(vault, key, {"a": "one"})
+    sim = simulator(lambda store: vault)
+    cluster.put(vault_store_obj())
+    cluster.put(external_secret("within", [ref("A", key, "a")]))
+    cluster.wait_for(lambda: synced(cluster, "within"))
+    reads, reconciles = sim.store_reads, sim.reconciles
+    # a change of the managed Secret enqueues the ExternalSecret (it watches managed Secrets)
+    cluster.patch("v1", "Secret", "within", NS, {"metadata": {"labels": {"touched": "1"}}})
+    cluster.wait_for(lambda: sim.reconciles > reconciles)
+    quiet_ticks(sim)
+    assert sim.store_reads == reads
