@@ -684,3 +684,53 @@ def test_error_answers_read_the_body_so_keep_alive_stays_in_frame(
     resp = conn.getresponse()  # same connection: still in frame
     assert resp.status == 200 and json.loads(resp.read())["metadata"]["name"] == NS
     conn.close()
+
+
+def test_server_side_apply_merges_keyed_lists_of_built_in_kinds(
+        api: FakeKubeApiServer, k8s: client.ApiClient) -> None:
+    apps = client.AppsV1Api(k8s)
+    body = deployment("ssa", NS, {"app": "ssa"})
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+
+    def apply(obj: dict[str, Any], manager: str = "deparrow-secrets") -> None:
+        apps.patch_namespaced_deployment("ssa", NS, obj, field_manager=manager,
+                                         _content_type="application/apply-patch+yaml")
+
+    apply(body)
+    before = api.resource_version
+    apply(body)
+    assert api.resource_version == before
+    # another manager adds an env var to the same container: merged by name, no conflict
+    other = deployment("ssa", NS, {"app": "ssa"})
+    container = other["spec"]["template"]["spec"]["containers"][0]
+    other = {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "ssa", "namespace": NS},
+             "spec": {"template": {"spec": {"containers": [
+                 {"name": container["name"], "env": [{"name": "C", "value": "3"}]}]}}}}
+    apply(other, manager="sidecar-injector")
+    # we drop B: it goes; C (the other manager's) stays
+    body["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "A", "value": "1"}]
+    apply(body)
+    live = api.get("apps/v1", "Deployment", "ssa", NS)
+    assert live is not None
+    env = live["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert [e["name"] for e in env] == ["A", "C"]
+    managers = {m["manager"] for m in live["metadata"]["managedFields"]}
+    assert managers == {"deparrow-secrets", "sidecar-injector"}
+
+
+def test_namespace_deletion_and_deletecollection(api: FakeKubeApiServer,
+                                                 k8s: client.ApiClient) -> None:
+    core = client.CoreV1Api(k8s)
+    core.create_namespace({"metadata": {"name": "tmp"}})
+    core.create_namespaced_secret("tmp", {"metadata": {"name": "a"}})
+    for name in ("x1", "x2", "y1"):
+        api.put(secret(name, labels={"group": name[0]}))
+    core.delete_collection_namespaced_secret(NS, label_selector="group=x")
+    assert [s["metadata"]["name"] for s in api.list("v1", "Secret", NS)] == ["y1"]
+    core.delete_namespace("tmp")
+    assert api.get("v1", "Namespace", "tmp") is None
+    assert api.list("v1", "Secret", "tmp") == []
+    assert {n["metadata"]["name"] for n in api.list("v1", "Namespace")} >= {
+        "default", "kube-system", NS, "external-secrets"}
