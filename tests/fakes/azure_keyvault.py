@@ -102,13 +102,15 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import trustme
+
+from fakes.tls_server import TLSHTTPServer
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
@@ -318,46 +320,12 @@ def _check_name(name: str) -> str:
     return name
 
 
-class _TLSServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer that does the TLS handshake in the per-connection thread."""
-
-    daemon_threads = True
-    block_on_close = False
+class _TLSServer(TLSHTTPServer):
+    """The shared HTTPS server (``tls_server.py``) on a free port, serving this fake."""
 
     def __init__(self, fake: FakeKeyVault, context: ssl.SSLContext) -> None:
         self.fake = fake
-        self.ssl_context = context
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(30)
-        # headers and body go out in separate writes: without NODELAY, Nagle + delayed ACK
-        # add ~40 ms to every keep-alive request
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            conn = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        with self._conns_lock:
-            self._conns.add(conn)
-        try:
-            self.RequestHandlerClass(conn, client_address, self)
-        except (ssl.SSLError, OSError):
-            pass
-        finally:
-            with self._conns_lock:
-                self._conns.discard(conn)
-            with contextlib.suppress(OSError):
-                conn.close()
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        super().__init__(("127.0.0.1", 0), _Handler, context, socket_timeout=30)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -33,11 +33,9 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
-import contextlib
 import json
 import re
 import shutil
-import socket
 import ssl
 import sys
 import tempfile
@@ -49,7 +47,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
@@ -60,6 +58,7 @@ import yaml
 
 from fakes import kube_patch
 from fakes.kube_patch import FieldPath, PatchError
+from fakes.tls_server import TLSHTTPServer
 
 __all__ = ["ApiError", "ApiRequest", "FakeKubeApiServer", "ResourceType", "FIDELITY"]
 
@@ -659,46 +658,13 @@ _USER_AGENT_MANAGER = re.compile(r"^([^/\s]+)")
 # --------------------------------------------------------------------------- HTTPS layer
 
 
-class _TLSServer(ThreadingHTTPServer):
-    """Threading HTTPS server; TLS handshake in the connection's thread (as the Key Vault
-    fake's), with the port fixed so that stop()/start() come back on the same address."""
-
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+class _TLSServer(TLSHTTPServer):
+    """The shared HTTPS server (``tls_server.py``, as the Key Vault fake's) on a fixed port,
+    so that stop()/start() come back on the same address."""
 
     def __init__(self, fake: FakeKubeApiServer, context: ssl.SSLContext, port: int) -> None:
         self.fake = fake
-        self.ssl_context = context
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        request.settimeout(60)
-        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            conn = self.ssl_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            return
-        with self._conns_lock:
-            self._conns.add(conn)
-        try:
-            self.RequestHandlerClass(conn, client_address, self)  # type: ignore[arg-type]
-        except (ssl.SSLError, OSError):
-            pass
-        finally:
-            with self._conns_lock:
-                self._conns.discard(conn)
-            with contextlib.suppress(OSError):
-                conn.close()
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns = list(self._conns)
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
+        super().__init__(("127.0.0.1", port), _Handler, context, socket_timeout=60)
 
 
 class _Handler(BaseHTTPRequestHandler):
