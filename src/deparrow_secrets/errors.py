@@ -108,6 +108,11 @@ class ConflictError(StoreError):
     exit_code = EXIT_CONFLICT
 
 
+class UncertainWriteError(ConflictError):
+    """A write was sent, but whether it took effect (or won against another writer) could
+    not be confirmed within the time bound; `history` shows what the store holds."""
+
+
 class IntegrityError(StoreError):
     """Stored data cannot be trusted: wrong key, tampering, corrupt or unexpected content."""
 
