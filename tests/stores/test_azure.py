@@ -303,7 +303,7 @@ def test_timeout_then_recovery(fake: FakeKeyVault) -> None:
         fake.delay(1.0)
         with pytest.raises(StoreUnavailableError) as info:
             s.read(key)
-        assert "timed out after 0.3 s" in str(info.value)
+        assert "within 0.3 s (timed out)" in str(info.value)
         assert_no_value(info.value, val)
         fake.delay(0)
         assert s.read_value(key, WHOLE) == val
@@ -386,8 +386,8 @@ def test_from_config_without_env_uses_the_config_url(monkeypatch: pytest.MonkeyP
 def test_put_timed_out_but_applied_is_not_a_conflict(fake: FakeKeyVault) -> None:
     """The retry repeats a PUT that the service carried out after all: same write, no conflict."""
     key = name("dup")
-    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=0.4)
-    with connect(fake, policy=policy) as s:
+    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5.0)
+    with connect(fake, policy=policy, read_timeout=0.4) as s:  # each attempt: 0.4 s
         v1 = s.write(key, {WHOLE: value()}, None)
         val = value()
         fake.delay_next(1.0, method="PUT")

@@ -116,7 +116,13 @@ from deparrow_secrets.errors import (
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE, Health, SecretStore, Snapshot, VersionInfo
 from deparrow_secrets.stores.layout import AZURE_NAME
-from deparrow_secrets.stores.retry import RetryPolicy, call_with_retry
+from deparrow_secrets.stores.retry import (
+    CallTimeout,
+    RetryPolicy,
+    Throttled,
+    bounded,
+    call_with_retry,
+)
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -402,6 +408,8 @@ class AzureStore(SecretStore):
             else:
                 if status is not None:
                     reason = f"answered {status} {_error_code(exc)}".rstrip()
+                elif isinstance(exc, CallTimeout):
+                    reason = f"sent no complete answer within {exc.seconds:g} s (timed out)"
                 elif isinstance(exc, ServiceResponseTimeoutError) or "timed out" in str(exc):
                     reason = f"timed out after {self.policy.timeout:g} s"
                 else:
@@ -481,9 +489,24 @@ class AzureStore(SecretStore):
             "or rerun `provision` with --recover-deleted; purging instead destroys "
             "its history")
 
+    @staticmethod
+    def _throttled(exc: BaseException) -> Throttled | None:
+        """A 429, with the Retry-After it carries if any (Key Vault's may carry none)."""
+        from azure.core.exceptions import HttpResponseError
+
+        if not isinstance(exc, HttpResponseError) or exc.status_code != 429:
+            return None
+        raw = exc.response.headers.get("Retry-After") if exc.response is not None else None
+        try:
+            return Throttled(float(raw)) if raw else Throttled()
+        except ValueError:
+            return Throttled()
+
     def _call(self, fn: Callable[[], T], key: str | None, doing: str) -> T:
         try:
-            return call_with_retry(fn, self._is_transient, self.policy, self._give_up(key))
+            return call_with_retry(fn, self._is_transient, self.policy, self._give_up(key),
+                                   throttled=self._throttled,
+                                   waiting_for=f"Key Vault at {self.vault_url}")
         except StoreError:
             raise
         except Exception as exc:
@@ -559,6 +582,7 @@ class AzureStore(SecretStore):
 
     # ------------------------------------------------------------------ interface
 
+    @bounded
     def read(self, key: str, version: str | None = None) -> Snapshot | None:
         self._check_name(key)
         if version is not None and not VERSION.fullmatch(version.lower()):
@@ -572,6 +596,7 @@ class AzureStore(SecretStore):
         return Snapshot(key, str(secret.properties.version),
                         {WHOLE: SecretValue(secret.value or "")})
 
+    @bounded
     def write(self, key: str, values: Mapping[str, SecretValue],
               expected_version: str | None) -> str:
         if set(values) != {WHOLE} or not isinstance(values[WHOLE], SecretValue):
@@ -741,6 +766,7 @@ class AzureStore(SecretStore):
                 TAG_RESTORES: source, TAG_WRITE: secrets.token_hex(8)}
         return self._put(key, old.value or "", tags, old.properties.content_type).id
 
+    @bounded
     def list(self, prefix: str = "") -> list[str]:
         def call() -> list[str]:
             return [str(p.name) for p in self._client.list_properties_of_secrets()
@@ -749,6 +775,7 @@ class AzureStore(SecretStore):
         names = self._call(call, None, "list secrets")
         return sorted(n for n in names if n.startswith(prefix))
 
+    @bounded
     def history(self, key: str) -> list[VersionInfo]:
         self._check_name(key)
         listed = self._versions(key)
@@ -775,6 +802,7 @@ class AzureStore(SecretStore):
             out.append(VersionInfo(v.id, v.created_on, v.id == current, tuple(labels)))
         return out
 
+    @bounded
     def previous_version(self, key: str) -> str:
         """The newest version before the current one with different content.
 
@@ -798,6 +826,7 @@ class AzureStore(SecretStore):
                     return v.version
         raise self._err(NotFoundError, "no previous version to roll back to", key)
 
+    @bounded
     def health(self) -> Health:
         def call() -> int:
             pages = self._client.list_properties_of_secrets(max_page_size=1).by_page()
@@ -811,6 +840,7 @@ class AzureStore(SecretStore):
 
     # ------------------------------------------------------------------ soft delete
 
+    @bounded
     def deleted(self) -> list[str]:
         """Names of soft-deleted secrets (they block reuse of the name until recovered)."""
         def call() -> list[str]:
