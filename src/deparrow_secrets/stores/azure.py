@@ -95,6 +95,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,6 +113,7 @@ from deparrow_secrets.errors import (
     SoftDeletedError,
     StoreError,
     StoreUnavailableError,
+    UncertainWriteError,
 )
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE, Health, SecretStore, Snapshot, VersionInfo
@@ -122,6 +124,7 @@ from deparrow_secrets.stores.retry import (
     Throttled,
     bounded,
     call_with_retry,
+    remaining,
 )
 
 if TYPE_CHECKING:
@@ -139,9 +142,17 @@ VERSION = re.compile(r"[0-9a-f]{32}")
 # Key Vault data-plane DNS suffixes of the public and sovereign clouds.
 _VAULT_DOMAINS = (".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net",
                   ".vault.microsoftazure.de", ".managedhsm.azure.net")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# The test fake's own addresses: only there may the SDK skip checking that the challenge
+# names the vault's domain (a name such as `localhost` can be answered by anything).
+_LOOPBACK = ("127.0.0.1", "::1", "[::1]")
+# Resources a Key Vault challenge may name; a token is never requested for anything else.
+_KEY_VAULT_RESOURCES = frozenset(d.lstrip(".") for d in _VAULT_DOMAINS)
+MAX_VALUE_BYTES = 25 * 1024  # Key Vault's limit on a secret value
+READ_LAG_TOLERANCE = 5.0
+"""Seconds a write waits for its own new version to show in reads (see the docstring)."""
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_TAGS = 15  # Key Vault limit per secret version
+_RECOVERING = "ObjectIsBeingRecovered"
 
 _LABEL_LOSER = "conflict-loser"
 _LABEL_RESTORE = "restore"
@@ -150,6 +161,35 @@ _LABEL_DISABLED = "disabled"
 
 class SecretSoftDeletedError(SoftDeletedError):
     """The secret name is soft-deleted: it must be recovered (or purged) before reuse."""
+
+
+class _KeyVaultTokensOnly:
+    """The credential as the SDK sees it: it hands out tokens for Key Vault's own resource
+    only, so a server that challenges for another audience (Azure Resource Manager, Graph,
+    ...) gets no token, whatever its address."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+
+    @staticmethod
+    def _check(scopes: tuple[str, ...]) -> None:
+        for scope in scopes:
+            resource = (urlsplit(scope).hostname or "").lower()
+            if resource not in _KEY_VAULT_RESOURCES:
+                raise ValueError("the challenge names another domain than Key Vault's")
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self._check(scopes)
+        return self._credential.get_token(*scopes, **kwargs)
+
+    def close(self) -> None:
+        """The store closes the credential it owns itself."""
+
+
+class _KeyVaultTokenInfoOnly(_KeyVaultTokensOnly):
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        self._check(scopes)
+        return self._credential.get_token_info(*scopes, options=options)
 
 
 def _default_credential() -> Any:
@@ -323,6 +363,7 @@ class AzureStore(SecretStore):
         connection_verify: str | bool | None = None,
         polling_interval: float = 1.0,
         recover_timeout: float = 60.0,
+        read_lag_tolerance: float = READ_LAG_TOLERANCE,
         owns_credential: bool = False,
         **client_kwargs: Any,
     ) -> None:
@@ -332,6 +373,7 @@ class AzureStore(SecretStore):
         self.policy = policy or RetryPolicy.from_env()
         self._polling_interval = polling_interval
         self._recover_timeout = recover_timeout
+        self._read_lag_tolerance = read_lag_tolerance
         self._credential = credential
         self._owns_credential = owns_credential
         host = (urlsplit(self.vault_url).hostname or "").lower()
@@ -347,7 +389,9 @@ class AzureStore(SecretStore):
         if connection_verify is not None:
             kwargs["connection_verify"] = connection_verify
         kwargs.update(client_kwargs)
-        self._client = secrets_mod.SecretClient(self.vault_url, credential, **kwargs)
+        guarded = (_KeyVaultTokenInfoOnly if hasattr(credential, "get_token_info")
+                   else _KeyVaultTokensOnly)(credential)
+        self._client = secrets_mod.SecretClient(self.vault_url, guarded, **kwargs)
 
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> AzureStore:
@@ -391,6 +435,9 @@ class AzureStore(SecretStore):
             return not _is_tls_failure(exc)
         if isinstance(exc, ClientAuthenticationError):
             return False
+        if isinstance(exc, HttpResponseError) and exc.status_code == 409:
+            # Writes right after a recovery: Key Vault still finishing it.
+            return _error_code(exc) == _RECOVERING
         return isinstance(exc, HttpResponseError) and exc.status_code in _TRANSIENT_STATUS
 
     def _where(self, key: str | None) -> str:
@@ -604,14 +651,61 @@ class AzureStore(SecretStore):
                              "{WHOLE: SecretValue(...)}")
         self._check_name(key)
         value = values[WHOLE]
+        size = len(value.reveal().encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            raise InputError(f"[environment {self.environment}, provider azure] {key}: the "
+                             f"value is {size:,} bytes; a Key Vault secret holds at most "
+                             f"{MAX_VALUE_BYTES:,} bytes (nothing was sent)",
+                             hint="store a smaller value (or a reference to where it lives)")
         expected = expected_version.lower() if expected_version else None
         base, base_props, before = self._check_expected(key, expected)
         write_id = secrets.token_hex(8)
         tags = {**_foreign_tags((base_props.tags or {}) if base_props else {}),
                 TAG_PREVIOUS: base or NO_PREVIOUS, TAG_WRITE: write_id}
         content_type = base_props.content_type if base_props else None
-        ours = self._put(key, value.reveal(), tags, content_type)
-        return self._settle(key, base, before, ours, write_id, value, content_type)
+        try:
+            ours = self._put(key, value.reveal(), tags, content_type)
+            return self._settle(key, base, before, ours, write_id, value, content_type)
+        except StoreUnavailableError as exc:
+            # The PUT was sent: its version may be current although we could not confirm
+            # (or even see) it. Say so, and how to look, instead of a plain failure.
+            raise self._err(StoreUnavailableError, exc.message.split("] ", 1)[-1]
+                            + "; the new value was sent and may have been applied", key,
+                            hint=self._verify_hint(key)) from None
+
+    def _verify_hint(self, key: str) -> str:
+        return (f"check what is current before writing again: `deparrow-secrets history KEY "
+                f"--env {self.environment}` (KEY is the catalog key of {key}), or `az "
+                f"keyvault secret list-versions --vault-name {self.vault_name} --name {key}`")
+
+    def _look(self, key: str, version: str, older: set[str]
+              ) -> tuple[dict[str, _Version], str | None, Any | None]:
+        """The versions and the latest once `version` (just written) shows in both.
+
+        Key Vault documents no read-your-writes consistency. A version written after
+        another becomes visible after it, so once our own version is listed, every version
+        created before it is too, and the race can be judged as if reads did not lag.
+        Waits up to the read-lag tolerance (never past the call's time bound), then says
+        that the outcome cannot be known.
+        """
+        waited = 0.0
+        pause = 0.05
+        limit = min(self._read_lag_tolerance, remaining(self.policy) - 0.2)
+        while True:
+            listed = self._versions(key)
+            latest, props = self._latest_id(key)
+            if version in listed and latest and latest not in older:
+                return listed, latest, props
+            if waited + pause > limit:
+                raise self._err(
+                    UncertainWriteError,
+                    f"the write may have raced another writer: its new version {version} "
+                    f"did not show in Key Vault's reads within {max(waited, 0.0):.1f} s "
+                    "(reads can lag behind writes), so it could not be checked against "
+                    "other writers", key, hint=self._verify_hint(key))
+            time.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 0.5)
 
     def _check_expected(self, key: str, expected: str | None
                         ) -> tuple[str | None, Any | None, dict[str, _Version]]:
@@ -656,10 +750,9 @@ class AzureStore(SecretStore):
         """Steps 3-4: did our PUT come first after `base`? Commit, or restore the winner."""
         token = base or NO_PREVIOUS
         facts: list[tuple[str, set[str]]] = []
+        older = set(before) | ({base} if base else set())
         for _ in range(2):  # an undecided race gets one more look for what others published
-            listed = self._versions(key)
-            latest, latest_props = self._latest_id(key)
-            listed.setdefault(ours.id, ours)
+            listed, latest, latest_props = self._look(key, ours.id, older)
             if latest and latest_props is not None:  # newer than the listing: tags count too
                 listed.setdefault(latest, _version_of(latest_props))
             if latest:
@@ -743,7 +836,10 @@ class AzureStore(SecretStore):
             if base is None:
                 return ""
             restored = self._rewrite(key, base, latest)
-            listed = self._versions(key)
+            if restored:  # its look must come after it shows (then so does what preceded it)
+                listed, _, _ = self._look(key, restored, set())
+            else:
+                listed = self._versions(key)
             committed = [k for k, v in listed.items() if k not in mine and v.committed
                          and _competes(v, token)]
             if len(committed) == 1:
