@@ -134,6 +134,22 @@ class TestAwsConformance(StoreConformance):
             yield s
 
 
+class TestAwsConformanceAwsShaped(StoreConformance):
+    """The same suite with moto answering as AWS does (see servers.AwsShaped)."""
+
+    @pytest.fixture
+    def store(self, aws_env: MotoServer, tmp_path: Path) -> Iterator[SecretStore]:
+        with connect(tmp_path) as s:
+            AwsShaped(s.client, aws_env)
+            yield s
+
+    @pytest.fixture
+    def second_store(self, aws_env: MotoServer, tmp_path: Path) -> Iterator[SecretStore]:
+        with connect(tmp_path) as s:
+            AwsShaped(s.client, aws_env)
+            yield s
+
+
 # --------------------------------------------------------------------------- connection
 
 

@@ -80,6 +80,21 @@ class TestAzureConformance(StoreConformance):
             yield s
 
 
+class TestAzureConformanceUnderReadLag(StoreConformance):
+    """The same suite while new versions show in reads 0.2 s late."""
+
+    @pytest.fixture
+    def store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        fake.read_lag(0.2)
+        with connect(fake) as s:
+            yield s
+
+    @pytest.fixture
+    def second_store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        with connect(fake) as s:
+            yield s
+
+
 # ------------------------------------------------------------------ layout and versions
 
 

@@ -816,9 +816,11 @@ class AzureStore(SecretStore):
                     _descends(tags.get(TAG_PREVIOUS), mine, listed, set(listed))
                     or tags.get(TAG_PREVIOUS) not in listed):
                 return  # a later write that read ours (or one we cannot place)
-            self._put(key, value.reveal(), {**_foreign_tags(ours.tags), TAG_PREVIOUS: latest,
-                                            TAG_RESTORES: ours.id,
-                                            TAG_WRITE: secrets.token_hex(8)}, content_type)
+            again = self._put(key, value.reveal(), {**_foreign_tags(ours.tags),
+                                                    TAG_PREVIOUS: latest, TAG_RESTORES: ours.id,
+                                                    TAG_WRITE: secrets.token_hex(8)},
+                              content_type)
+            self._look(key, again.id, set())
         except StoreError:
             pass
 
@@ -835,11 +837,8 @@ class AzureStore(SecretStore):
         if t is None:
             if base is None:
                 return ""
-            restored = self._rewrite(key, base, latest)
-            if restored:  # its look must come after it shows (then so does what preceded it)
-                listed, _, _ = self._look(key, restored, set())
-            else:
-                listed = self._versions(key)
+            restored = self._rewrite(key, base, latest)  # returns once it shows in reads
+            listed = self._versions(key)
             committed = [k for k, v in listed.items() if k not in mine and v.committed
                          and _competes(v, token)]
             if len(committed) == 1:
@@ -860,7 +859,9 @@ class AzureStore(SecretStore):
             return ""
         tags = {**_foreign_tags(old.properties.tags or {}), TAG_PREVIOUS: latest,
                 TAG_RESTORES: source, TAG_WRITE: secrets.token_hex(8)}
-        return self._put(key, old.value or "", tags, old.properties.content_type).id
+        restored = self._put(key, old.value or "", tags, old.properties.content_type).id
+        self._look(key, restored, set())  # readers see the value that stands once we return
+        return restored
 
     @bounded
     def list(self, prefix: str = "") -> list[str]:
