@@ -240,3 +240,58 @@ def test_no_command_prints_a_value(backend: Backend, cli: Cli) -> None:
     assert {"remoteKey", "property", "present"} <= set(rows[0])  # camelCase, as ESO
     revealed = cli("get", "POSTGRES_PASSWORD", "--env", "production", "--reveal")
     assert revealed.out.strip() in values  # the canary can fail: --reveal does print
+
+
+def test_soft_deleted_vault_version_stops_status_and_provision(
+        vault_backend: Backend, openbao, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli: Cli) -> None:
+    """A soft-deleted current version is "deleted", not every key "missing": provision
+    would otherwise mint a new value for every key, an outage for all that read them."""
+    _project(tmp_path, vault_backend, monkeypatch)
+    assert cli("provision", "--env", "production").code == 0
+    (path,) = vault_backend.raw()
+    before = vault_backend.raw()[path]
+    values = _values(vault_backend)
+    kv = openbao.client().secrets.kv.v2
+    current = kv.read_secret_version(path=path, mount_point="secret",
+                                     raise_on_deleted_version=True)["data"]["metadata"]["version"]
+    kv.delete_latest_version_of_secret(path=path, mount_point="secret")
+    for args in (["status", "--env", "production"], ["provision", "--env", "production"]):
+        result = cli(*args)
+        assert result.code == 6, result.text
+        assert "deleted" in result.err
+        assert f"bao kv undelete -mount=secret -versions={current} {path}" in result.err
+        assert_no_values(result.text, values)
+    kv.undelete_secret_versions(path=path, versions=[current], mount_point="secret")
+    assert vault_backend.raw()[path] == before  # nothing was written over it
+    assert cli("verify", "--env", "production").code == 0
+
+
+def test_kv_version_1_mount_makes_status_fail(openbao, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    mount = f"kv1-{secrets.token_hex(4)}"
+    openbao.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "1"})
+    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    backend = Backend("vault", f"{{provider: vault, server: 'https://vault.example.com', "
+                      f"mount: {mount}, path: deparrow/production}}", dict, None, None)
+    _project(tmp_path, backend, monkeypatch)
+    result = cli("status", "--env", "production")
+    assert result.code != 0 and "KV version 2" in result.err, result.text
+
+
+def test_a_silent_store_gets_one_progress_line(
+        openbao, fault_proxy: Callable[..., Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    proxy = fault_proxy(openbao.port, mode="blackhole")
+    monkeypatch.setenv("VAULT_ADDR", proxy.url)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "1.5")
+    backend = Backend("vault", "{provider: vault, server: 'https://vault.example.com', "
+                      "path: deparrow/production}", dict, None, None)
+    _project(tmp_path, backend, monkeypatch)
+    result = cli("status", "--env", "production")
+    assert result.code == 3, result.text
+    progress = [line for line in result.err.splitlines() if line.startswith("waiting for")]
+    assert progress == [progress[0]] and f"vault at {proxy.url}" in progress[0], result.err
+    assert result.err.index("waiting for") < result.err.index("timed out")

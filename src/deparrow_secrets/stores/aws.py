@@ -26,7 +26,15 @@ Check-and-set (Secrets Manager has none natively):
   it would cost a third call); the next update's PutSecretValue moves it away. It means
   nothing to ESO, which reads AWSCURRENT. `history()` shows stages as AWS has them.
 
-moto (the test server) differs from AWS in two ways handled here: ListSecretVersionIds
+On AWS's terms (docs/stores.md has the details): a refused stage move is classified by
+where AWSCURRENT is, not by its (undocumented) error code; reads that contradict the
+refusal are eventually-consistent stale reads and are looked at again, backing off,
+within the call's time bound (then UncertainWriteError); a version AWS deleted (it keeps
+100 unlabelled ones) is "no longer exists", not "scheduled for deletion"; a secret
+scheduled for deletion refuses updates (SoftDeletedError, restore-secret hint); a
+SecretString over 65,536 bytes is refused before any call.
+
+moto (the test server) differs from AWS in two more ways handled here: ListSecretVersionIds
 on a missing secret answers HTTP 500 (AWS: ResourceNotFoundException), and it reports
 the listing time as every version's CreatedDate (ties keep the listing order).
 
@@ -37,7 +45,8 @@ web identity, instance roles); region from AWS_REGION / AWS_DEFAULT_REGION, else
 environment's `store.region`; endpoint from AWS_ENDPOINT_URL (or
 AWS_ENDPOINT_URL_SECRETS_MANAGER), which botocore reads itself. botocore's own
 retries are off (one attempt per call): call_with_retry is the only retry layer, so
-DEPARROW_SECRETS_RETRIES bounds the attempts and DEPARROW_SECRETS_TIMEOUT each one.
+DEPARROW_SECRETS_RETRIES bounds the attempts and DEPARROW_SECRETS_TIMEOUT the whole
+operation.
 """
 
 from __future__ import annotations

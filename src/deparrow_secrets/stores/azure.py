@@ -10,11 +10,14 @@ credential from `DefaultAzureCredential()` (environment service principal, workl
 identity, managed identity, `az login`, ...). TLS trust follows azure-core: the standard
 `REQUESTS_CA_BUNDLE` is honoured; `connection_verify=` passes a CA file or False.
 The SDK's own retries are turned off (`retry_total=0`): transient faults (429, 408, 5xx,
-connection errors, timeouts of `RetryPolicy.timeout` seconds) are retried by
-`call_with_retry`, then reported as one StoreUnavailableError. 403 is AccessDeniedError
+409 ObjectIsBeingRecovered, connection errors) are retried by `call_with_retry` within
+the operation's time bound (429 after its Retry-After, else 1, 2, 4, 8, 16 s), then
+reported as one StoreUnavailableError. 403 is AccessDeniedError
 naming the principal (`appid=...;oid=...`, nothing else of the service message); 401 after
 the challenge, or a credential that cannot get a token, is AccessDeniedError with an
-`az login` / workload identity hint. SDK exceptions are never chained (`from None`):
+`az login` / workload identity hint. The challenge's resource is checked against the
+vault's domain (the SDK's check, off only for the fake's loopback address) and tokens are
+requested for Key Vault's resource only. SDK exceptions are never chained (`from None`):
 their text can quote requests.
 
 Versions are Key Vault's (32 hex digits). `read(key)` is `get_secret(name)`: the latest
@@ -25,69 +28,27 @@ resolution in Key Vault), breaking ties with the chain tags below and the servic
 id, not by time).
 
 Check-and-set. Key Vault has no conditional write (no ETag/If-Match on secrets), so
-`write` runs an optimistic protocol. Every version we write carries the tags
-`deparrow-previous` (the version that was latest when we checked, or `none`) and
-`deparrow-write` (a random id of this write, so a PUT repeated by the retry loop is
-recognised as ours). A write:
-
-1. lists the versions (S0), then gets the latest (L0): S0 then holds exactly the versions
-   up to L0. If L0 is not `expected_version` (nor a restore of it, see 4) -> ConflictError,
-   nothing written. (Creating skips the listing: a 404 means there is nothing before.)
-2. PUTs the value with the tags.
-3. lists the versions again, then gets the latest (L1). The write wins iff the first
-   version created after L0 among the candidates (versions chained from L0, and untagged
-   versions written outside this tool) is ours. Order within Key Vault's one-second
-   `created` resolution is only what can be proven: a later second, the chain tags, "L1
-   is newer than everything listed before it", and what other writers of the same race
-   published (4, 5). Undecided -> one more look; still undecided -> treated as lost.
-4. a loser whose version is the latest (so its value is what ESO would read) writes a
-   *restore*: the winner's value again as the newest version, tagged
-   `deparrow-restores=<winner>`. If it cannot tell who won, it restores the base value
-   (L0's) and looks once more: a winner that committed meanwhile gets its value restored.
-   A restore counts as the version it restores for the next check-and-set, so a winner
-   can go on writing with the version id it was given.
-5. a winner tags its version `deparrow-committed=true`, then gets the latest once more; if
-   a loser of its race (or a restore of something else) is newest, it writes its own
-   value again. Commit-then-look (5) against restore-then-look (4) guarantees that one of
-   the two sees the other.
-
-Outcome of any race between writers of this tool: at most one writer returns a version;
-if one does, its value is current when the racers are done; if none does (possible when
-three or more writers hit the same second and nobody can prove who was first), the base
-value is current again. A two-writer race always has exactly one winner. ConflictError
-means "your value is not current" -- except in an undecided race of three or more writers
-to *create* a secret: there is no earlier value to restore, so one loser's value stays
-(the next write must re-read it, like any other).
-
-Costs: read 1 GET. Update: 3 GET + 1 PUT + 1 PATCH (commit tag) + 2 version listings (1
-call per 25 versions); creating skips the first listing. A race costs its losers one more
-GET + PUT, sometimes one more listing, and an undecided writer one more listing + GET.
-
-Remaining windows, honestly: (a) a writer killed between its PUT and its check, or a
-loser killed before its restore, leaves its value current although nobody was told of
-success; the next writer holding the older version id gets ConflictError and must re-read;
-`history` shows it. (b) a write outside this protocol (portal, `az`, another tool: no
-tags) racing ours within the same second makes ours lose (we cannot prove we came first);
-its value or the restored one may end up current. (c) restores and re-assertions are
-unconditional writes: a further writer that checked and PUT between a restorer's look and
-its PUT can be overwritten by that restore (it needs a slow restorer and a complete
-read-write-check cycle of the other inside that gap). (d) it all assumes Key Vault's
-"latest" (GET without version) is the most recently created version and that listings
-are read-your-writes consistent, which is how the service behaves for one vault.
+`write` runs an optimistic protocol: tags chain every version to the one it replaced
+(`deparrow-previous`) and name its write (`deparrow-write`); after its PUT a writer waits
+until its own version shows in reads (Key Vault documents no read-your-writes guarantee;
+the tolerated lag is READ_LAG_TOLERANCE seconds within the call's time bound, beyond it
+UncertainWriteError), then decides from the listing whether it came first after the
+version it read; a winner tags itself `deparrow-committed`, a loser whose value became
+current writes the winner's value back (`deparrow-restores`). At most one writer of a
+race returns a version, and its value is current when the racers are done. The protocol,
+its proof sketch, costs and remaining windows are in docs/stores.md.
 
 Soft delete: writing a name that is soft-deleted fails in Key Vault (409
-ObjectIsDeletedButRecoverable); we raise SecretSoftDeletedError (an IntegrityError: the
+ObjectIsDeletedButRecoverable); we raise SecretSoftDeletedError (a SoftDeletedError: the
 store is in a state that needs a decision) with the `az keyvault secret recover` hint,
-and never purge or recreate silently. `recover(key)` recovers it (bounded wait);
-`deleted()` names the soft-deleted secrets; `list()` does not include them.
+and never purge or recreate silently. `recover(key)` recovers it (bounded wait; writes
+answered 409 ObjectIsBeingRecovered right after it are retried); `deleted()` names the
+soft-deleted secrets; `list()` does not include them.
 
 Tests run the real SDK against `tests/fakes/azure_keyvault.py`, an in-process HTTPS fake
-of the Key Vault secrets REST API (challenge auth, versions, tags, paging, soft delete,
-recover, 403/429/5xx/delay injection, versions listed in id order as the service does)
-and, for `DefaultAzureCredential`, Entra ID's discovery and client-credentials token
-endpoints. It is a fake, not Key Vault: no RBAC or access policies (an all-or-nothing deny
-switch), opaque tokens instead of signed JWTs, no workload-identity federation or managed
-identity, no replication delay, and throttling is injected, not measured.
+of the Key Vault secrets REST API as strict as the service where the store depends on it
+(read lag, 429 without Retry-After, ObjectIsBeingRecovered, tag and size limits, short
+pages, certificate-backed secrets); docs/stores.md says what it does not model.
 """
 
 from __future__ import annotations

@@ -6,7 +6,10 @@ ConflictError. A read is one GET of `<mount>/data/<path>`, a write one POST of t
 object; history is one GET of `<mount>/metadata/<path>`; list walks LIST
 `<mount>/metadata/<folder>` from the folder of the prefix down. The first write of a
 store also checks once that the mount is KV v2 (a KV v1 mount would silently store
-the request body under `data/<path>`).
+the request body under `data/<path>`), and so does the first read that finds nothing (a
+KV v1 mount answers 404 to every `data/` path: that is an error, not "every value
+missing"). A soft-deleted current version is SoftDeletedError with the undelete command,
+never an empty object that provision would fill with new values; `recover` undeletes it.
 
 Connection, as the `vault` and `bao` CLIs do it, for the tool's own user:
 - address: VAULT_ADDR, else BAO_ADDR, else `store.server` from the configuration;
