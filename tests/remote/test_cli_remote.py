@@ -295,3 +295,43 @@ def test_a_silent_store_gets_one_progress_line(
     progress = [line for line in result.err.splitlines() if line.startswith("waiting for")]
     assert progress == [progress[0]] and f"vault at {proxy.url}" in progress[0], result.err
     assert result.err.index("waiting for") < result.err.index("timed out")
+
+
+def test_history_of_a_version_aws_deleted(aws_backend: Backend, aws_env, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    """AWS deletes unlabelled versions beyond 100; one that goes between the listing and
+    the read is shown as unreadable, not as "the secret is scheduled for deletion"."""
+    from deparrow_secrets.stores import aws as aws_store
+    from servers import AwsShaped
+
+    _project(tmp_path, aws_backend, monkeypatch)
+    expire: list[tuple[str, str]] = []
+    original = aws_store.AwsStore.__init__
+
+    def shaped(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        hooks = AwsShaped(self.client, aws_env)
+
+        def listed(**_: Any) -> None:  # after the listing, before any read
+            for item in expire:
+                hooks.expire(*item)
+
+        self.client.meta.events.register(
+            "after-call.secrets-manager.ListSecretVersionIds", listed)
+
+    monkeypatch.setattr(aws_store.AwsStore, "__init__", shaped)
+    assert cli("provision", "--env", "production").code == 0
+    for _ in range(2):
+        new = secrets.token_urlsafe(32)
+        assert cli("set", "GRAFANA_ADMIN_PASSWORD", "--env", "production",
+                   stdin=new + "\n").code == 0
+    rows = cli("history", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "-o", "json")
+    assert rows.code == 0, rows.text
+    oldest = rows.json()["versions"][0]["version"]
+    assert rows.json()["versions"][0]["keyChange"] == "created"
+    expire.append((rows.json()["remoteKey"], oldest))
+    result = cli("history", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "-o", "json")
+    assert result.code == 0, result.text
+    first = result.json()["versions"][0]
+    assert first["version"] == oldest and first["keyChange"] == "unreadable"
+    assert "scheduled for deletion" not in result.text

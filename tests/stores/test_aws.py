@@ -107,8 +107,10 @@ def inject(client: Any, event: str, make: Callable[[], BaseException], times: in
 
 
 def stages_of(moto: MotoServer, key: str) -> dict[str, list[str]]:
-    resp = moto.client("secretsmanager").list_secret_version_ids(
-        SecretId=key, IncludeDeprecated=True)
+    """Every version's stages, listed the way AWS shapes the answer (AwsShaped)."""
+    client = moto.client("secretsmanager")
+    AwsShaped(client, moto)
+    resp = client.list_secret_version_ids(SecretId=key, IncludeDeprecated=True)
     return {v["VersionId"]: sorted(version_stages(v)) for v in resp["Versions"]}
 
 
@@ -758,3 +760,18 @@ def test_no_value_in_any_raised_error(store: AwsStore, aws_env: MotoServer,
         assert exc.__context__ is None or exc.__suppress_context__
         for v in values:
             assert v not in shown
+
+
+def test_helpers_read_listings_as_aws_shapes_them(store: AwsStore, aws_env: MotoServer) -> None:
+    """AWS omits VersionStages for an unlabelled version (moto sends []): helpers cope."""
+    AwsShaped(store.client, aws_env)
+    key = unique("shape")
+    v1 = store.write(key, group(), None)
+    v2 = store.write(key, group(), v1)
+    v3 = store.write(key, group(), v2)
+    listed = store.client.list_secret_version_ids(SecretId=key, IncludeDeprecated=True)
+    unlabelled = [v for v in listed["Versions"] if v["VersionId"] == v1]
+    assert unlabelled and "VersionStages" not in unlabelled[0]
+    assert [version_stages(v) for v in unlabelled] == [[]]
+    assert stages_of(aws_env, key)[v3] == sorted([CURRENT, PENDING])
+    assert {h.version: h.labels for h in store.history(key)}[v1] == ()

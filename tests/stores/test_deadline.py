@@ -173,3 +173,34 @@ def test_whole_value_written_through_the_deadline(keyvault: FakeKeyVault) -> Non
         v1 = s.write(key, {WHOLE: val}, None)
         snap = s.read(key)
         assert snap is not None and snap.version == v1 and snap.values[WHOLE] == val
+
+
+def test_a_back_off_that_would_end_past_the_bound_is_not_started(
+        keyvault: FakeKeyVault) -> None:
+    """Throttled without Retry-After: 0.5, 1, 2, ... s; the third would end past 1.5 s."""
+    policy = RetryPolicy(attempts=10, base_delay=0.01, max_delay=0.02, timeout=BOUND,
+                         throttle_delay=0.5)
+    with AzureStore(keyvault.url, StaticTokenCredential(), connection_verify=keyvault.ca_path,
+                    policy=policy) as s:
+        key = f"DEPARROW-TB-{secrets.token_hex(4)}"
+        s.read(key)  # challenged
+        keyvault.throttle(10, retry_after=None)
+        began = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="throttled") as info:
+            s.read(key)
+        assert time.monotonic() - began < BOUND
+        assert "gave up after 2 attempts" in str(info.value)
+        keyvault.clear_faults()
+
+
+def test_retry_after_is_honoured(keyvault: FakeKeyVault) -> None:
+    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5.0,
+                         throttle_delay=0.01)
+    with AzureStore(keyvault.url, StaticTokenCredential(), connection_verify=keyvault.ca_path,
+                    policy=policy) as s:
+        key = f"DEPARROW-RA-{secrets.token_hex(4)}"
+        s.read(key)
+        keyvault.throttle(1, retry_after=0.6)
+        began = time.monotonic()
+        assert s.read(key) is None
+        assert time.monotonic() - began >= 0.6
