@@ -120,7 +120,8 @@ class IntegrityError(StoreError):
 
 
 class SoftDeletedError(IntegrityError):
-    """The remote name is soft-deleted (Azure Key Vault): recover it before reuse."""
+    """The remote object is soft-deleted (a Key Vault secret, a Vault KV version, an AWS
+    secret scheduled for deletion): recover it before reading or writing it."""
 
 
 class NotFoundError(StoreError):

@@ -504,7 +504,8 @@ class AzureStore(SecretStore):
 
         if not isinstance(exc, HttpResponseError) or exc.status_code != 429:
             return None
-        raw = exc.response.headers.get("Retry-After") if exc.response is not None else None
+        headers = getattr(exc.response, "headers", None) or {}
+        raw = headers.get("Retry-After")
         try:
             return Throttled(float(raw)) if raw else Throttled()
         except ValueError:
