@@ -573,7 +573,8 @@ def test_write_that_gives_up_says_outcome_unknown(
     with connect(tmp_path) as s:
         inject(s.client, "after-call.secrets-manager.CreateSecret", lost_response, 99)
         key = unique("unknown")
-        with pytest.raises(StoreUnavailableError, match="may or may not have been applied"):
+        with pytest.raises(StoreUnavailableError, match="may or may not have been applied: "
+                           "check with `deparrow-secrets history KEY --env production`"):
             s.write(key, group(), None)
         assert len(s.history(key)) == 1  # both attempts used one token: one version
 

@@ -325,8 +325,9 @@ class AwsStore(SecretStore):
         else:
             reason = f"connection failed ({type(exc).__name__})"
         if what in ("write", "rollback"):
-            hint += (f"; the {what} may or may not have been applied: read the object "
-                     "before trying again")
+            hint += (f"; the {what} may or may not have been applied: check with "
+                     f"`deparrow-secrets history KEY --env {self.environment}` before "
+                     "trying again")
         return self._err(StoreUnavailableError,
                          f"Secrets Manager unavailable during {what} after {attempts} "
                          f"attempt(s): {reason} ({self._where()})", key, hint)
