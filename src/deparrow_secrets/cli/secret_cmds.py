@@ -119,7 +119,7 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
 
 
 @click.command("status")
-@env_option(default="dev")
+@env_option()
 @output_option()
 @click.pass_context
 def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
@@ -142,7 +142,7 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
 
 @click.command()
 @click.argument("key")
-@env_option(default="dev")
+@env_option()
 @click.option("--reveal", is_flag=True, help="Print the value itself to stdout.")
 @click.option("--version", "version", help="A specific version of the remote object.")
 @output_option()
@@ -187,7 +187,7 @@ def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
 
 @click.command("set")
 @click.argument("key")
-@env_option(default="dev")
+@env_option()
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
 @click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
@@ -223,7 +223,7 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 
 @click.command()
 @click.argument("key")
-@env_option(default="dev")
+@env_option()
 @output_option()
 @click.pass_context
 def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
@@ -261,7 +261,7 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
     project = load_project(ctx)
     env = project.environment(env_name)
     _ref(project, env, key)
-    with project.open_store(env, create=False) as store:
+    with project.open_store(env, create=False, writable=True) as store:
         result = rollback_key(project, env, store, key, version)
     if output == "json":
         print_json({"key": key, "environment": env.name, "remoteKey": result.remote_key,
@@ -277,7 +277,7 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
 
 
 @click.command("export")
-@env_option(default="dev")
+@env_option()
 @click.option("--format", "fmt", type=click.Choice(["env", "json"]), default="env",
               show_default=True)
 @click.option("--path", "output", type=click.Path(),
