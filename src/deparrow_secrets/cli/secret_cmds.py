@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -24,13 +23,21 @@ from deparrow_secrets.stores.layout import RemoteRef
 
 
 def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
-    from deparrow_secrets.operations.values_input import parse_values, read_values_file
+    from deparrow_secrets.operations.values_input import (
+        parse_values,
+        read_stdin,
+        read_values_file,
+    )
 
     supplied: dict[str, SecretValue] = {}
     if values_file:
         supplied.update(read_values_file(Path(values_file)))
     if from_stdin:
-        supplied.update(parse_values(sys.stdin.read(), "<stdin>"))
+        for key, value in parse_values(read_stdin(), "<stdin>").items():
+            if key in supplied:
+                raise InputError(f"'{key}' is given both in {values_file} and on stdin",
+                                 hint="give each value once; nothing was written")
+            supplied[key] = value
     return supplied
 
 
@@ -153,6 +160,10 @@ def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str 
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)
+    if version is not None:
+        from deparrow_secrets.operations.history import check_version_id
+
+        check_version_id(version)
     with project.open_store(env, create=False) as store:
         snap = store.read(ref.key, version)
     value = snap.values.get(ref.property) if snap else None
@@ -185,39 +196,44 @@ def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
     return project.layout(env).ref(key)
 
 
-@click.command("set")
+@click.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key")
+@click.argument("argv_value", nargs=-1, metavar="", expose_value=True)
 @env_option()
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
 @click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
 @click.pass_context
-def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
-            force: bool) -> None:
+def set_cmd(ctx: click.Context, key: str, argv_value: tuple[str, ...], env_name: str,
+            from_file: str | None, force: bool) -> None:
     """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
-    from deparrow_secrets.operations.values_input import read_single_value
+    from deparrow_secrets.operations.provision import set_value
+    from deparrow_secrets.operations.values_input import (
+        check_policy,
+        read_single_value,
+        read_stdin,
+        read_text_file,
+    )
 
+    if argv_value:
+        # Caught here, not by click: its usage error would print the extra argument,
+        # which is the value.
+        raise InputError("set takes no value on the command line (it would stay in shell "
+                         "history and be visible to other users in the process list)",
+                         hint=f"pipe it on stdin, `deparrow-secrets set {key}` to be asked "
+                         "for it, or use --from-file FILE; nothing was written")
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)
     if from_file:
-        value = read_single_value(Path(from_file).read_text(encoding="utf-8"))
+        value = read_single_value(read_text_file(Path(from_file), "value file"), from_file)
     elif stdin_is_tty():
         value = SecretValue(click.prompt(f"{key}", hide_input=True, confirmation_prompt=True))
     else:
-        value = read_single_value(sys.stdin.read())
-    if not value:
-        raise InputError(f"empty value for {key}", hint="nothing was written")
-    min_length = project.catalog.values[key].min_length
-    if len(value) < min_length and not force:
-        raise InputError(f"the value for {key} has {len(value)} characters; its policy asks "
-                         f"for at least {min_length}", hint="nothing was written; use a "
-                         "longer value, or --force")
+        value = read_single_value(read_stdin())
+    check_policy(project.catalog, key, value, force=force, offer_force=True)
     with project.open_store(env) as store:
-        snap = store.read(ref.key)
-        values = dict(snap.values) if snap else {}
-        values[ref.property] = value
-        version = store.write(ref.key, values, snap.version if snap else None)
+        version = set_value(project, env, store, key, value)
     click.echo(f"{key}: written to {env.name} at {ref.key}, version {version}")
 
 
@@ -255,7 +271,10 @@ def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
 @click.pass_context
 def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
              output: str) -> None:
-    """Make the previous (or --to) version of the remote object holding KEY current."""
+    """Restore KEY's previous value (or its value in --to VERSION) as a new version.
+
+    Only KEY changes: other keys held by the same remote object keep their values.
+    """
     from deparrow_secrets.operations.history import rollback_key
 
     project = load_project(ctx)
@@ -265,15 +284,12 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
         result = rollback_key(project, env, store, key, version)
     if output == "json":
         print_json({"key": key, "environment": env.name, "remoteKey": result.remote_key,
-                    "version": result.version, "changedKeys": result.changed_keys})
+                    "version": result.version, "restoredFrom": result.restored_from,
+                    "changedKeys": result.changed_keys})
         return
-    click.echo(f"{env.name}: {result.remote_key} rolled back; current version is now "
-               f"{result.version}")
-    others = [k for k in result.changed_keys if k != key]
-    if key not in result.changed_keys:
-        click.echo(f"{key} had the same value in that version")
-    if others:
-        click.echo("also changed back (same remote object): " + ", ".join(others))
+    click.echo(f"{env.name}: {key} restored to its value of version {result.restored_from} "
+               f"of {result.remote_key}; current version is now {result.version} (no other "
+               "key changed)")
 
 
 @click.command("export")
@@ -282,14 +298,26 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
               show_default=True)
 @click.option("--path", "output", type=click.Path(),
               help="env: a directory instead of the overlay; json: the file to write.")
+@click.option("--allow-non-dev", is_flag=True,
+              help="Also export an environment whose values live in a remote store "
+              "(staging, production): plaintext files on this disk.")
 @click.pass_context
-def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None) -> None:
-    """Write ENV's values to the files its secretGenerator reads (mode 0600)."""
+def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
+               allow_non_dev: bool) -> None:
+    """Write ENV's values to the files its secretGenerator reads (mode 0600).
+
+    For dev. Other environments only with --allow-non-dev.
+    """
     from deparrow_secrets.operations.export import export
 
     project = load_project(ctx)
     env = project.environment(env_name)
     with project.open_store(env, create=False) as store:
-        result = export(project, env, store, fmt, Path(output) if output else None)
+        result = export(project, env, store, fmt, Path(output) if output else None,
+                        allow_non_dev=allow_non_dev)
     for path in result.files:
         click.echo(f"wrote {path} (mode 0600)")
+    if env.uses_eso and result.files:
+        where = sorted({str(p.parent) for p in result.files})
+        click.echo(f"warning: {env.name} values are now in plaintext in "
+                   f"{', '.join(where)}; delete them when done", err=True)
