@@ -308,10 +308,11 @@ def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
 
     For dev. Other environments only with --allow-non-dev.
     """
-    from deparrow_secrets.operations.export import export
+    from deparrow_secrets.operations.export import check_allowed, export
 
     project = load_project(ctx)
     env = project.environment(env_name)
+    check_allowed(env, allow_non_dev)  # before connecting to anything
     with project.open_store(env, create=False) as store:
         result = export(project, env, store, fmt, Path(output) if output else None,
                         allow_non_dev=allow_non_dev)

@@ -52,15 +52,21 @@ def _collect(project: Project, env: EnvironmentConfig,
     return by_secret, sorted(set(missing))
 
 
-def export(project: Project, env: EnvironmentConfig, store: SecretStore,
-           fmt: str = "env", output: Path | None = None,
-           allow_non_dev: bool = False) -> ExportResult:
+def check_allowed(env: EnvironmentConfig, allow_non_dev: bool) -> None:
+    """Export is for dev: an environment whose values live in a remote store (and reach
+    its cluster through External Secrets Operator) is exported only when asked for."""
     if env.uses_eso and not allow_non_dev:
         raise InputError(f"export writes plaintext files for a dev overlay; {env.name}'s "
                          f"values live in its {env.provider} store and reach the cluster "
                          "through External Secrets Operator",
                          hint="nothing was written; if you really want them on this disk, "
                          "add --allow-non-dev (and delete the files when done)")
+
+
+def export(project: Project, env: EnvironmentConfig, store: SecretStore,
+           fmt: str = "env", output: Path | None = None,
+           allow_non_dev: bool = False) -> ExportResult:
+    check_allowed(env, allow_non_dev)
     config = project.config
     overlay = project.manifests_dir / overlay_dir(env)
     if output is not None:

@@ -102,6 +102,9 @@ def load_key(key_file: Path, *, create: bool = False, root: Path | None = None) 
             # Two processes creating the store at once: the first key written wins.
             safefiles.create_file(root or key_file.parent, key_file, key,
                                   mode=safefiles.PRIVATE_FILE, private_dir=True)
+        elif safefiles.inside(root or key_file.parent, key_file):
+            # The key file beside the store is the tool's own: never read through a link.
+            safefiles.check_path(root or key_file.parent, key_file)
         source = str(key_file)
         raw = _key_text(key_file)
     try:

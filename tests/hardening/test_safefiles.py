@@ -1,0 +1,76 @@
+"""safefiles: the one way the tool writes files (issue 9, point 1)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+
+import pytest
+
+from deparrow_secrets import safefiles
+from deparrow_secrets.errors import InputError
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    return out
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_a_colliding_temporary_name_is_never_opened_through_its_link(
+        tmp_path: Path, elsewhere: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even when the random part of the temporary name is guessed, O_EXCL|O_NOFOLLOW
+    refuse the planted link instead of writing through it."""
+    root = tmp_path / "root"
+    root.mkdir()
+    trap = elsewhere / "trap"
+    trap.write_bytes(b"")
+    monkeypatch.setattr(safefiles.secrets, "token_hex", lambda n: "guessed")
+    (root / f".file.tmp{os.getpid()}.guessed").symlink_to(trap)
+    with pytest.raises(InputError, match="temporary file"):
+        safefiles.write_file(root, root / "file", secrets.token_bytes(16))
+    assert trap.read_bytes() == b"" and not (root / "file").exists()
+    # A regular file left by a crash is not reused either.
+    os.unlink(root / f".file.tmp{os.getpid()}.guessed")
+    (root / f".file.tmp{os.getpid()}.guessed").write_bytes(b"leftover")
+    with pytest.raises(InputError, match="temporary file"):
+        safefiles.write_file(root, root / "file", b"new")
+    assert (root / f".file.tmp{os.getpid()}.guessed").read_bytes() == b"leftover"
+
+
+def test_write_file_is_atomic_and_leaves_no_temporary(tmp_path: Path) -> None:
+    data = secrets.token_bytes(64)
+    safefiles.write_file(tmp_path, tmp_path / "a" / "b" / "file", data)
+    assert (tmp_path / "a/b/file").read_bytes() == data
+    assert mode(tmp_path / "a/b/file") == 0o600
+    assert sorted(p.name for p in (tmp_path / "a/b").iterdir()) == ["file"]
+    with pytest.raises(InputError, match="outside the project"):
+        safefiles.write_file(tmp_path / "a", tmp_path / "other", data)
+    assert not (tmp_path / "other").exists()
+    (tmp_path / "a/b/dir").mkdir()
+    with pytest.raises(InputError, match="is a directory"):
+        safefiles.write_file(tmp_path, tmp_path / "a/b/dir", data)
+    assert sorted(p.name for p in (tmp_path / "a/b").iterdir()) == ["dir", "file"]
+
+
+def test_create_file_never_replaces(tmp_path: Path) -> None:
+    first, second = secrets.token_bytes(16), secrets.token_bytes(16)
+    assert safefiles.create_file(tmp_path, tmp_path / "key", first) is True
+    assert safefiles.create_file(tmp_path, tmp_path / "key", second) is False
+    assert (tmp_path / "key").read_bytes() == first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["key"]
+
+
+def test_private_directory_of_another_mode_is_made_0700(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir(mode=0o755)
+    os.chmod(tmp_path / "state", 0o775)
+    safefiles.write_file(tmp_path, tmp_path / "state/f", b"x", private_dir=True)
+    assert mode(tmp_path / "state") == 0o700
+    assert mode(tmp_path / "state/f") == 0o600
