@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -55,11 +56,16 @@ def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, Sec
 def provision(ctx: click.Context, env_name: str, values_file: str | None, from_stdin: bool,
               dry_run: bool, recover_deleted: bool, output: str) -> None:
     """Create every missing value of ENV; existing values are never overwritten."""
-    from deparrow_secrets.operations.provision import apply_provision, plan_provision
+    from deparrow_secrets.operations.provision import (
+        apply_provision,
+        check_supplied,
+        plan_provision,
+    )
 
     project = load_project(ctx)
     env = project.environment(env_name)
     supplied = _supplied_values(values_file, from_stdin)
+    check_supplied(project, supplied)
     with project.open_store(env, create=not dry_run) as store:
         plans = plan_provision(project, env, store, supplied)
         missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
@@ -196,16 +202,63 @@ def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
     return project.layout(env).ref(key)
 
 
-@click.command("set", context_settings={"ignore_unknown_options": True})
+class _ValueFreeCommand(click.Command):
+    """A command whose stray arguments are refused without being printed.
+
+    Click's own usage errors quote the offending argument, and for `set` a stray
+    argument is most likely the value itself (`set KEY VALUE`), or part of one that
+    starts with a dash. So the arguments are checked against the command's own options
+    before click sees them.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value, flags = set(), set(ctx.help_option_names)
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                (flags if param.is_flag else takes_value).update(param.opts)
+        positional = 0
+        it = iter(args)
+        for arg in it:
+            if arg == "--":
+                positional += len(list(it))
+                break
+            if arg in flags:
+                continue
+            if arg in takes_value:
+                next(it, None)
+                continue
+            if arg.startswith("--") and arg.split("=", 1)[0] in takes_value:
+                continue
+            if len(arg) > 2 and arg[:2] in takes_value and not arg.startswith("--"):
+                continue  # -eVALUE
+            if arg.startswith("-") and arg != "-":
+                self._refuse(ctx)
+            positional += 1
+        if positional > 1:
+            self._refuse(ctx)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError:
+            self._refuse(ctx)
+
+    def _refuse(self, ctx: click.Context) -> NoReturn:
+        raise InputError(
+            f"{ctx.command_path} takes KEY and options only; an extra argument is not "
+            "shown, as it may be a value (a value on the command line would stay in shell "
+            "history and be visible in the process list)",
+            hint="pipe the value on stdin, run without it to be asked, or use --from-file "
+            "FILE; nothing was written")
+
+
+@click.command("set", cls=_ValueFreeCommand)
 @click.argument("key")
-@click.argument("argv_value", nargs=-1, metavar="", expose_value=True)
 @env_option()
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
 @click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
 @click.pass_context
-def set_cmd(ctx: click.Context, key: str, argv_value: tuple[str, ...], env_name: str,
-            from_file: str | None, force: bool) -> None:
+def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
+            force: bool) -> None:
     """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
     from deparrow_secrets.operations.provision import set_value
     from deparrow_secrets.operations.values_input import (
@@ -215,13 +268,6 @@ def set_cmd(ctx: click.Context, key: str, argv_value: tuple[str, ...], env_name:
         read_text_file,
     )
 
-    if argv_value:
-        # Caught here, not by click: its usage error would print the extra argument,
-        # which is the value.
-        raise InputError("set takes no value on the command line (it would stay in shell "
-                         "history and be visible to other users in the process list)",
-                         hint=f"pipe it on stdin, `deparrow-secrets set {key}` to be asked "
-                         "for it, or use --from-file FILE; nothing was written")
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)

@@ -77,16 +77,22 @@ def _action(value: CatalogValue, present: bool, supplied: Mapping[str, SecretVal
     return "missing-user"
 
 
+def check_supplied(project: Project, supplied: Mapping[str, SecretValue]) -> None:
+    """Every supplied value names a catalog key and meets its policy, as `set` requires;
+    checked before any store is opened or created."""
+    for key, value in supplied.items():
+        if key not in project.catalog.values:
+            raise InputError(f"'{key}' is not in the catalog",
+                             hint="known keys: " + ", ".join(project.catalog.values))
+        check_policy(project.catalog, key, value)
+
+
 def wanted_values(project: Project, env: EnvironmentConfig,
                   supplied: Mapping[str, SecretValue]) -> list[CatalogValue]:
     """The environment's needed values, plus optional ones the user supplied."""
     needed = project.catalog.needed(env.ha, env.optional_keys)
     names = {v.name for v in needed}
-    for key, value in supplied.items():
-        if key not in project.catalog.values:
-            raise InputError(f"'{key}' is not in the catalog",
-                             hint="known keys: " + ", ".join(project.catalog.values))
-        check_policy(project.catalog, key, value)  # the same policy as `set`
+    check_supplied(project, supplied)
     extra = [project.catalog.values[k] for k in supplied if k not in names]
     return needed + extra
 
