@@ -75,8 +75,8 @@ def open_dir(root: Path, directory: Path, *, create: bool, private: bool = False
     """A descriptor of `directory`, reached from `root` without following any link.
 
     With `create`, missing directories are made (0755, or 0700 for a `private` last
-    component). A `private` directory that exists must belong to this user; it is made
-    0700 when `create` (a writing command) allows changing it. FileNotFoundError when
+    component). With `create` (a writing command) a `private` directory that exists must
+    belong to this user, and is made 0700. FileNotFoundError when
     a component is missing and `create` is false. The caller closes the descriptor.
     """
     parts = relative_parts(root, directory)
@@ -115,12 +115,14 @@ def open_dir(root: Path, directory: Path, *, create: bool, private: bool = False
 
 
 def _check_private_dir(fd: int, shown: Path, repair: bool) -> None:
+    if not repair:
+        return  # reading another user's store (a read-only copy, a mount) changes nothing
     st = os.fstat(fd)
     if st.st_uid != os.geteuid():
         raise InputError(f"{shown} belongs to another user (uid {st.st_uid})",
                          hint="use a directory of your own for the tool's state and "
                          "exported files")
-    if st.st_mode & 0o077 and repair:
+    if st.st_mode & 0o077:
         os.fchmod(fd, PRIVATE_DIR)
 
 

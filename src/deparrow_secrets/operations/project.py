@@ -64,8 +64,9 @@ class Project:
             _say_endpoint_override(env)
             return open_store(self.config, env)
         from deparrow_secrets import safefiles
-        from deparrow_secrets.stores.local import AbsentLocalStore, LocalStore
+        from deparrow_secrets.stores.local import AbsentLocalStore, LocalStore, check_key_source
 
+        check_key_source()
         if safefiles.inside(self.config.root, path):
             # A linked state directory would put the key and the database wherever it
             # points, possibly inside the repository where `git add -A` stages them.

@@ -3,7 +3,10 @@
 The key comes from DEPARROW_SECRETS_KEY (base64 of 32 bytes), from the file named by
 DEPARROW_SECRETS_KEY_FILE, or from a key file beside the store created with mode 0600
 on first use. Each version is bound to its object name and version number as
-associated data, so a row moved or altered on disk fails authentication.
+associated data, so a row moved, copied over another or altered on disk fails
+authentication; each object's newest version number is recorded sealed too, so rows
+deleted from the end of its history are noticed. What it cannot notice: the whole file
+replaced by an older copy of itself (an older backup) reads as that older state.
 Writes are one SQLite transaction each (old or new state after a crash, never a mix).
 """
 
@@ -40,8 +43,12 @@ from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, Ver
 KEY_ENV = "DEPARROW_SECRETS_KEY"
 KEY_FILE_ENV = "DEPARROW_SECRETS_KEY_FILE"
 DEFAULT_STORE = ".deparrow-secrets/store.db"
-FORMAT = "deparrow-secrets-local/1"
+# Format 2 also records each object's newest version, sealed, so rows deleted from the
+# end of an object's history are noticed. Stores of format 1 are read as they are.
+FORMAT = "deparrow-secrets-local/2"
+LEGACY_FORMAT = "deparrow-secrets-local/1"
 _KEY_CHECK_AAD = b"deparrow-secrets key check"
+_HEAD_AAD = b"deparrow-secrets head\x00"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -78,6 +85,15 @@ def _key_text(key_file: Path) -> str:
         return ""
 
 
+def check_key_source() -> None:
+    """$DEPARROW_SECRETS_KEY_FILE, when set, names a file: checked even where no store
+    exists yet, so a mistyped path is an error and not a silently empty environment."""
+    named = os.environ.get(KEY_FILE_ENV)
+    if named and os.environ.get(KEY_ENV) is None and not Path(named).is_file():
+        raise ConfigError(f"{KEY_FILE_ENV} names {named}, which is not a file",
+                          hint=f"point {KEY_FILE_ENV} at the store's key file, or unset it")
+
+
 def load_key(key_file: Path, *, create: bool = False, root: Path | None = None) -> bytes:
     """The store key: $DEPARROW_SECRETS_KEY, the file $DEPARROW_SECRETS_KEY_FILE names, or
     `key_file`. Only `create` (a new store) may make `key_file`: an existing store whose
@@ -87,11 +103,8 @@ def load_key(key_file: Path, *, create: bool = False, root: Path | None = None) 
     if raw is None:
         named = os.environ.get(KEY_FILE_ENV)
         if named:
+            check_key_source()
             key_file = Path(named)
-            if not key_file.is_file():
-                raise ConfigError(f"{KEY_FILE_ENV} names {key_file}, which is not a file",
-                                  hint=f"point {KEY_FILE_ENV} at the store's key file, or "
-                                  "unset it")
         elif not key_file.exists() and not key_file.is_symlink():
             if not create:
                 raise IntegrityError(
@@ -162,7 +175,7 @@ class LocalStore(SecretStore):
                 check = self._check_store()  # what the file is, before asking for its key
                 if exists:
                     self._aead = AESGCM(load_key(key_file, root=root))
-                self._check_key(check)
+                self._records_heads = self._check_key(check) == FORMAT
             except BaseException:
                 self._db.close()
                 raise
@@ -265,11 +278,13 @@ class LocalStore(SecretStore):
                             "complete store", hint="restore it from a backup")
         return bytes(row[0])
 
-    def _check_key(self, blob: bytes) -> None:
+    def _check_key(self, blob: bytes) -> str:
+        """The store's format, once its key check opens with this key."""
         from cryptography.exceptions import InvalidTag
 
         try:
-            self._aead.decrypt(blob[:12], blob[12:], _KEY_CHECK_AAD)
+            return self._aead.decrypt(blob[:12], blob[12:], _KEY_CHECK_AAD).decode(
+                "ascii", "replace")
         except InvalidTag:
             raise self._err(IntegrityError, f"wrong key for the store {self.path}",
                             hint=f"use the key this store was created with (${KEY_ENV}, "
@@ -307,11 +322,37 @@ class LocalStore(SecretStore):
             raise self._err(IntegrityError, f"version {version} has unexpected content", key)
         return data
 
+    def _head(self, key: str) -> int | None:
+        """The newest version of `key` as recorded when it was written (format 2)."""
+        from cryptography.exceptions import InvalidTag
+
+        row = self._db.execute("SELECT value FROM meta WHERE name=?",
+                               (f"head:{key}",)).fetchone()
+        if row is None:
+            return None
+        blob = bytes(row[0])
+        try:
+            return int(self._aead.decrypt(blob[:12], blob[12:], _HEAD_AAD + key.encode()))
+        except (InvalidTag, ValueError):
+            raise self._err(IntegrityError, "its newest-version record failed "
+                            "authentication: the store file was tampered with", key,
+                            hint="restore the store file from a backup") from None
+
+    def _check_head(self, key: str, newest: int | None) -> None:
+        if not self._records_heads:
+            return
+        head = self._head(key)
+        if head != newest:
+            raise self._err(IntegrityError, f"version {head} was written last but the newest "
+                            f"version in the file is {newest}: versions were removed from "
+                            "the store file", key, hint="restore the store file from a backup")
+
     def read(self, key: str, version: str | None = None) -> Snapshot | None:
         if version is None:
             row = self._db.execute(
                 "SELECT version, nonce, sealed FROM versions WHERE object=? "
                 "ORDER BY version DESC LIMIT 1", (key,)).fetchone()
+            self._check_head(key, row[0] if row else None)
             if row is None:
                 return None
         else:
@@ -357,6 +398,11 @@ class LocalStore(SecretStore):
             sealed = self._aead.encrypt(nonce, plain, self._aad(key, new))
             db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
                        (key, new, datetime.now(UTC).isoformat(), nonce, sealed))
+            if self._records_heads:
+                nonce = os.urandom(12)
+                head = nonce + self._aead.encrypt(nonce, str(new).encode(),
+                                                  _HEAD_AAD + key.encode())
+                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"head:{key}", head))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -364,12 +410,15 @@ class LocalStore(SecretStore):
         return str(new)
 
     def list(self, prefix: str = "") -> list[str]:
-        rows = self._db.execute("SELECT DISTINCT object FROM versions ORDER BY object")
+        rows = self._db.execute("SELECT DISTINCT object FROM versions UNION SELECT "
+                                "substr(name, 6) FROM meta WHERE name LIKE 'head:%' "
+                                "ORDER BY 1")
         return [r[0] for r in rows if r[0].startswith(prefix)]
 
     def history(self, key: str) -> list[VersionInfo]:
         rows = self._db.execute("SELECT version, created FROM versions WHERE object=? "
                                 "ORDER BY version", (key,)).fetchall()
+        self._check_head(key, rows[-1][0] if rows else None)
         return [VersionInfo(str(v), datetime.fromisoformat(created), i == len(rows) - 1)
                 for i, (v, created) in enumerate(rows)]
 
