@@ -156,6 +156,7 @@ def _temp_file(dir_fd: int, name: str, mode: int) -> tuple[int, str]:
                          | os.O_CLOEXEC, mode, dir_fd=dir_fd)
         except FileExistsError:
             continue
+        os.fchmod(fd, mode)  # the mode itself, whatever the umask took away
         return fd, tmp
     raise InputError(f"cannot create a temporary file for {name}: every name tried exists",
                      hint="remove the leftover .NAME.tmp* entries from that directory")
@@ -164,7 +165,6 @@ def _temp_file(dir_fd: int, name: str, mode: int) -> tuple[int, str]:
 def _write_temp(dir_fd: int, name: str, data: bytes, mode: int) -> str:
     fd, tmp = _temp_file(dir_fd, name, mode)
     try:
-        os.fchmod(fd, mode)
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]

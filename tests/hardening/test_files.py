@@ -132,6 +132,28 @@ def test_umask_000_still_gives_private_modes(project: Path, cli) -> None:
     assert mode(project / ".gitignore") == 0o644
 
 
+def test_an_odd_umask_cannot_lock_the_tool_out_of_its_own_files(project: Path,
+                                                                cli) -> None:
+    """Under umask 0277 a directory made 0700 would come out 0500 and a file 0400: the
+    modes are set explicitly, so the store stays writable and the tree readable."""
+    git_init(project)
+    old = os.umask(0o277)
+    try:
+        assert cli("provision", "--env", "dev").code == 0
+        assert cli("set", "REDIS_PASSWORD", stdin="r" + "x" * 40).code == 0
+        assert cli("export", "--env", "dev").code == 0
+        assert cli("render").code == 0
+    finally:
+        os.umask(old)
+    state = project / ".deparrow-secrets"
+    assert mode(state) == 0o700 and mode(state / "store.key") == 0o600
+    assert mode(state / "store.db") == 0o600
+    assert mode(project / "deparrow/k8s/overlays/dev/secrets") == 0o700
+    assert mode(project / "deparrow/k8s/overlays/dev/secrets/redis-credentials.env") == 0o600
+    assert mode(project / "deparrow/k8s/base/namespace.yaml") == 0o644
+    assert mode(project / "deparrow/k8s/base") == 0o755
+
+
 def test_planted_store_and_key_links_are_refused(project: Path, elsewhere: Path,
                                                  cli) -> None:
     state = project / ".deparrow-secrets"

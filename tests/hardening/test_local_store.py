@@ -243,3 +243,15 @@ def test_a_read_only_store_is_readable_not_corrupt(shared_dir: Path) -> None:
     assert "corrupt" not in done.stderr and "not a readable store" not in done.stderr
     assert sorted(os.listdir(project / ".deparrow-secrets")) == ["store.db", "store.key"] \
         or sorted(os.listdir(project / ".deparrow-secrets")) == ["store.db"]
+
+
+def test_a_huge_version_number_is_not_found(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from deparrow_secrets.errors import NotFoundError
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with LocalStore(tmp_path / "store.db") as store:
+        store.write("deparrow/dev", {"K": SecretValue(secrets.token_urlsafe(16))}, None)
+        for version in ("9" * 19, "9" * 40, "²", "1.0", "-1"):
+            with pytest.raises(NotFoundError):
+                store.read("deparrow/dev", version)
