@@ -65,7 +65,9 @@ def test_planted_tmp_links_receive_nothing_on_export(project: Path, elsewhere: P
 
 def test_committed_secrets_link_does_not_redirect_the_export(project: Path, elsewhere: Path,
                                                               cli) -> None:
+    git_init(project)
     assert cli("provision", "--env", "dev").code == 0
+    gitignore = (project / ".gitignore").read_bytes()
     overlay = project / "deparrow/k8s/overlays/dev"
     overlay.mkdir(parents=True)
     (overlay / "secrets").symlink_to(elsewhere, target_is_directory=True)
@@ -73,6 +75,7 @@ def test_committed_secrets_link_does_not_redirect_the_export(project: Path, else
     assert run.code == 2, run.text
     assert "symbolic link" in run.err and "overlays/dev/secrets" in run.err
     assert listing(elsewhere) == {}
+    assert (project / ".gitignore").read_bytes() == gitignore  # refused before any write
 
 
 def test_symlinked_export_file_is_refused_not_followed(project: Path, elsewhere: Path,
@@ -205,6 +208,7 @@ def test_state_directory_linked_into_the_repository_is_refused(project: Path, cl
         assert run.code == 2, run.text
         assert ".deparrow-secrets is a symbolic link" in run.err
     assert list((project / "stash").iterdir()) == []
+    assert not (project / ".gitignore").exists()  # refused before anything was written
     git(project, "add", "-A")
     staged = git(project, "diff", "--cached", "--name-only").stdout.split()
     assert not [p for p in staged if p.startswith("stash/")], staged

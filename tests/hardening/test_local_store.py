@@ -255,3 +255,19 @@ def test_a_huge_version_number_is_not_found(tmp_path: Path,
         for version in ("9" * 19, "9" * 40, "²", "1.0", "-1"):
             with pytest.raises(NotFoundError):
                 store.read("deparrow/dev", version)
+
+
+def test_a_linked_store_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deparrow_secrets.errors import InputError
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state_dir = tmp_path / "state"
+    state_dir.mkdir()
+    (state_dir / "store.db").symlink_to(elsewhere / "store.db")
+    for read_only in (False, True):
+        with pytest.raises(InputError, match="symbolic link"):
+            LocalStore(state_dir / "store.db", read_only=read_only)
+    assert list(elsewhere.iterdir()) == []
+    assert sorted(p.name for p in state_dir.iterdir()) == ["store.db"]

@@ -95,12 +95,13 @@ def quickstart(ctx: click.Context) -> None:
     project = load_project(ctx)
     config = project.config
     manifests_dir = project.manifests_dir  # refused before anything is written
-    gitfiles.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
-                            config.root / ".gitignore")
     env = next((e for e in config.environments.values() if not e.uses_eso), None)
     if env is None:
         raise DeparrowError("no environment uses the embedded store (provider: local)",
                             hint="quickstart sets up dev; use provision/render for the others")
+    project.check_store_location(env)  # before anything is written
+    gitfiles.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
+                            config.root / ".gitignore")
     with project.open_store(env) as store:
         plans = plan_provision(project, env, store, {})
         result = apply_provision(project, env, store, plans, {})

@@ -63,20 +63,28 @@ class Project:
         if path is None:
             _say_endpoint_override(env)
             return open_store(self.config, env)
-        from deparrow_secrets import safefiles
         from deparrow_secrets.stores.local import AbsentLocalStore, LocalStore, check_key_source
 
         check_key_source()
-        if safefiles.inside(self.config.root, path):
-            # A linked state directory would put the key and the database wherever it
-            # points, possibly inside the repository where `git add -A` stages them.
-            safefiles.check_path(self.config.root, path)
+        self.check_store_location(env)
         if not path.exists():
             if not create:
                 return AbsentLocalStore(env.name, path)
             self._ignore_store_files(path)
         return LocalStore.from_config(self.config, env, create=create,
                                       read_only=not (create if writable is None else writable))
+
+    def check_store_location(self, env: EnvironmentConfig) -> None:
+        """Refuse an embedded store reached through a link inside the project.
+
+        A linked state directory would put the key and the database wherever it points,
+        possibly inside the repository where `git add -A` stages them.
+        """
+        from deparrow_secrets import safefiles
+
+        path = self.local_store_path(env)
+        if path is not None and safefiles.inside(self.config.root, path):
+            safefiles.check_path(self.config.root, path)
 
     def local_store_path(self, env: EnvironmentConfig) -> Path | None:
         """The embedded store file of `env` (None for remote providers)."""
