@@ -271,3 +271,34 @@ def test_a_linked_store_file_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
             LocalStore(state_dir / "store.db", read_only=read_only)
     assert list(elsewhere.iterdir()) == []
     assert sorted(p.name for p in state_dir.iterdir()) == ["store.db"]
+
+
+def test_a_format_1_store_is_read_as_it_is_and_upgraded_by_its_next_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deparrow_secrets.stores import local
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    path = tmp_path / "store.db"
+    monkeypatch.setattr(local, "FORMAT", local.LEGACY_FORMAT)
+    with LocalStore(path) as store:  # made as an earlier version of the tool made it
+        store._records_heads = False
+        store.write("a", {"K": SecretValue(secrets.token_urlsafe(16))}, None)
+        store.write("a", {"K": SecretValue(secrets.token_urlsafe(16))}, "1")
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM meta WHERE name LIKE 'head:%'")
+    db.commit()
+    db.close()
+    monkeypatch.undo()
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    before = path.read_bytes()
+    with LocalStore(path, read_only=True) as store:
+        assert store.read("a") is not None and store.read("a").version == "2"
+    assert path.read_bytes() == before  # reading does not upgrade
+    with LocalStore(path) as store:
+        store.write("b", {"K": SecretValue(secrets.token_urlsafe(16))}, None)
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM versions WHERE object='a' AND version=2")
+    db.commit()
+    db.close()
+    with LocalStore(path) as store, pytest.raises(IntegrityError, match="versions were removed"):
+        store.read("a")

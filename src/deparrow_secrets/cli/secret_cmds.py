@@ -238,7 +238,11 @@ class _ValueFreeCommand(click.Command):
             self._refuse(ctx)
         try:
             return super().parse_args(ctx, args)
-        except click.UsageError:
+        except click.UsageError as exc:
+            if isinstance(exc, click.BadParameter) and isinstance(exc.param, click.Option):
+                raise  # about an option's own argument (--from-file's path), not a value
+            if positional == 0:
+                raise  # e.g. KEY missing: nothing in argv that could be a value
             self._refuse(ctx)
 
     def _refuse(self, ctx: click.Context) -> NoReturn:

@@ -398,16 +398,27 @@ class LocalStore(SecretStore):
             sealed = self._aead.encrypt(nonce, plain, self._aad(key, new))
             db.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?)",
                        (key, new, datetime.now(UTC).isoformat(), nonce, sealed))
-            if self._records_heads:
+            upgrade = not self._records_heads
+            if upgrade:  # a format 1 store: record every object's newest version first
+                for obj, newest in db.execute("SELECT object, MAX(version) FROM versions "
+                                              "GROUP BY object").fetchall():
+                    self._put_head(obj, newest)
                 nonce = os.urandom(12)
-                head = nonce + self._aead.encrypt(nonce, str(new).encode(),
-                                                  _HEAD_AAD + key.encode())
-                db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"head:{key}", head))
+                check = nonce + self._aead.encrypt(nonce, FORMAT.encode(), _KEY_CHECK_AAD)
+                db.execute("UPDATE meta SET value=? WHERE name='check'", (check,))
+            self._put_head(key, new)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        if upgrade:
+            self._records_heads = True
         return str(new)
+
+    def _put_head(self, key: str, version: int) -> None:
+        nonce = os.urandom(12)
+        head = nonce + self._aead.encrypt(nonce, str(version).encode(), _HEAD_AAD + key.encode())
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"head:{key}", head))
 
     def list(self, prefix: str = "") -> list[str]:
         rows = self._db.execute("SELECT DISTINCT object FROM versions UNION SELECT "
