@@ -74,3 +74,21 @@ def test_private_directory_of_another_mode_is_made_0700(tmp_path: Path) -> None:
     safefiles.write_file(tmp_path, tmp_path / "state/f", b"x", private_dir=True)
     assert mode(tmp_path / "state") == 0o700
     assert mode(tmp_path / "state/f") == 0o600
+
+
+def test_the_rename_is_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file is fsynced before the rename and its directory after it, so a crash
+    leaves the old file or the new one, never an empty name."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(safefiles.os, "fsync", fsync)
+    safefiles.write_file(tmp_path, tmp_path / "f", b"x")
+    assert synced == ["file", "dir"]
+    synced.clear()
+    assert safefiles.create_file(tmp_path, tmp_path / "g", b"y")
+    assert synced == ["file", "dir"]

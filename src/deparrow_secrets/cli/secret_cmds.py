@@ -212,7 +212,8 @@ class _ValueFreeCommand(click.Command):
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        takes_value, flags = set(), set(ctx.help_option_names)
+        takes_value: set[str] = set()
+        flags = set(ctx.help_option_names)
         for param in self.get_params(ctx):
             if isinstance(param, click.Option):
                 (flags if param.is_flag else takes_value).update(param.opts)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,7 @@ def parse_values(text: str, source: str) -> dict[str, SecretValue]:
     return parse_env_text(text, source)
 
 
-def _refuse_duplicates(source: str) -> object:
+def _refuse_duplicates(source: str) -> Callable[[list[tuple[str, object]]], dict[str, object]]:
     def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
         out: dict[str, object] = {}
         for key, value in items:
