@@ -92,6 +92,8 @@ MUTATIONS: list[Mutation] = [
     M("safefiles: temporary file without O_EXCL", "safefiles.py",
       "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW",
       "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW", (SAFE_T, FILES_T)),
+    # Expected to survive: POSIX open() with O_CREAT|O_EXCL never follows a link
+    # (EEXIST), so O_NOFOLLOW here is belt and braces. Listed to show it, not to kill it.
     M("safefiles: temporary file without O_NOFOLLOW", "safefiles.py",
       "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW",
       "fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL", (SAFE_T, FILES_T)),
@@ -190,7 +192,7 @@ MUTATIONS: list[Mutation] = [
     M("rollback: no-op rollback not refused", "operations/history.py",
       "    if current.values.get(ref.property) == value:", "    if False:", (CMDS_T,)),
     M("versions: huge numbers reach the store", "operations/history.py",
-      "    if version.isdigit() and len(version) > 18:", "    if False:", (CMDS_T,)),
+      "    if version.isdigit() and len(version) > 18:", "    if False:", (SAFE_T, CMDS_T)),
     # --- export ----------------------------------------------------------------------
     M("export: remote environments exported without the flag", "operations/export.py",
       "    if env.uses_eso and not allow_non_dev:", "    if False:", (FILES_T,)),
@@ -211,7 +213,7 @@ MUTATIONS: list[Mutation] = [
     # --- render ----------------------------------------------------------------------
     M("render: tree outside the project written", "render/tree.py",
       "    safefiles.relative_parts(trusted, root)  # the whole tree", "    pass  # the whole tree",
-      (FILES_T,)),
+      (SAFE_T, FILES_T)),
     M("render: a directory in a file's place found only half-way", "render/tree.py",
       "        if (root / rel).is_dir():", "        if False:", (CMDS_T,)),
     M("render --check: unreadable file crashes", "render/tree.py",
@@ -234,7 +236,8 @@ MUTATIONS: list[Mutation] = [
       ("tests/stores/test_vault.py::TestVaultConformance",)),
     M("vault: a lost race taken for our own retried write", "stores/vault.py",
       "            if current is not None and current.version == str(cas + 1) \\",
-      "            if current is not None \\", ("tests/stores/test_vault.py",)),
+      "            if current is not None \\",
+      (f"{H}/test_store_cas.py", "tests/stores/test_vault.py")),
     M("aws: stale version not refused before writing", "stores/aws.py",
       "            if stages is None or CURRENT not in stages.get(expected, ()):",
       "            if stages is None:", ("tests/stores/test_aws.py",)),
@@ -248,7 +251,8 @@ MUTATIONS: list[Mutation] = [
       "            if expected is None:\n                raise self._err(ConflictError, "
       "f\"already exists (version {latest}); \"",
       "            if False:\n                raise self._err(ConflictError, "
-      "f\"already exists (version {latest}); \"", ("tests/stores/test_azure.py",)),
+      "f\"already exists (version {latest}); \"",
+      (f"{H}/test_store_cas.py", "tests/stores/test_azure.py")),
 ]
 
 

@@ -122,23 +122,24 @@ def test_huge_or_odd_versions_are_bad_input_not_a_crash(project: Path, version: 
 def test_render_check_over_a_non_utf8_file_or_a_directory(project: Path, cli) -> None:
     assert cli("render").code == 0
     tree = project / "deparrow/k8s"
-    kustomization = tree / "overlays/dev/kustomization.yaml"
-    kustomization.write_bytes(kustomization.read_bytes() + b"# \xff\n")
     namespace = tree / "base/namespace.yaml"
-    namespace.unlink()
-    namespace.mkdir()
+    namespace.write_bytes(namespace.read_bytes() + b"# \xff\n")
+    kustomization = tree / "overlays/dev/kustomization.yaml"
+    kustomization.unlink()
+    kustomization.mkdir()
     run = cli("render", "--check")
     assert run.code == 1, run.text
-    assert "changed  overlays/dev/kustomization.yaml" in run.out
     assert "changed  base/namespace.yaml" in run.out
+    assert "changed  overlays/dev/kustomization.yaml" in run.out
     diff = cli("render", "--check", "--diff")
     assert diff.code == 1 and "is not UTF-8 text (byte" in diff.out
     assert "is a directory, not a file" in diff.out
-    # Writing over the directory is refused with the fix, before anything is written.
+    # Writing over the directory is refused with the fix, before anything is written
+    # (base/ comes before overlays/: it would have been rewritten first).
     run = cli("render")
     assert run.code == 2 and "is a directory" in run.err and "hint:" in run.err, run.text
-    assert b"\xff" in kustomization.read_bytes()
-    namespace.rmdir()
+    assert b"\xff" in namespace.read_bytes()
+    kustomization.rmdir()
     assert cli("render").code == 0
     assert cli("render", "--check").code == 0
 

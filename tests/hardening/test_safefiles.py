@@ -92,3 +92,31 @@ def test_the_rename_is_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     synced.clear()
     assert safefiles.create_file(tmp_path, tmp_path / "g", b"y")
     assert synced == ["file", "dir"]
+
+
+def test_write_tree_writes_and_deletes_nothing_outside_the_project(tmp_path: Path) -> None:
+    from deparrow_secrets.render.tree import write_tree
+    from deparrow_secrets.render.yamlout import GENERATED
+
+    project, sibling = tmp_path / "project", tmp_path / "sibling"
+    project.mkdir()
+    sibling.mkdir()
+    (sibling / "old.yaml").write_text(GENERATED + "kind: X\n", encoding="utf-8")
+    with pytest.raises(InputError, match="outside the project"):
+        write_tree(sibling, {"new.yaml": GENERATED}, project)
+    assert sorted(p.name for p in sibling.iterdir()) == ["old.yaml"]
+    assert write_tree(project / "k8s", {"a.yaml": GENERATED}, project) == ["a.yaml"]
+
+
+def test_version_ids_are_checked_before_any_store_sees_them() -> None:
+    from deparrow_secrets.errors import NotFoundError
+    from deparrow_secrets.operations.history import check_version_id
+
+    for ok in ("1", "42", "3f2a9c1e-0b7d-4f7e-9a43-2c1d5e6f7a8b", "0a1b2c3d4e5f" * 2):
+        check_version_id(ok)
+    for huge in ("9" * 19, "9" * 99):
+        with pytest.raises(NotFoundError):
+            check_version_id(huge)
+    for bad in ("", "-1", "../x", "1 2", "²", "x" * 101):
+        with pytest.raises(InputError):
+            check_version_id(bad)
