@@ -211,9 +211,9 @@ MUTATIONS: list[Mutation] = [
       "    for path in contents:  # refuse before writing anything, not half-way through\n"
       "        pass", (DEV_T,)),
     # --- render ----------------------------------------------------------------------
-    M("render: tree outside the project written", "render/tree.py",
-      "    safefiles.relative_parts(trusted, root)  # the whole tree", "    pass  # the whole tree",
-      (SAFE_T, FILES_T)),
+    M("render: tree files not checked before writing", "render/tree.py",
+      "        safefiles.check_path(trusted, root / rel)  # inside the project",
+      "        pass  # inside the project", (SAFE_T, FILES_T, CMDS_T)),
     M("render: a directory in a file's place found only half-way", "render/tree.py",
       "        if (root / rel).is_dir():", "        if False:", (CMDS_T,)),
     M("render --check: unreadable file crashes", "render/tree.py",

@@ -172,6 +172,17 @@ def test_planted_store_and_key_links_are_refused(project: Path, elsewhere: Path,
     assert listing(elsewhere) == {}
 
 
+def test_render_refuses_a_linked_overlay_before_writing_anything(project: Path,
+                                                                 elsewhere: Path,
+                                                                 cli) -> None:
+    (project / "deparrow/k8s/overlays").mkdir(parents=True)
+    (project / "deparrow/k8s/overlays/dev").symlink_to(elsewhere, target_is_directory=True)
+    run = cli("render")
+    assert run.code == 2 and "overlays/dev is a symbolic link" in run.err, run.text
+    assert listing(elsewhere) == {}
+    assert not (project / "deparrow/k8s/base").exists()  # not half-written either
+
+
 # --------------------------------------------------------------------------- point 2
 
 

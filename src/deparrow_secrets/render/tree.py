@@ -140,9 +140,8 @@ def write_tree(root: Path, files: dict[str, str], project_root: Path | None = No
     no link inside it is followed.
     """
     trusted = project_root or root
-    safefiles.relative_parts(trusted, root)  # the whole tree must be inside the project
     for rel in files:  # refused before anything is written, not half-way through
-        safefiles.check_path(trusted, root / rel)
+        safefiles.check_path(trusted, root / rel)  # inside the project, through no link
         if (root / rel).is_dir():
             raise InputError(f"{root / rel} is a directory, where render writes a file",
                              hint="move that directory away, then run the command again")
