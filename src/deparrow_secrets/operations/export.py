@@ -75,42 +75,39 @@ def export(project: Project, env: EnvironmentConfig, store: SecretStore,
     # followed from the project root down.
     trusted = config.root if output is None or safefiles.inside(config.root, output) \
         else (output.parent if fmt == "json" else output)
-    contents: dict[Path, str] = {}
     if fmt == "json":
         json_path = output or config.state_dir / f"export-{env.name}.json"
-        contents[json_path] = ""
+        targets = {"": json_path}
         private_dir = output is None  # the state directory; a chosen file's dir is the user's
         # The file itself: its directory may be the project root.
         ignored, pattern = json_path, _ignore_pattern(config.root, json_path, directory=False)
     else:
         target_dir = (output or overlay) / "secrets"
-        for secret in project.catalog.secrets:
-            contents[(output or overlay) / manifests.env_file_name(secret)] = ""
+        targets = {secret.name: (output or overlay) / manifests.env_file_name(secret)
+                   for secret in project.catalog.secrets}
         private_dir = True
         ignored, pattern = target_dir / "probe", _ignore_pattern(config.root, target_dir)
-    for path in contents:  # no link on the way, before reading or writing anything
+    for path in targets.values():  # no link on the way, before reading or writing anything
         safefiles.check_path(trusted, path)
     by_secret, missing = _collect(project, env, store)
     if missing:
         raise InputError(f"environment {env.name} lacks values: " + ", ".join(missing),
                          hint=f"run `deparrow-secrets provision --env {env.name}` first")
     # Every file's content first: a problem stops the export before anything is written.
-    contents = {}
+    contents: dict[Path, str] = {}
     if fmt == "json":
         data = {name: {k: v.reveal() for k, v in values.items()}
                 for name, values in by_secret.items()}
         contents[json_path] = json.dumps(data, indent=2, sort_keys=True) + "\n"
     else:
-        for secret in project.catalog.secrets:
-            if secret.name not in by_secret:
-                continue
+        for name, values in by_secret.items():
             lines = []
-            for key, value in by_secret[secret.name].items():
+            for key, value in values.items():
                 if "\n" in value.reveal() or "\r" in value.reveal():
                     raise InputError(f"the value of {key} spans lines, which an env file "
                                      "cannot hold", hint="use --format json")
                 lines.append(f"{key}={value.reveal()}\n")
-            contents[(output or overlay) / manifests.env_file_name(secret)] = "".join(lines)
+            contents[targets[name]] = "".join(lines)
     for path in contents:  # refuse before writing anything, not half-way through
         gitfiles.refuse_tracked(path)
     gitfiles.ensure_ignored(ignored, pattern, config.root / ".gitignore")
