@@ -61,6 +61,7 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
         check_supplied,
         plan_provision,
     )
+    from deparrow_secrets.operations.values_input import checked_value
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -72,8 +73,9 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
         if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
             for key in missing_user:
                 desc = project.catalog.values[key].description
-                supplied[key] = SecretValue(click.prompt(f"{key} ({desc})", hide_input=True,
-                                                         confirmation_prompt=True))
+                typed = click.prompt(f"{key} ({desc})", hide_input=True,
+                                     confirmation_prompt=True)
+                supplied[key] = checked_value(typed, "<prompt>", key)
             plans = plan_provision(project, env, store, supplied)
         written: dict[str, str] = {}
         recovered: list[str] = []
@@ -268,6 +270,7 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
     from deparrow_secrets.operations.provision import set_value
     from deparrow_secrets.operations.values_input import (
         check_policy,
+        checked_value,
         read_single_value,
         read_stdin,
         read_text_file,
@@ -279,7 +282,8 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
     if from_file:
         value = read_single_value(read_text_file(Path(from_file), "value file"), from_file)
     elif stdin_is_tty():
-        value = SecretValue(click.prompt(f"{key}", hide_input=True, confirmation_prompt=True))
+        value = checked_value(click.prompt(f"{key}", hide_input=True,
+                                           confirmation_prompt=True), "<prompt>", key)
     else:
         value = read_single_value(read_stdin())
     check_policy(project.catalog, key, value, force=force, offer_force=True)
