@@ -71,6 +71,8 @@ def test_committed_secrets_link_does_not_redirect_the_export(project: Path, else
     overlay = project / "deparrow/k8s/overlays/dev"
     overlay.mkdir(parents=True)
     (overlay / "secrets").symlink_to(elsewhere, target_is_directory=True)
+    git(project, "add", "-f", "deparrow/k8s/overlays/dev/secrets")
+    git(project, "commit", "-q", "-m", "a link someone committed")
     run = cli("export", "--env", "dev")
     assert run.code == 2, run.text
     assert "symbolic link" in run.err and "overlays/dev/secrets" in run.err
