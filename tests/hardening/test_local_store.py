@@ -190,6 +190,8 @@ def shared_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
+        for sub, _dirs, _files in os.walk(path):
+            os.chmod(sub, 0o755)  # made read-only by the test; removable again
         shutil.rmtree(path)
 
 
