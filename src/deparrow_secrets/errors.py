@@ -128,3 +128,14 @@ class NotFoundError(StoreError):
     """A named version or object does not exist."""
 
     exit_code = EXIT_FINDINGS
+
+
+class Notice(UserWarning):
+    """Something the user should know that does not stop the command (printed by the CLI
+    on stderr as `warning: ...`); never carries a value."""
+
+
+def notice(message: str, category: type[Notice] = Notice) -> None:
+    import warnings
+
+    warnings.warn(message, category, stacklevel=3)
