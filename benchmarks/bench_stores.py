@@ -3,9 +3,10 @@
 Prints wall time per run, HTTP requests per remote object (target: one write per object
 on provision, one read per object on verify, none per key), and in the same run the
 guide's way for the same data on OpenBao (one `bao kv put` process per environment, the
-values on its command line) as the reference ratio.
+values on its command line) as the reference ratio. Then the Key Vault store's update
+against the fake, without and with read lag (what waiting for its own version costs).
 
-    python benchmarks/bench_stores.py [--keys 1000] [--group-size 100]
+    python benchmarks/bench_stores.py [--keys 1000] [--group-size 100] [--kv-writes 30]
 """
 
 from __future__ import annotations
@@ -122,11 +123,32 @@ def guide_way(addr: str, token: str, keys: int) -> float:
     return time.perf_counter() - start
 
 
+def key_vault_updates(writes: int, lag: float) -> tuple[float, float]:
+    """Seconds and HTTP requests per update of one Key Vault secret (fake, loopback TLS)."""
+    from deparrow_secrets.secret import SecretValue
+    from deparrow_secrets.stores.azure import AzureStore
+    from deparrow_secrets.stores.interface import WHOLE
+    from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
+
+    with FakeKeyVault(version_order="id") as fake, AzureStore(
+            fake.url, StaticTokenCredential(), connection_verify=fake.ca_path) as store:
+        key = f"BENCH-{secrets.token_hex(4)}"
+        version = store.write(key, {WHOLE: SecretValue(secrets.token_urlsafe(24))}, None)
+        fake.read_lag(lag)
+        fake.clear_requests()
+        start = time.perf_counter()
+        for _ in range(writes):
+            version = store.write(key, {WHOLE: SecretValue(secrets.token_urlsafe(24))}, version)
+        elapsed = time.perf_counter() - start
+        return elapsed / writes, len(fake.requests) / writes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--keys", type=int, default=1000)
     parser.add_argument("--group-size", type=int, default=100,
                         help="keys per AWS secret (Secrets Manager caps a value at 64 KiB)")
+    parser.add_argument("--kv-writes", type=int, default=30)
     args = parser.parse_args()
     counter = RequestCounter()
     counter.install()
@@ -169,6 +191,13 @@ def main() -> None:
     print(f"ratio deparrow-secrets provision / guide's way (OpenBao): "
           f"{vault['provision_s'] / reference:.2f}")
     print("(the guide's way puts every value on a command line, visible in `ps`)")
+
+    print(f"\nKey Vault store, {args.kv_writes} sequential updates of one secret (fake):")
+    print(f"{'read lag s':>10} {'s/update':>9} {'req/update':>10}")
+    for lag in (0.0, 0.2):
+        per_write, requests = key_vault_updates(args.kv_writes, lag)
+        print(f"{lag:10.1f} {per_write:9.3f} {requests:10.1f}")
+    print("(under lag each update waits until its own version shows, then judges the race)")
 
 
 if __name__ == "__main__":

@@ -573,6 +573,113 @@ class MotoServer(ManagedProcess):
         return out
 
 
+def version_stages(version: Mapping[str, Any]) -> list[str]:
+    """A listed version's staging labels as AWS shapes them: the key is absent when there
+    are none (moto sends an empty list)."""
+    return list(version.get("VersionStages") or ())
+
+
+def _aws_error(code: str, operation: str, message: str, status: int = 400) -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+class AwsShaped:
+    """botocore hooks on one Secrets Manager client that make moto answer as AWS does
+    where the two differ (what the stores' correctness depends on):
+
+    * unlabelled versions are listed without ``VersionStages`` (moto: an empty list);
+    * a secret scheduled for deletion refuses PutSecretValue and UpdateSecretVersionStage
+      with InvalidRequestException (moto carries them out);
+    * a stage move whose RemoveFromVersionId no longer holds the label is refused with
+      ``move_refusal_code`` (AWS's code is undocumented; moto says
+      InvalidParameterException);
+    * ``expire(key, version)``: AWS deleted that version (it deletes unlabelled versions
+      beyond 100 once they are a day old): it is no longer listed, and reading or moving
+      a label to it is refused with InvalidRequestException "... because it was deleted";
+    * ``stale(key, seconds)``: DescribeSecret keeps answering what it answers now for
+      ``seconds`` (reads are eventually consistent on AWS; moto's never lag).
+
+    Hooks run on the client's own calls only; ``direct`` is a plain moto client.
+    """
+
+    def __init__(self, client: Any, moto: MotoServer,
+                 move_refusal_code: str = "InvalidRequestException") -> None:
+        self.client = client
+        self.direct = moto.client("secretsmanager")
+        self.move_refusal_code = move_refusal_code
+        self.expired: set[tuple[str, str]] = set()
+        self._stale: dict[str, tuple[dict[str, Any], float]] = {}
+        self._lock = threading.Lock()
+        events = client.meta.events
+        tag = secrets.token_hex(4)
+        events.register("after-call.secrets-manager.ListSecretVersionIds", self._listed,
+                        unique_id=f"aws-shaped-list-{tag}")
+        events.register("after-call.secrets-manager.DescribeSecret", self._described,
+                        unique_id=f"aws-shaped-describe-{tag}")
+        events.register("after-call.secrets-manager.UpdateSecretVersionStage", self._moved,
+                        unique_id=f"aws-shaped-move-{tag}")
+        for op in ("PutSecretValue", "UpdateSecretVersionStage", "GetSecretValue"):
+            events.register(f"before-parameter-build.secrets-manager.{op}", self._refuse,
+                            unique_id=f"aws-shaped-refuse-{op}-{tag}")
+
+    def expire(self, key: str, version: str) -> None:
+        with self._lock:
+            self.expired.add((key, version))
+
+    def stale(self, key: str, seconds: float) -> None:
+        snapshot = self.direct.describe_secret(SecretId=key)
+        with self._lock:
+            self._stale[key] = (snapshot, time.monotonic() + seconds)
+
+    def _listed(self, parsed: dict[str, Any], **_: Any) -> None:
+        key = parsed.get("Name") or parsed.get("ARN")
+        kept = []
+        for version in parsed.get("Versions") or []:
+            if (str(key), str(version.get("VersionId"))) in self.expired:
+                continue
+            if not version.get("VersionStages"):
+                version.pop("VersionStages", None)
+            kept.append(version)
+        if "Versions" in parsed:
+            parsed["Versions"] = kept
+
+    def _described(self, parsed: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            stale = self._stale.get(str(parsed.get("Name")))
+        if stale is not None and time.monotonic() < stale[1] and "Error" not in parsed:
+            meta = parsed.get("ResponseMetadata")
+            parsed.clear()
+            parsed.update(json.loads(json.dumps(stale[0], default=str)))
+            if meta is not None:
+                parsed["ResponseMetadata"] = meta
+
+    def _moved(self, parsed: dict[str, Any], **_: Any) -> None:
+        error = parsed.get("Error") or {}
+        if error.get("Code") == "InvalidParameterException":
+            error["Code"] = self.move_refusal_code
+
+    def _refuse(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        key = str(params.get("SecretId"))
+        op = model.name
+        if op != "GetSecretValue":
+            try:
+                deleted = self.direct.describe_secret(SecretId=key).get("DeletedDate")
+            except Exception:  # noqa: BLE001 - moto answers for a missing secret itself
+                deleted = None
+            if deleted:
+                raise _aws_error("InvalidRequestException", op,
+                                 "You can't perform this operation on the secret because it "
+                                 "was marked for deletion.")
+        version = params.get("VersionId") or params.get("MoveToVersionId")
+        if version and (key, str(version)) in self.expired:
+            raise _aws_error("InvalidRequestException", op,
+                             "You can't perform this operation on the secret because it "
+                             "was deleted.")
+
+
 # Variables that would make boto3 look elsewhere than moto (cleared by the aws_env fixture).
 AWS_ENV_TO_CLEAR = (
     "AWS_PROFILE",
@@ -590,8 +697,8 @@ AWS_ENV_TO_CLEAR = (
 
 # --------------------------------------------------------------------------- fault proxy
 
-ProxyMode = Literal["pass", "delay", "drop", "blackhole"]
-PROXY_MODES: tuple[str, ...] = ("pass", "delay", "drop", "blackhole")
+ProxyMode = Literal["pass", "delay", "drop", "blackhole", "trickle"]
+PROXY_MODES: tuple[str, ...] = ("pass", "delay", "drop", "blackhole", "trickle")
 
 
 class DelayProxy:
@@ -607,6 +714,9 @@ class DelayProxy:
       client sends (clients see a reset / remote-disconnected error).
     * ``blackhole``: accept and read, never forward nor answer; a connection that has
       been blackholed stays so (its request was swallowed).
+    * ``trickle``: forward requests at once, but hand the answers back one byte every
+      ``trickle_seconds`` (0.5 by default): no socket read ever waits long, so only a
+      bound on the whole call stops a client.
 
     The upstream connection is opened lazily, at the first forwarded chunk; if the target
     is down the client's connection is closed (it sees a reset, not a refusal). At most
@@ -621,7 +731,9 @@ class DelayProxy:
         mode: ProxyMode = "pass",
         delay_seconds: float = 5.0,
         max_connections: int = 64,
+        trickle_seconds: float = 0.5,
     ):
+        self.trickle_seconds = trickle_seconds
         self.target_host = target_host
         self.target_port = target_port
         self.max_connections = max_connections
@@ -778,7 +890,14 @@ class DelayProxy:
                     chunk = upstream.recv(65536)
                     if not chunk:
                         return
-                    if not blackholed:
+                    if blackholed:
+                        pass
+                    elif self._mode == "trickle":
+                        for i in range(len(chunk)):
+                            if self._stop.wait(self.trickle_seconds):
+                                return
+                            client.sendall(chunk[i:i + 1])
+                    else:
                         client.sendall(chunk)
                     need_delay = True
         except OSError:

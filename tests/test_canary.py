@@ -68,6 +68,9 @@ def test_values_appear_only_in_the_store_and_the_export(
     canaries["set REDIS_PASSWORD"] = "canary" + secrets.token_urlsafe(32)
     canaries["rejected short value"] = "short" + secrets.token_hex(12)
     canaries["rejected values-file line"] = "bad line " + secrets.token_urlsafe(24)
+    canaries["rejected argv value"] = "argv" + secrets.token_urlsafe(32)
+    canaries["rejected short provision value"] = "p" + secrets.token_hex(6)
+    canaries["rejected duplicate json value"] = "dup" + secrets.token_urlsafe(32)
 
     git(project, "add", ".")
     git(project, "commit", "-q", "-m", "quickstart")
@@ -104,6 +107,20 @@ def test_values_appear_only_in_the_store_and_the_export(
                            encoding="utf-8")
     bad = run("provision", "--env", "dev", "--values-file", str(values_file), code=2)
     assert "values.env:2: expected KEY=VALUE" in bad.err
+    # A value in argv: click would quote the stray argument; set refuses it unquoted.
+    run("set", "REDIS_PASSWORD", canaries["rejected argv value"], code=2)
+    run("set", "REDIS_PASSWORD", "-e" + canaries["rejected argv value"], "x", code=2)
+    run("set", "REDIS_PASSWORD", "--env", "dev", "-x" + canaries["rejected argv value"],
+        code=2)
+    short_file = inputs / "short.env"
+    short_file.write_text(f"POSTGRES_PASSWORD={canaries['rejected short provision value']}\n",
+                          encoding="utf-8")
+    run("provision", "--env", "dev", "--values-file", str(short_file), code=2)
+    duplicate = inputs / "values.json"
+    dup = canaries["rejected duplicate json value"]
+    duplicate.write_text(f'{{"OPENAI_API_KEY": "{dup}", "OPENAI_API_KEY": "{dup}x"}}',
+                         encoding="utf-8")
+    run("provision", "--env", "dev", "--values-file", str(duplicate), code=2)
 
     # Positive controls: the value is printed on request, and is where it belongs.
     revealed = run_cli(["get", "REDIS_PASSWORD", "--reveal"], cwd=project, env=env)

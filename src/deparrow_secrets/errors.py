@@ -108,6 +108,11 @@ class ConflictError(StoreError):
     exit_code = EXIT_CONFLICT
 
 
+class UncertainWriteError(ConflictError):
+    """A write was sent, but whether it took effect (or won against another writer) could
+    not be confirmed within the time bound; `history` shows what the store holds."""
+
+
 class IntegrityError(StoreError):
     """Stored data cannot be trusted: wrong key, tampering, corrupt or unexpected content."""
 
@@ -115,7 +120,8 @@ class IntegrityError(StoreError):
 
 
 class SoftDeletedError(IntegrityError):
-    """The remote name is soft-deleted (Azure Key Vault): recover it before reuse."""
+    """The remote object is soft-deleted (a Key Vault secret, a Vault KV version, an AWS
+    secret scheduled for deletion): recover it before reading or writing it."""
 
 
 class NotFoundError(StoreError):
@@ -182,3 +188,14 @@ class NotConvergedError(ClusterError):
     """The cluster did not reach the expected state before the deadline."""
 
     exit_code = EXIT_FINDINGS
+
+
+class Notice(UserWarning):
+    """Something the user should know that does not stop the command (printed by the CLI
+    on stderr as `warning: ...`); never carries a value."""
+
+
+def notice(message: str, category: type[Notice] = Notice) -> None:
+    import warnings
+
+    warnings.warn(message, category, stacklevel=3)

@@ -24,7 +24,14 @@ class SecretValue:
         object.__setattr__(self, "_value", value)
 
     def reveal(self) -> str:
-        return self._value
+        return _VALUE_SLOT.__get__(self, SecretValue)  # type: ignore[no-any-return]
+
+    def __getattribute__(self, name: str) -> object:
+        # str.format resolves "{0._value}" through attribute access: the slot is
+        # reachable only through reveal().
+        if name == "_value":
+            raise AttributeError("SecretValue shows its value only through reveal()")
+        return object.__getattribute__(self, name)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError("SecretValue is immutable")
@@ -39,15 +46,15 @@ class SecretValue:
         return MASK
 
     def __bool__(self) -> bool:
-        return bool(self._value)
+        return bool(self.reveal())
 
     def __len__(self) -> int:
-        return len(self._value)
+        return len(self.reveal())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretValue):
             return NotImplemented
-        return hmac.compare_digest(self._value.encode(), other._value.encode())
+        return hmac.compare_digest(self.reveal().encode(), other.reveal().encode())
 
     # A hash of the value would let anyone holding it test guesses offline.
     __hash__ = None  # type: ignore[assignment]
@@ -55,5 +62,18 @@ class SecretValue:
     def __reduce__(self) -> NoReturn:
         raise TypeError("SecretValue cannot be pickled")
 
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError("SecretValue cannot be pickled")
+
     def __getstate__(self) -> NoReturn:
         raise TypeError("SecretValue cannot be pickled")
+
+    # A copy would be one more place the value lives, outside whatever owns this one.
+    def __copy__(self) -> NoReturn:
+        raise TypeError("SecretValue cannot be copied")
+
+    def __deepcopy__(self, memo: object) -> NoReturn:
+        raise TypeError("SecretValue cannot be copied")
+
+
+_VALUE_SLOT = SecretValue.__dict__["_value"]

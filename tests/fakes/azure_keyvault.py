@@ -63,7 +63,20 @@ Behaviour that mirrors Key Vault:
   does (its order is undocumented; observed to be by id, i.e. unrelated to time);
 * ``attributes.created`` / ``updated`` are whole seconds, as in Key Vault, so versions written
   within one second tie;
-* backup/restore round-trip through an opaque (but not encrypted) blob.
+* backup/restore round-trip through an opaque (but not encrypted) blob;
+* limits: at most 15 tags per version (a 16th is 400 BadParameter), values up to 25 KB, and
+  only the ``api-version`` values the service knows (the SDK's default among them);
+* certificate-backed secrets (:meth:`FakeKeyVault.seed_certificate`) are listed with
+  ``managed: true`` and a ``kid``, as Key Vault lists the secret of every certificate;
+* with ``short_pages=True``, pages hold fewer items than ``maxresults`` and the first page is
+  empty but carries a ``nextLink`` (clients must follow links, not count items);
+* :meth:`FakeKeyVault.read_lag`: new versions show in reads and listings only after a delay
+  (Key Vault documents no read-your-writes guarantee);
+* :meth:`FakeKeyVault.recovering_writes`: writes right after a recovery answer 409
+  ``ObjectIsBeingRecovered`` for a while;
+* ``throttle(n, retry_after=None)`` answers 429 without ``Retry-After`` (Key Vault's may
+  carry none); ``throttle(n, after="PUT")`` throttles what follows the next write;
+* ``challenge_resource`` is the resource the challenge names (Key Vault's by default).
 
 Test controls (thread safe, for tests running in the same process): :meth:`FakeKeyVault.deny`,
 :meth:`~FakeKeyVault.throttle`, :meth:`~FakeKeyVault.fail`, :meth:`~FakeKeyVault.delay`,
@@ -134,6 +147,11 @@ _ENTRA_TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 VERSION_RE = re.compile(r"^[0-9a-f]{32}$")
 MAX_PAGE_SIZE = 25
+MAX_TAGS = 15  # per secret version, as the service enforces
+MAX_VALUE_BYTES = 25 * 1024  # "secret value size: 25 KB"
+# api-versions of the secrets data plane the service accepts (the SDK sends its default).
+API_VERSIONS = frozenset({"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6",
+                          "2025-07-01", "2026-04-01"})
 SERVICE_VERSION = "1.9.2627.1"
 BACKUP_MAGIC = "FakeKeyVaultSecretBackupV1"
 NETWORK_INFO = "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;"
@@ -210,6 +228,8 @@ class _Version:
     exp: int | None
     created: int
     updated: int
+    visible_at: float = 0.0  # time.monotonic() from which reads and listings see it
+    managed: bool = False  # backs a certificate (Key Vault creates these itself)
 
 
 @dataclass
@@ -221,10 +241,16 @@ class _Secret:
     def latest(self) -> _Version:
         return self.versions[-1]
 
+    def visible(self) -> list[_Version]:
+        """The versions reads and listings see now (all but those still lagging)."""
+        now = time.monotonic()
+        return [v for v in self.versions if v.visible_at <= now]
+
     def find(self, version: str) -> _Version | None:
+        seen = self.visible()
         if not version:
-            return self.latest
-        return next((v for v in self.versions if v.version == version), None)
+            return seen[-1] if seen else None
+        return next((v for v in seen if v.version == version), None)
 
 
 @dataclass
@@ -240,6 +266,7 @@ class _Fault:
     code: str
     message: str
     retry_after: float | None
+    after: str | None = None  # armed once a request of this method has been served
 
 
 class _KVError(Exception):
@@ -496,6 +523,8 @@ class FakeKeyVault:
     :param purge_protection: purge answers 403 and recovery levels lose ``+Purgeable``.
     :param version_order: ``"created"`` lists versions in creation order; ``"id"`` sorts them
         by version id like the real service, so clients cannot rely on listing order.
+    :param short_pages: pages hold fewer items than ``maxresults`` (at most 2) and the first
+        page of a listing is empty but has a ``nextLink``, as the service may answer.
     """
 
     def __init__(
@@ -509,10 +538,12 @@ class FakeKeyVault:
         purge_protection: bool = False,
         region: str = "westeurope",
         version_order: str = "created",
+        short_pages: bool = False,
     ) -> None:
         if version_order not in ("created", "id"):
             raise ValueError("version_order must be 'created' or 'id'")
         self.version_order = version_order
+        self.short_pages = short_pages
         if not 1 <= page_size <= MAX_PAGE_SIZE:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}")
         if not 7 <= retention_days <= 90:
@@ -520,6 +551,8 @@ class FakeKeyVault:
         self.tenant_id = tenant_id or str(uuid.uuid4())
         self.vault_name = vault_name
         self.token = token
+        #: the resource the 401 challenge names (the real service: Key Vault's own)
+        self.challenge_resource = KEY_VAULT_RESOURCE
         self.page_size = page_size
         self.retention_days = retention_days
         self.purge_protection = purge_protection
@@ -544,6 +577,9 @@ class FakeKeyVault:
         #: access tokens issued by the fake's Entra ID token endpoint
         self.issued_tokens: list[str] = []
         self._operation_lag = 0
+        self._read_lag = 0.0
+        self._recovering_writes = 0
+        self._settling: dict[str, int] = {}  # name (lower) -> writes still refused (409)
         self._log: list[RecordedRequest] = []
 
         self._server: _TLSServer | None = None
@@ -693,8 +729,12 @@ class FakeKeyVault:
             self._deny_permissions = None if permissions is None else frozenset(permissions)
             self._deny_rbac = rbac
 
-    def throttle(self, n: int, *, retry_after: float = 0) -> None:
-        """Answer the next ``n`` authenticated requests 429 with ``Retry-After``."""
+    def throttle(self, n: int, *, retry_after: float | None = 0,
+                 after: str | None = None) -> None:
+        """Answer the next ``n`` authenticated requests 429 with ``Retry-After`` (none if
+        ``retry_after`` is None: Key Vault's 429 may carry none). With ``after`` (a method),
+        the 429s start once the next request of that method has been served: a write is
+        applied, then its confirmation is throttled."""
         message = (
             "Request was not processed because too many requests were received. Reason: "
             "A secret operation was throttled. For help resolving this issue, please see "
@@ -702,7 +742,7 @@ class FakeKeyVault:
         )
         with self._lock:
             for _ in range(n):
-                self._faults.append(_Fault(429, "Throttled", message, retry_after))
+                self._faults.append(_Fault(429, "Throttled", message, retry_after, after))
 
     def fail(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
         """Answer the next ``n`` authenticated requests with ``status`` and an error body."""
@@ -742,6 +782,32 @@ class FakeKeyVault:
         with self._lock:
             self._operation_lag = max(0, polls)
 
+    def read_lag(self, seconds: float) -> None:
+        """Versions written from now on are seen by reads and listings only ``seconds``
+        after they were created (Key Vault documents no read-your-writes guarantee): GET
+        without a version answers the newest *visible* version, listings omit the others,
+        and a GET of such a version by id answers 404."""
+        with self._lock:
+            self._read_lag = max(0.0, seconds)
+
+    def recovering_writes(self, n: int) -> None:
+        """After a recovery completes, the next ``n`` writes (PUT, PATCH) of the name still
+        answer 409 ``ObjectIsBeingRecovered``, as Key Vault can for a while after
+        ``recover`` has returned."""
+        with self._lock:
+            self._recovering_writes = max(0, n)
+
+    def seed_certificate(self, name: str) -> str:
+        """A certificate-backed secret (``managed: true``, a ``kid``), as Key Vault creates
+        one for every certificate; returns its version."""
+        with self._lock:
+            _check_name(name)
+            v = self._add_version(name, _b64url(uuid.uuid4().bytes * 8),
+                                  "application/x-pkcs12", None, True, None, None)
+            v.managed = True
+            v.visible_at = 0.0
+            return v.version
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Snapshot of the request log (oldest first)."""
@@ -773,6 +839,9 @@ class FakeKeyVault:
             self._delay = 0.0
             self._delay_next.clear()
             self._operation_lag = 0
+            self._read_lag = 0.0
+            self._recovering_writes = 0
+            self._settling.clear()
             self._log.clear()
 
     def seed(
@@ -787,7 +856,9 @@ class FakeKeyVault:
         """Add a new version of ``name`` without HTTP; returns the version id."""
         with self._lock:
             _check_name(name)
-            return self._add_version(name, value, content_type, tags, enabled, None, None).version
+            version = self._add_version(name, value, content_type, tags, enabled, None, None)
+            version.visible_at = 0.0
+            return version.version
 
     def secret_names(self) -> list[str]:
         """Names of active (not deleted) secrets, sorted case-insensitively."""
@@ -832,7 +903,7 @@ class FakeKeyVault:
             if not authorized or not token_ok:
                 extra["WWW-Authenticate"] = (
                     f'Bearer authorization="https://login.microsoftonline.com/{self.tenant_id}", '
-                    f'resource="{KEY_VAULT_RESOURCE}"'
+                    f'resource="{self.challenge_resource}"'
                 )
                 message = (
                     "AKV10000: Request is missing a Bearer or PoP token."
@@ -1009,15 +1080,27 @@ class FakeKeyVault:
                 501, "NotImplemented", f"The fake Key Vault does not implement {method} {path}."
             )
 
-        if self._faults:
+        if self._faults and self._faults[0].after is None:
             fault = self._faults.popleft()
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = f"{fault.retry_after:g}"
             raise _KVError(fault.status, fault.code, fault.message, headers=headers)
+        for fault in self._faults:
+            if fault.after == method:
+                fault.after = None  # this request goes through; the faults follow it
         self._check_access(op, args[0] if args else None)
         if "api-version" not in query:
             raise _bad("The 'api-version' query parameter is missing.")
+        if query["api-version"] not in API_VERSIONS:
+            raise _bad(f"The specified version ({query['api-version']}) is not recognized. "
+                       "Consider using the latest supported version (2025-07-01).")
+        if op in ("set", "update") and args:
+            settling = self._settling.get(args[0].lower(), 0)
+            if settling:
+                self._settling[args[0].lower()] = settling - 1
+                raise _KVError(409, "Conflict", f"Secret {args[0]} is currently being "
+                               "recovered.", "ObjectIsBeingRecovered")
         if args:
             _check_name(args[0])
         if op in ("set", "update", "restore"):
@@ -1104,6 +1187,9 @@ class FakeKeyVault:
         out["attributes"] = self._attributes(v)
         if v.tags is not None:
             out["tags"] = dict(v.tags)
+        if v.managed:
+            out["managed"] = True
+            out["kid"] = f"{self.url}/keys/{secret.name}/{v.version}"
         return out
 
     def _item(self, secret: _Secret, v: _Version, *, with_version: bool) -> Json:
@@ -1113,6 +1199,8 @@ class FakeKeyVault:
             out["tags"] = dict(v.tags)
         if v.content_type is not None:
             out["contentType"] = v.content_type
+        if v.managed:
+            out["managed"] = True
         return out
 
     def _deleted_fields(self, deleted: _Deleted) -> Json:
@@ -1136,7 +1224,8 @@ class FakeKeyVault:
         self._raise_if_deleted(name)
         secret = self._secrets.setdefault(key, _Secret(name))
         now = _now()
-        version = _Version(uuid.uuid4().hex, value, content_type, tags, enabled, nbf, exp, now, now)
+        version = _Version(uuid.uuid4().hex, value, content_type, tags, enabled, nbf, exp, now, now,
+                           time.monotonic() + self._read_lag)
         secret.versions.append(version)
         return version
 
@@ -1201,6 +1290,8 @@ class FakeKeyVault:
             isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
         ):
             raise _bad("The property 'tags' must be an object of string values.")
+        if len(tags) > MAX_TAGS:
+            raise _bad(f"The number of tags ({len(tags)}) exceeds the maximum of {MAX_TAGS}.")
         return dict(tags)
 
     def _page(self, items: list[Json], query: dict[str, str], path: str) -> Json:
@@ -1222,8 +1313,11 @@ class FakeKeyVault:
                 offset = int(json.loads(_unb64url(skiptoken))["offset"])
             except (ValueError, KeyError, TypeError):
                 raise _bad("The $skiptoken query parameter is invalid.") from None
-        page = items[offset : offset + size]
-        next_offset = offset + size
+        take = size
+        if self.short_pages:
+            take = 0 if offset == 0 and not skiptoken else min(size, 2)
+        page = items[offset : offset + take]
+        next_offset = offset + take
         next_link = None
         if next_offset < len(items):
             token = _b64url(json.dumps({"offset": next_offset}).encode())
@@ -1240,6 +1334,8 @@ class FakeKeyVault:
         value = payload.get("value")
         if not isinstance(value, str):
             raise _bad("The request body property 'value' is required and must be a string.")
+        if len(value.encode("utf-8")) > MAX_VALUE_BYTES:
+            raise _bad(f"The secret value exceeds the maximum size of {MAX_VALUE_BYTES} bytes.")
         content_type = payload.get("contentType")
         if content_type is not None and not isinstance(content_type, str):
             raise _bad("The property 'contentType' must be a string.")
@@ -1299,15 +1395,15 @@ class FakeKeyVault:
 
     def _list_secrets(self, query: dict[str, str]) -> tuple[int, Json]:
         items = [
-            self._item(self._secrets[key], self._secrets[key].latest, with_version=False)
+            self._item(self._secrets[key], self._secrets[key].visible()[-1], with_version=False)
             for key in sorted(self._secrets)
-            if not self._is_pending(key, "recovering")
+            if not self._is_pending(key, "recovering") and self._secrets[key].visible()
         ]
         return 200, self._page(items, query, "/secrets")
 
     def _list_versions(self, name: str, query: dict[str, str]) -> tuple[int, Json]:
         secret = self._secrets.get(name.lower())
-        versions = secret.versions if secret else []
+        versions = secret.visible() if secret else []
         if self.version_order == "id":
             versions = sorted(versions, key=lambda v: v.version)
         items = [self._item(secret, v, with_version=True) for v in versions] if secret else []
@@ -1355,6 +1451,8 @@ class FakeKeyVault:
         del self._deleted[key]
         self._secrets[key] = deleted.secret
         self._start_pending(name, "recovering")
+        if self._recovering_writes:
+            self._settling[key] = self._recovering_writes
         return 200, self._bundle(deleted.secret, deleted.secret.latest, value=False)
 
     def _purge(self, name: str) -> tuple[int, None]:

@@ -564,3 +564,108 @@ def uuid_str() -> str:
     import uuid
 
     return str(uuid.uuid4())
+
+
+# ------------------------------------------------------------------ as strict as the service
+
+
+def test_limits_the_service_enforces(fake: FakeKeyVault, client: SecretClient) -> None:
+    with pytest.raises(HttpResponseError, match="maximum of 15") as info:
+        client.set_secret(name(), value(), tags={f"t{i}": "x" for i in range(16)})
+    assert info.value.status_code == 400
+    client.set_secret(name(), value(), tags={f"t{i}": "x" for i in range(15)})
+    with pytest.raises(HttpResponseError, match="maximum size") as info:
+        client.set_secret(name(), "x" * (25 * 1024 + 1))
+    assert info.value.status_code == 400
+    client.set_secret(name(), "x" * (25 * 1024))
+
+
+def test_unknown_api_version_is_refused(fake: FakeKeyVault) -> None:
+    with fake.make_client(api_version="2099-01-01") as c, \
+            pytest.raises(HttpResponseError, match="not recognized") as info:
+        c.get_secret(name())
+    assert info.value.status_code == 400
+    with fake.make_client() as c:  # the SDK's default is one the service knows
+        with pytest.raises(ResourceNotFoundError):
+            c.get_secret(name())
+        assert "api-version=2026-04-01" in fake.requests[-1].query
+
+
+def test_short_pages_with_next_link() -> None:
+    with FakeKeyVault(short_pages=True) as fake, fake.make_client() as client:
+        names = sorted(name() for _ in range(5))
+        for n in names:
+            fake.seed(n, value())
+        pages = [list(p) for p in client.list_properties_of_secrets(max_page_size=25).by_page()]
+        assert [len(p) for p in pages] == [0, 2, 2, 1]
+        assert [p.name for page in pages for p in page] == names
+
+
+def test_certificate_backed_secrets_are_listed_as_managed(fake: FakeKeyVault,
+                                                        client: SecretClient) -> None:
+    version = fake.seed_certificate("tls-cert")
+    listed = list(client.list_properties_of_secrets())
+    assert [(p.name, p.managed) for p in listed] == [("tls-cert", True)]
+    secret = client.get_secret("tls-cert")
+    assert secret.properties.managed and secret.properties.version == version
+    assert secret.properties.key_id == f"{fake.url}/keys/tls-cert/{version}"
+
+
+def test_read_lag_hides_new_versions_from_reads_and_listings(fake: FakeKeyVault,
+                                                             client: SecretClient) -> None:
+    n = name()
+    first = client.set_secret(n, value()).properties.version
+    fake.read_lag(0.4)
+    second = client.set_secret(n, value()).properties.version  # the PUT answers at once
+    assert client.get_secret(n).properties.version == first
+    assert [p.version for p in client.list_properties_of_secret_versions(n)] == [first]
+    with pytest.raises(ResourceNotFoundError):
+        client.get_secret(n, second)
+    fresh = name()
+    client.set_secret(fresh, value())
+    with pytest.raises(ResourceNotFoundError):
+        client.get_secret(fresh)
+    assert fresh not in [p.name for p in client.list_properties_of_secrets()]
+    time.sleep(0.45)
+    assert client.get_secret(n).properties.version == second
+    assert fresh in [p.name for p in client.list_properties_of_secrets()]
+
+
+def test_writes_right_after_recovery_are_refused_for_a_while(fake: FakeKeyVault,
+                                                             client: SecretClient) -> None:
+    n = name()
+    client.set_secret(n, value())
+    client.begin_delete_secret(n, **FAST).wait()
+    fake.recovering_writes(2)
+    client.begin_recover_deleted_secret(n, **FAST).wait()
+    for _ in range(2):
+        with pytest.raises(HttpResponseError) as info:
+            client.set_secret(n, value())
+        assert info.value.status_code == 409 and "ObjectIsBeingRecovered" in str(info.value)
+    client.set_secret(n, value())
+
+
+def test_throttle_without_retry_after_and_after_a_write(fake: FakeKeyVault) -> None:
+    with fake.make_client(retry_total=0) as c:
+        n = name()
+        c.set_secret(n, value())
+        fake.throttle(1, retry_after=None, after="PUT")
+        c.get_secret(n)  # not armed yet: no PUT since
+        c.set_secret(n, value())  # goes through; the next request is throttled
+        with pytest.raises(HttpResponseError) as info:
+            c.get_secret(n)
+        assert info.value.status_code == 429
+        assert "Retry-After" not in (info.value.response.headers or {})
+
+
+def test_challenge_names_the_configured_resource(fake: FakeKeyVault) -> None:
+    HttpChallengeCache.clear()
+    fake.challenge_resource = "https://vault.example"
+    try:
+        credential = StaticTokenCredential()
+        with fake.make_client(credential) as c, pytest.raises(ResourceNotFoundError):
+            c.get_secret(name())
+        assert credential.token_requests[0][0] == ("https://vault.example/.default",)
+    finally:
+        fake.challenge_resource = "https://vault.azure.net"
+        HttpChallengeCache.clear()

@@ -240,3 +240,98 @@ def test_no_command_prints_a_value(backend: Backend, cli: Cli) -> None:
     assert {"remoteKey", "property", "present"} <= set(rows[0])  # camelCase, as ESO
     revealed = cli("get", "POSTGRES_PASSWORD", "--env", "production", "--reveal")
     assert revealed.out.strip() in values  # the canary can fail: --reveal does print
+
+
+def test_soft_deleted_vault_version_stops_status_and_provision(
+        vault_backend: Backend, openbao, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli: Cli) -> None:
+    """A soft-deleted current version is "deleted", not every key "missing": provision
+    would otherwise mint a new value for every key, an outage for all that read them."""
+    _project(tmp_path, vault_backend, monkeypatch)
+    assert cli("provision", "--env", "production").code == 0
+    (path,) = vault_backend.raw()
+    before = vault_backend.raw()[path]
+    values = _values(vault_backend)
+    kv = openbao.client().secrets.kv.v2
+    current = kv.read_secret_version(path=path, mount_point="secret",
+                                     raise_on_deleted_version=True)["data"]["metadata"]["version"]
+    kv.delete_latest_version_of_secret(path=path, mount_point="secret")
+    for args in (["status", "--env", "production"], ["provision", "--env", "production"]):
+        result = cli(*args)
+        assert result.code == 6, result.text
+        assert "deleted" in result.err
+        assert f"bao kv undelete -mount=secret -versions={current} {path}" in result.err
+        assert_no_values(result.text, values)
+    kv.undelete_secret_versions(path=path, versions=[current], mount_point="secret")
+    assert vault_backend.raw()[path] == before  # nothing was written over it
+    assert cli("verify", "--env", "production").code == 0
+
+
+def test_kv_version_1_mount_makes_status_fail(openbao, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    mount = f"kv1-{secrets.token_hex(4)}"
+    openbao.client().sys.enable_secrets_engine("kv", path=mount, options={"version": "1"})
+    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    backend = Backend("vault", f"{{provider: vault, server: 'https://vault.example.com', "
+                      f"mount: {mount}, path: deparrow/production}}", dict, None, None)
+    _project(tmp_path, backend, monkeypatch)
+    result = cli("status", "--env", "production")
+    assert result.code != 0 and "KV version 2" in result.err, result.text
+
+
+def test_a_silent_store_gets_one_progress_line(
+        openbao, fault_proxy: Callable[..., Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    proxy = fault_proxy(openbao.port, mode="blackhole")
+    monkeypatch.setenv("VAULT_ADDR", proxy.url)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "1.5")
+    backend = Backend("vault", "{provider: vault, server: 'https://vault.example.com', "
+                      "path: deparrow/production}", dict, None, None)
+    _project(tmp_path, backend, monkeypatch)
+    result = cli("status", "--env", "production")
+    assert result.code == 3, result.text
+    progress = [line for line in result.err.splitlines() if line.startswith("waiting for")]
+    assert progress == [progress[0]] and f"vault at {proxy.url}" in progress[0], result.err
+    assert result.err.index("waiting for") < result.err.index("timed out")
+
+
+def test_history_of_a_version_aws_deleted(aws_backend: Backend, aws_env, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    """AWS deletes unlabelled versions beyond 100; one that goes between the listing and
+    the read is shown as unreadable, not as "the secret is scheduled for deletion"."""
+    from deparrow_secrets.stores import aws as aws_store
+    from servers import AwsShaped
+
+    _project(tmp_path, aws_backend, monkeypatch)
+    expire: list[tuple[str, str]] = []
+    original = aws_store.AwsStore.__init__
+
+    def shaped(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        hooks = AwsShaped(self.client, aws_env)
+
+        def listed(**_: Any) -> None:  # after the listing, before any read
+            for item in expire:
+                hooks.expire(*item)
+
+        self.client.meta.events.register(
+            "after-call.secrets-manager.ListSecretVersionIds", listed)
+
+    monkeypatch.setattr(aws_store.AwsStore, "__init__", shaped)
+    assert cli("provision", "--env", "production").code == 0
+    for _ in range(2):
+        new = secrets.token_urlsafe(32)
+        assert cli("set", "GRAFANA_ADMIN_PASSWORD", "--env", "production",
+                   stdin=new + "\n").code == 0
+    rows = cli("history", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "-o", "json")
+    assert rows.code == 0, rows.text
+    oldest = rows.json()["versions"][0]["version"]
+    assert rows.json()["versions"][0]["keyChange"] == "created"
+    expire.append((rows.json()["remoteKey"], oldest))
+    result = cli("history", "GRAFANA_ADMIN_PASSWORD", "--env", "production", "-o", "json")
+    assert result.code == 0, result.text
+    first = result.json()["versions"][0]
+    assert first["version"] == oldest and first["keyChange"] == "unreadable"
+    assert "scheduled for deletion" not in result.text

@@ -28,16 +28,20 @@ from deparrow_secrets.errors import (
     AccessDeniedError,
     ConfigError,
     ConflictError,
+    InputError,
     IntegrityError,
+    NotFoundError,
+    SoftDeletedError,
     StoreError,
     StoreUnavailableError,
+    UncertainWriteError,
 )
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores import open_store
 from deparrow_secrets.stores.aws import CURRENT, PENDING, PREVIOUS, AwsStore
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout, RemoteRef
-from servers import DelayProxy, MotoServer, free_port
+from servers import AwsShaped, DelayProxy, MotoServer, free_port, version_stages
 
 ENV = "production"
 
@@ -103,9 +107,11 @@ def inject(client: Any, event: str, make: Callable[[], BaseException], times: in
 
 
 def stages_of(moto: MotoServer, key: str) -> dict[str, list[str]]:
-    resp = moto.client("secretsmanager").list_secret_version_ids(
-        SecretId=key, IncludeDeprecated=True)
-    return {v["VersionId"]: sorted(v["VersionStages"]) for v in resp["Versions"]}
+    """Every version's stages, listed the way AWS shapes the answer (AwsShaped)."""
+    client = moto.client("secretsmanager")
+    AwsShaped(client, moto)
+    resp = client.list_secret_version_ids(SecretId=key, IncludeDeprecated=True)
+    return {v["VersionId"]: sorted(version_stages(v)) for v in resp["Versions"]}
 
 
 @pytest.fixture
@@ -127,6 +133,22 @@ class TestAwsConformance(StoreConformance):
     @pytest.fixture
     def second_store(self, aws_env: MotoServer, tmp_path: Path) -> Iterator[SecretStore]:
         with connect(tmp_path) as s:  # its own boto3 session and client
+            yield s
+
+
+class TestAwsConformanceAwsShaped(StoreConformance):
+    """The same suite with moto answering as AWS does (see servers.AwsShaped)."""
+
+    @pytest.fixture
+    def store(self, aws_env: MotoServer, tmp_path: Path) -> Iterator[SecretStore]:
+        with connect(tmp_path) as s:
+            AwsShaped(s.client, aws_env)
+            yield s
+
+    @pytest.fixture
+    def second_store(self, aws_env: MotoServer, tmp_path: Path) -> Iterator[SecretStore]:
+        with connect(tmp_path) as s:
+            AwsShaped(s.client, aws_env)
             yield s
 
 
@@ -551,20 +573,140 @@ def test_write_that_gives_up_says_outcome_unknown(
     with connect(tmp_path) as s:
         inject(s.client, "after-call.secrets-manager.CreateSecret", lost_response, 99)
         key = unique("unknown")
-        with pytest.raises(StoreUnavailableError, match="may or may not have been applied"):
+        with pytest.raises(StoreUnavailableError, match="may or may not have been applied: "
+                           "check with `deparrow-secrets history KEY --env production`"):
             s.write(key, group(), None)
         assert len(s.history(key)) == 1  # both attempts used one token: one version
 
 
 def test_secret_scheduled_for_deletion(store: AwsStore, aws_env: MotoServer) -> None:
+    """AWS refuses to update a secret scheduled for deletion (moto does not): the store
+    stops with the restore-secret hint, as for a soft-deleted Key Vault secret."""
+    shaped = AwsShaped(store.client, aws_env)
     key = unique("deleted")
-    store.write(key, group(), None)
-    aws_env.client("secretsmanager").delete_secret(SecretId=key)
-    with pytest.raises(ConflictError, match="scheduled for deletion") as info:
-        store.read(key)
-    assert "restore-secret" in str(info.value)
-    with pytest.raises(ConflictError, match="scheduled for deletion"):
-        store.write(key, group(), None)
+    v1 = store.write(key, group(), None)  # seen current just now: the update skips a check
+    shaped.direct.delete_secret(SecretId=key)
+    for attempt in (lambda: store.write(key, group(), v1), lambda: store.read(key),
+                    lambda: store.write(key, group(), None)):
+        with pytest.raises(SoftDeletedError, match="scheduled for deletion") as info:
+            attempt()
+        assert f"aws secretsmanager restore-secret --secret-id {key}" in str(info.value)
+        assert info.value.exit_code == 6
+    shaped.direct.restore_secret(SecretId=key)
+    assert [h.version for h in store.history(key)] == [v1]  # nothing was written
+
+
+def test_oversize_value_is_refused_before_any_call(store: AwsStore) -> None:
+    key = unique("big")
+    calls = Calls(store.client)
+    big = {"KEY_0": SecretValue(secrets.token_hex(32_768))}  # 65,536 characters + the JSON
+    with pytest.raises(InputError, match="65,536") as info:
+        store.write(key, big, None)
+    assert info.value.exit_code == 2 and calls.take() == []
+    assert big["KEY_0"].reveal() not in str(info.value)
+    fits = {"KEY_0": SecretValue(secrets.token_hex(32_000))}
+    store.write(key, fits, None)
+    assert store.read_value(key, "KEY_0") == fits["KEY_0"]
+
+
+@pytest.mark.parametrize("code", ["InvalidParameterException", "InvalidRequestException"])
+def test_losing_stage_move_is_a_conflict_whatever_the_code(
+        aws_env: MotoServer, tmp_path: Path, code: str) -> None:
+    stores = [connect(tmp_path) for _ in range(2)]
+    try:
+        for s in stores:
+            AwsShaped(s.client, aws_env, move_refusal_code=code)
+        key = unique("move-code")
+        base = stores[0].write(key, group(), None)
+        for s in stores:
+            s.read(key)  # both saw `base` current: both go straight to the stage move
+        candidates = [group(), group()]
+        outcomes = race_writers(list(stores), key, candidates, base)
+        winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
+        assert len(winners) == 1, outcomes
+        assert all(isinstance(o, (str, ConflictError)) for o in outcomes), outcomes
+        snap = stores[0].read(key)
+        assert snap is not None and dict(snap.values) == candidates[winners[0]]
+    finally:
+        for s in stores:
+            s.close()
+
+
+@pytest.mark.parametrize("code", ["InvalidParameterException", "InvalidRequestException"])
+def test_retried_move_that_succeeded_is_a_success_whatever_the_code(
+        store: AwsStore, aws_env: MotoServer, code: str) -> None:
+    AwsShaped(store.client, aws_env, move_refusal_code=code)
+    key = unique("move-retried")
+    v1 = store.write(key, group(), None)
+    inject(store.client, "after-call.secrets-manager.UpdateSecretVersionStage", lost_response, 1)
+    second = group()
+    v2 = store.write(key, second, v1)
+    snap = store.read(key)
+    assert snap is not None and snap.version == v2 and dict(snap.values) == second
+
+
+def test_stale_reads_after_a_lost_response_are_waited_out(store: AwsStore,
+                                                          aws_env: MotoServer) -> None:
+    """The retried move is refused (it had succeeded) and DescribeSecret still shows the
+    old state for a moment: the store looks again, backing off, instead of calling it a
+    conflict."""
+    shaped = AwsShaped(store.client, aws_env)
+    key = unique("stale")
+    v1 = store.write(key, group(), None)
+    inject(store.client, "after-call.secrets-manager.UpdateSecretVersionStage", lost_response, 1)
+    shaped.stale(key, 0.8)
+    second = group()
+    began = time.monotonic()
+    v2 = store.write(key, second, v1)
+    assert time.monotonic() - began >= 0.7  # it did wait for the reads to catch up
+    snap = store.read(key)
+    assert snap is not None and snap.version == v2 and dict(snap.values) == second
+
+
+def test_reads_stale_beyond_the_time_bound_say_the_outcome_is_unknown(
+        aws_env: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "1.5")
+    with connect(tmp_path) as s:
+        shaped = AwsShaped(s.client, aws_env)
+        key = unique("stale-long")
+        v1 = s.write(key, group(), None)
+        inject(s.client, "after-call.secrets-manager.UpdateSecretVersionStage", lost_response, 1)
+        shaped.stale(key, 60)
+        began = time.monotonic()
+        with pytest.raises(UncertainWriteError) as info:
+            s.write(key, group(), v1)
+        assert time.monotonic() - began < 3
+    text = str(info.value)
+    assert "may have raced another writer" in text and f"history KEY --env {ENV}" in text
+    assert info.value.exit_code == 5
+
+
+def test_deleted_version_in_history_read_and_rollback(store: AwsStore,
+                                                      aws_env: MotoServer) -> None:
+    """AWS deletes unlabelled versions beyond 100; reading one says "... it was deleted"."""
+    shaped = AwsShaped(store.client, aws_env)
+    key = unique("expired")
+    v1 = store.write(key, group(), None)
+    v2 = store.write(key, group(), v1)
+    v3 = store.write(key, group(), v2)
+    v4 = store.write(key, group(), v3)
+    hist = store.history(key)
+    assert [h.labels for h in hist if h.version == v1] == [()]  # listed without stages
+    shaped.expire(key, v1)  # between the listing and the read
+    with pytest.raises(NotFoundError, match="no longer exists") as info:
+        store.read(key, v1)
+    assert "scheduled for deletion" not in str(info.value)
+    assert v1 not in [h.version for h in store.history(key)]
+    with pytest.raises(NotFoundError, match="does not exist"):
+        store.rollback(key, v1)
+    # Deleted between rollback's listing and its stage move.
+    store.client.meta.events.register_first(
+        "before-parameter-build.secrets-manager.UpdateSecretVersionStage",
+        lambda **_: shaped.expire(key, v2), unique_id=f"expire-{v2}")
+    with pytest.raises(NotFoundError, match="no longer exists"):
+        store.rollback(key, v2)
+    snap = store.read(key)
+    assert snap is not None and snap.version == v4
 
 
 def test_list_pages_through_every_secret(store: AwsStore, aws_env: MotoServer) -> None:
@@ -619,3 +761,18 @@ def test_no_value_in_any_raised_error(store: AwsStore, aws_env: MotoServer,
         assert exc.__context__ is None or exc.__suppress_context__
         for v in values:
             assert v not in shown
+
+
+def test_helpers_read_listings_as_aws_shapes_them(store: AwsStore, aws_env: MotoServer) -> None:
+    """AWS omits VersionStages for an unlabelled version (moto sends []): helpers cope."""
+    AwsShaped(store.client, aws_env)
+    key = unique("shape")
+    v1 = store.write(key, group(), None)
+    v2 = store.write(key, group(), v1)
+    v3 = store.write(key, group(), v2)
+    listed = store.client.list_secret_version_ids(SecretId=key, IncludeDeprecated=True)
+    unlabelled = [v for v in listed["Versions"] if v["VersionId"] == v1]
+    assert unlabelled and "VersionStages" not in unlabelled[0]
+    assert [version_stages(v) for v in unlabelled] == [[]]
+    assert stages_of(aws_env, key)[v3] == sorted([CURRENT, PENDING])
+    assert {h.version: h.labels for h in store.history(key)}[v1] == ()

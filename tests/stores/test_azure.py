@@ -24,6 +24,7 @@ from deparrow_secrets.errors import (
     IntegrityError,
     NotFoundError,
     StoreUnavailableError,
+    UncertainWriteError,
 )
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores import azure as azure_mod
@@ -38,7 +39,7 @@ FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)
 
 @pytest.fixture(scope="module")
 def vault() -> Iterator[FakeKeyVault]:
-    with FakeKeyVault(vault_name="deparrow-kv", version_order="id") as fake:
+    with FakeKeyVault(vault_name="deparrow-kv", version_order="id", short_pages=True) as fake:
         yield fake
 
 
@@ -70,6 +71,21 @@ def name(label: str = "s") -> str:
 class TestAzureConformance(StoreConformance):
     @pytest.fixture
     def store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        with connect(fake) as s:
+            yield s
+
+    @pytest.fixture
+    def second_store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        with connect(fake) as s:
+            yield s
+
+
+class TestAzureConformanceUnderReadLag(StoreConformance):
+    """The same suite while new versions show in reads 0.2 s late."""
+
+    @pytest.fixture
+    def store(self, fake: FakeKeyVault) -> Iterator[AzureStore]:
+        fake.read_lag(0.2)
         with connect(fake) as s:
             yield s
 
@@ -119,7 +135,20 @@ def test_history_orders_same_second_writes_without_listing_order(store: AzureSto
     assert [h.current for h in hist] == [False] * 5 + [True]
 
 
-def test_write_and_read_cost(fake: FakeKeyVault, store: AzureStore) -> None:
+@pytest.fixture
+def full_pages() -> Iterator[FakeKeyVault]:
+    """A fake whose pages are full (the module's fake pages short, as the service may)."""
+    with FakeKeyVault(vault_name="deparrow-kv", version_order="id") as fake:
+        yield fake
+
+
+def test_write_and_read_cost(full_pages: FakeKeyVault) -> None:
+    fake = full_pages
+    with connect(fake) as store:
+        _write_and_read_cost(fake, store)
+
+
+def _write_and_read_cost(fake: FakeKeyVault, store: AzureStore) -> None:
     key = name("cost")
     store.read(key)  # the challenge round trip of a fresh client happens here
     fake.clear_requests()
@@ -303,7 +332,7 @@ def test_timeout_then_recovery(fake: FakeKeyVault) -> None:
         fake.delay(1.0)
         with pytest.raises(StoreUnavailableError) as info:
             s.read(key)
-        assert "timed out after 0.3 s" in str(info.value)
+        assert "within 0.3 s (timed out)" in str(info.value)
         assert_no_value(info.value, val)
         fake.delay(0)
         assert s.read_value(key, WHOLE) == val
@@ -386,8 +415,8 @@ def test_from_config_without_env_uses_the_config_url(monkeypatch: pytest.MonkeyP
 def test_put_timed_out_but_applied_is_not_a_conflict(fake: FakeKeyVault) -> None:
     """The retry repeats a PUT that the service carried out after all: same write, no conflict."""
     key = name("dup")
-    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=0.4)
-    with connect(fake, policy=policy) as s:
+    policy = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02, timeout=5.0)
+    with connect(fake, policy=policy, read_timeout=0.4) as s:  # each attempt: 0.4 s
         v1 = s.write(key, {WHOLE: value()}, None)
         val = value()
         fake.delay_next(1.0, method="PUT")
@@ -489,3 +518,161 @@ def test_wrong_client_secret_is_access_denied(tmp_path: Path) -> None:
         assert out["error"] == "AccessDeniedError"
         assert "access denied" in str(out["message"]) and "az login" in str(out["message"])
         assert fake.issued_tokens == [] and fake.secret_names() == []
+
+
+# ------------------------------------------------------------------ Key Vault on its own terms
+
+
+@pytest.mark.parametrize("writers", [2, 4])
+def test_racing_writers_under_read_lag_never_both_win(fake: FakeKeyVault, writers: int) -> None:
+    """Key Vault documents no read-your-writes: new versions show in reads 0.3 s late."""
+    stores = [connect(fake) for _ in range(writers)]
+    try:
+        for _ in range(6):
+            key = name("lag")
+            base_value = value()
+            base = stores[0].write(key, {WHOLE: base_value}, None)
+            fake.read_lag(0.3)
+            candidates = [value() for _ in stores]
+            outcomes = race_writers(list(stores), key, [{WHOLE: c} for c in candidates], base)
+            fake.read_lag(0)
+            assert all(isinstance(o, (str, ConflictError)) for o in outcomes), outcomes
+            winners = [i for i, o in enumerate(outcomes) if isinstance(o, str)]
+            assert len(winners) <= 1, outcomes
+            time.sleep(0.35)  # every version visible again
+            current = stores[0].read_value(key, WHOLE)
+            assert current == (candidates[winners[0]] if winners else base_value)
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_read_lag_beyond_what_the_store_waits_for_is_reported(fake: FakeKeyVault) -> None:
+    key = name("lag-long")
+    with connect(fake, policy=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05,
+                                          timeout=1.5)) as s:
+        v1 = s.write(key, {WHOLE: value()}, None)
+        fake.read_lag(5.0)
+        began = time.monotonic()
+        with pytest.raises(UncertainWriteError) as info:
+            s.write(key, {WHOLE: value()}, v1)
+        assert time.monotonic() - began < 3
+    text = str(info.value)
+    assert "may have raced another writer" in text and "history KEY --env staging" in text
+    assert info.value.exit_code == 5
+
+
+def test_write_right_after_recover_waits_out_object_is_being_recovered(
+        fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("recovering")
+    v1 = store.write(key, {WHOLE: value()}, None)
+    with fake.make_client() as sdk:
+        sdk.begin_delete_secret(key, _polling_interval=0.01).wait()
+    fake.recovering_writes(2)  # Key Vault: 409 ObjectIsBeingRecovered for a while
+    assert store.recover(key) == v1
+    new = value()
+    store.write(key, {WHOLE: new}, v1)
+    assert store.read_value(key, WHOLE) == new
+    assert [r.status for r in fake.requests if r.method == "PUT"][-3:] == [409, 409, 200]
+
+
+def test_throttled_without_retry_after_backs_off_exponentially(fake: FakeKeyVault) -> None:
+    key = name("throttle-bare")
+    policy = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=10.0,
+                         throttle_delay=0.2)
+    with connect(fake, policy=policy) as s:
+        val = value()
+        s.write(key, {WHOLE: val}, None)
+        fake.throttle(2, retry_after=None)
+        began = time.monotonic()
+        assert s.read_value(key, WHOLE) == val
+        assert time.monotonic() - began >= 0.2 + 0.4  # 1, 2, 4, ... times throttle_delay
+
+
+def test_throttled_confirmation_says_the_write_may_have_been_applied(
+        fake: FakeKeyVault) -> None:
+    key = name("half")
+    policy = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05, timeout=3.0,
+                         throttle_delay=0.05)
+    with connect(fake, policy=policy) as s:
+        v1 = s.write(key, {WHOLE: value()}, None)
+        new = value()
+        fake.throttle(10, retry_after=None, after="PUT")  # the PUT lands, its check is throttled
+        with pytest.raises(StoreUnavailableError) as info:
+            s.write(key, {WHOLE: new}, v1)
+        fake.clear_faults()
+        text = str(info.value)
+        assert "may have been applied" in text and "history KEY --env staging" in text
+        assert "throttled" in text
+        assert_no_value(info.value, new)
+        assert s.read_value(key, WHOLE) == new  # it was: the message did not lie
+
+
+def test_tag_and_size_limits(fake: FakeKeyVault, store: AzureStore) -> None:
+    key = name("limits")
+    many = {f"owner-{i}": "x" for i in range(16)}
+    v1 = fake.seed(key, value().reveal(), tags=many)  # the portal could not, but be strict
+    fake.clear_requests()
+    store.write(key, {WHOLE: value()}, v1)  # foreign tags are cut to what fits
+    with fake.make_client() as sdk:
+        assert len(sdk.get_secret(key).properties.tags or {}) <= 15
+        with pytest.raises(Exception, match="exceeds the maximum of 15"):
+            sdk.set_secret(name(), "v", tags={f"t{i}": "x" for i in range(16)})
+    fake.clear_requests()
+    too_big = SecretValue("x" * (25 * 1024 + 1))
+    with pytest.raises(InputError, match="25,600 bytes") as info:
+        store.write(name("big"), {WHOLE: too_big}, None)
+    assert fake.requests == [] and info.value.exit_code == 2
+    fits = SecretValue(secrets.token_hex(12_800))
+    store.write(key, {WHOLE: fits}, store.read(key).version)  # type: ignore[union-attr]
+    assert store.read_value(key, WHOLE) == fits
+
+
+def test_certificate_backed_secrets_are_listed_by_the_service_not_by_us(
+        fake: FakeKeyVault, store: AzureStore) -> None:
+    ours = name("ours")
+    store.write(ours, {WHOLE: value()}, None)
+    fake.seed_certificate("DEPARROW-TLS-CERT")
+    with fake.make_client() as sdk:
+        managed = {p.name: p.managed for p in sdk.list_properties_of_secrets()}
+    assert managed == {ours: None, "DEPARROW-TLS-CERT": True}
+    assert store.list("DEPARROW-") == [ours]
+
+
+def test_a_challenge_for_another_resource_gets_no_token(fake: FakeKeyVault) -> None:
+    """Even on loopback (where the SDK's own domain check must be off for the fake), the
+    credential is asked only for Key Vault's resource."""
+    from azure.keyvault.secrets._shared import HttpChallengeCache
+
+    HttpChallengeCache.clear()  # the SDK caches challenges per host:port, process-wide
+    fake.challenge_resource = "https://management.azure.com"
+    credential = StaticTokenCredential()
+    try:
+        with AzureStore(fake.url, credential, policy=FAST,
+                        connection_verify=fake.ca_path) as s, \
+                pytest.raises(AccessDeniedError, match="another domain") as info:
+            s.read(name())
+    finally:
+        fake.challenge_resource = "https://vault.azure.net"
+        HttpChallengeCache.clear()
+    assert credential.token_requests == [] and "no token was sent" in str(info.value)
+
+
+def test_challenge_check_stays_on_for_any_name_but_the_fakes_address(
+        fake: FakeKeyVault) -> None:
+    """`localhost` is a name anything can answer for: the SDK's check applies (the fake's
+    challenge names vault.azure.net, which localhost is not part of)."""
+    from azure.keyvault.secrets._shared import HttpChallengeCache
+
+    HttpChallengeCache.clear()
+    port = fake.url.rsplit(":", 1)[1]
+    credential = StaticTokenCredential()
+    with AzureStore(f"https://localhost:{port}", credential, policy=FAST,
+                    connection_verify=fake.ca_path) as s, \
+            pytest.raises(AccessDeniedError, match="another domain"):
+        s.read(name())
+    assert credential.token_requests == []
+    for url, on in (("https://deparrow-kv.vault.azure.net", True), (fake.url, False)):
+        with AzureStore(url, StaticTokenCredential(), policy=FAST) as s:
+            policies = s._client._client._config.authentication_policy  # the SDK's own
+            assert policies._verify_challenge_resource is on

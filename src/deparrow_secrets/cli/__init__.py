@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -91,6 +92,26 @@ def cli(ctx: click.Context, config_path: str | None, catalog_path: str | None) -
 
 
 def main(argv: list[str] | None = None) -> None:
+    import warnings
+
+    from deparrow_secrets.errors import Notice
+
+    with warnings.catch_warnings():
+        shown_before = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], filename: str,
+                 lineno: int, file: Any = None, line: str | None = None) -> None:
+            if issubclass(category, Notice):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                shown_before(message, category, filename, lineno, file, line)
+
+        warnings.simplefilter("always", Notice)
+        warnings.showwarning = show
+        _main(argv)
+
+
+def _main(argv: list[str] | None) -> None:
     from deparrow_secrets.errors import DeparrowError
 
     try:

@@ -15,10 +15,13 @@ from deparrow_secrets.operations.project import Project
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def env_option(required: bool = True, default: str | None = None) -> Callable[[F], F]:
-    return click.option("--env", "-e", "env_name", required=required and default is None,
-                        default=default, metavar="ENV",
-                        help="Environment: dev, staging or production.")
+DEFAULT_ENV = "dev"
+
+
+def env_option(default: str = DEFAULT_ENV) -> Callable[[F], F]:
+    """--env, with the same default (shown in --help) for every command."""
+    return click.option("--env", "-e", "env_name", default=default, show_default=True,
+                        metavar="ENV", help="Environment: dev, staging or production.")
 
 
 def output_option(*choices: str) -> Callable[[F], F]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -24,13 +24,21 @@ from deparrow_secrets.stores.layout import RemoteRef
 
 
 def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
-    from deparrow_secrets.operations.values_input import parse_values, read_values_file
+    from deparrow_secrets.operations.values_input import (
+        parse_values,
+        read_stdin,
+        read_values_file,
+    )
 
     supplied: dict[str, SecretValue] = {}
     if values_file:
         supplied.update(read_values_file(Path(values_file)))
     if from_stdin:
-        supplied.update(parse_values(sys.stdin.read(), "<stdin>"))
+        for key, value in parse_values(read_stdin(), "<stdin>").items():
+            if key in supplied:
+                raise InputError(f"'{key}' is given both in {values_file} and on stdin",
+                                 hint="give each value once; nothing was written")
+            supplied[key] = value
     return supplied
 
 
@@ -48,19 +56,26 @@ def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, Sec
 def provision(ctx: click.Context, env_name: str, values_file: str | None, from_stdin: bool,
               dry_run: bool, recover_deleted: bool, output: str) -> None:
     """Create every missing value of ENV; existing values are never overwritten."""
-    from deparrow_secrets.operations.provision import apply_provision, plan_provision
+    from deparrow_secrets.operations.provision import (
+        apply_provision,
+        check_supplied,
+        plan_provision,
+    )
+    from deparrow_secrets.operations.values_input import checked_value
 
     project = load_project(ctx)
     env = project.environment(env_name)
     supplied = _supplied_values(values_file, from_stdin)
+    check_supplied(project, supplied)
     with project.open_store(env, create=not dry_run) as store:
         plans = plan_provision(project, env, store, supplied)
         missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
         if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
             for key in missing_user:
                 desc = project.catalog.values[key].description
-                supplied[key] = SecretValue(click.prompt(f"{key} ({desc})", hide_input=True,
-                                                         confirmation_prompt=True))
+                typed = click.prompt(f"{key} ({desc})", hide_input=True,
+                                     confirmation_prompt=True)
+                supplied[key] = checked_value(typed, "<prompt>", key)
             plans = plan_provision(project, env, store, supplied)
         written: dict[str, str] = {}
         recovered: list[str] = []
@@ -119,7 +134,7 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
 
 
 @click.command("status")
-@env_option(default="dev")
+@env_option()
 @output_option()
 @click.pass_context
 def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
@@ -142,7 +157,7 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
 
 @click.command()
 @click.argument("key")
-@env_option(default="dev")
+@env_option()
 @click.option("--reveal", is_flag=True, help="Print the value itself to stdout.")
 @click.option("--version", "version", help="A specific version of the remote object.")
 @output_option()
@@ -153,6 +168,10 @@ def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str 
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)
+    if version is not None:
+        from deparrow_secrets.operations.history import check_version_id
+
+        check_version_id(version)
     with project.open_store(env, create=False) as store:
         snap = store.read(ref.key, version)
     value = snap.values.get(ref.property) if snap else None
@@ -185,9 +204,62 @@ def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
     return project.layout(env).ref(key)
 
 
-@click.command("set")
+class _ValueFreeCommand(click.Command):
+    """A command whose stray arguments are refused without being printed.
+
+    Click's own usage errors quote the offending argument, and for `set` a stray
+    argument is most likely the value itself (`set KEY VALUE`), or part of one that
+    starts with a dash. So the arguments are checked against the command's own options
+    before click sees them.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value: set[str] = set()
+        flags = set(ctx.help_option_names)
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                (flags if param.is_flag else takes_value).update(param.opts)
+        positional = 0
+        it = iter(args)
+        for arg in it:
+            if arg == "--":
+                positional += len(list(it))
+                break
+            if arg in flags:
+                continue
+            if arg in takes_value:
+                next(it, None)
+                continue
+            if arg.startswith("--") and arg.split("=", 1)[0] in takes_value:
+                continue
+            if len(arg) > 2 and arg[:2] in takes_value and not arg.startswith("--"):
+                continue  # -eVALUE
+            if arg.startswith("-") and arg != "-":
+                self._refuse(ctx)
+            positional += 1
+        if positional > 1:
+            self._refuse(ctx)
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            if isinstance(exc, click.BadParameter) and isinstance(exc.param, click.Option):
+                raise  # about an option's own argument (--from-file's path), not a value
+            if positional == 0:
+                raise  # e.g. KEY missing: nothing in argv that could be a value
+            self._refuse(ctx)
+
+    def _refuse(self, ctx: click.Context) -> NoReturn:
+        raise InputError(
+            f"{ctx.command_path} takes KEY and options only; an extra argument is not "
+            "shown, as it may be a value (a value on the command line would stay in shell "
+            "history and be visible in the process list)",
+            hint="pipe the value on stdin, run without it to be asked, or use --from-file "
+            "FILE; nothing was written")
+
+
+@click.command("set", cls=_ValueFreeCommand)
 @click.argument("key")
-@env_option(default="dev")
+@env_option()
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
 @click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
@@ -195,35 +267,34 @@ def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
 def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
             force: bool) -> None:
     """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
-    from deparrow_secrets.operations.values_input import read_single_value
+    from deparrow_secrets.operations.provision import set_value
+    from deparrow_secrets.operations.values_input import (
+        check_policy,
+        checked_value,
+        read_single_value,
+        read_stdin,
+        read_text_file,
+    )
 
     project = load_project(ctx)
     env = project.environment(env_name)
     ref = _ref(project, env, key)
     if from_file:
-        value = read_single_value(Path(from_file).read_text(encoding="utf-8"))
+        value = read_single_value(read_text_file(Path(from_file), "value file"), from_file)
     elif stdin_is_tty():
-        value = SecretValue(click.prompt(f"{key}", hide_input=True, confirmation_prompt=True))
+        value = checked_value(click.prompt(f"{key}", hide_input=True,
+                                           confirmation_prompt=True), "<prompt>", key)
     else:
-        value = read_single_value(sys.stdin.read())
-    if not value:
-        raise InputError(f"empty value for {key}", hint="nothing was written")
-    min_length = project.catalog.values[key].min_length
-    if len(value) < min_length and not force:
-        raise InputError(f"the value for {key} has {len(value)} characters; its policy asks "
-                         f"for at least {min_length}", hint="nothing was written; use a "
-                         "longer value, or --force")
+        value = read_single_value(read_stdin())
+    check_policy(project.catalog, key, value, force=force, offer_force=True)
     with project.open_store(env) as store:
-        snap = store.read(ref.key)
-        values = dict(snap.values) if snap else {}
-        values[ref.property] = value
-        version = store.write(ref.key, values, snap.version if snap else None)
+        version = set_value(project, env, store, key, value)
     click.echo(f"{key}: written to {env.name} at {ref.key}, version {version}")
 
 
 @click.command()
 @click.argument("key")
-@env_option(default="dev")
+@env_option()
 @output_option()
 @click.pass_context
 def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
@@ -255,41 +326,54 @@ def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
 @click.pass_context
 def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
              output: str) -> None:
-    """Make the previous (or --to) version of the remote object holding KEY current."""
+    """Restore KEY's previous value (or its value in --to VERSION) as a new version.
+
+    Only KEY changes: other keys held by the same remote object keep their values.
+    """
     from deparrow_secrets.operations.history import rollback_key
 
     project = load_project(ctx)
     env = project.environment(env_name)
     _ref(project, env, key)
-    with project.open_store(env, create=False) as store:
+    with project.open_store(env, create=False, writable=True) as store:
         result = rollback_key(project, env, store, key, version)
     if output == "json":
         print_json({"key": key, "environment": env.name, "remoteKey": result.remote_key,
-                    "version": result.version, "changedKeys": result.changed_keys})
+                    "version": result.version, "restoredFrom": result.restored_from,
+                    "changedKeys": result.changed_keys})
         return
-    click.echo(f"{env.name}: {result.remote_key} rolled back; current version is now "
-               f"{result.version}")
-    others = [k for k in result.changed_keys if k != key]
-    if key not in result.changed_keys:
-        click.echo(f"{key} had the same value in that version")
-    if others:
-        click.echo("also changed back (same remote object): " + ", ".join(others))
+    click.echo(f"{env.name}: {key} restored to its value of version {result.restored_from} "
+               f"of {result.remote_key}; current version is now {result.version} (no other "
+               "key changed)")
 
 
 @click.command("export")
-@env_option(default="dev")
+@env_option()
 @click.option("--format", "fmt", type=click.Choice(["env", "json"]), default="env",
               show_default=True)
 @click.option("--path", "output", type=click.Path(),
               help="env: a directory instead of the overlay; json: the file to write.")
+@click.option("--allow-non-dev", is_flag=True,
+              help="Also export an environment whose values live in a remote store "
+              "(staging, production): plaintext files on this disk.")
 @click.pass_context
-def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None) -> None:
-    """Write ENV's values to the files its secretGenerator reads (mode 0600)."""
-    from deparrow_secrets.operations.export import export
+def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
+               allow_non_dev: bool) -> None:
+    """Write ENV's values to the files its secretGenerator reads (mode 0600).
+
+    For dev. Other environments only with --allow-non-dev.
+    """
+    from deparrow_secrets.operations.export import check_allowed, export
 
     project = load_project(ctx)
     env = project.environment(env_name)
+    check_allowed(env, allow_non_dev)  # before connecting to anything
     with project.open_store(env, create=False) as store:
-        result = export(project, env, store, fmt, Path(output) if output else None)
+        result = export(project, env, store, fmt, Path(output) if output else None,
+                        allow_non_dev=allow_non_dev)
     for path in result.files:
         click.echo(f"wrote {path} (mode 0600)")
+    if env.uses_eso and result.files:
+        where = sorted({str(p.parent) for p in result.files})
+        click.echo(f"warning: {env.name} values are now in plaintext in "
+                   f"{', '.join(where)}; delete them when done", err=True)

@@ -21,7 +21,7 @@ def render(ctx: click.Context, check: bool, show_diff: bool, output: str) -> Non
     from deparrow_secrets.render.tree import check_tree, render_tree, write_tree
 
     project = load_project(ctx)
-    root = project.config.manifests_dir
+    root = project.manifests_dir
     files = render_tree(project.config, project.catalog)
     if check:
         diff = check_tree(root, files)
@@ -45,7 +45,7 @@ def render(ctx: click.Context, check: bool, show_diff: bool, output: str) -> Non
             click.echo(f"stale    {rel}")
         click.echo(f"{root}: out of date; run `deparrow-secrets render`", err=True)
         ctx.exit(EXIT_FINDINGS)
-    written = write_tree(root, files)
+    written = write_tree(root, files, project.config.root)
     if output == "json":
         print_json({"root": str(root), "files": list(files), "written": written})
         return
@@ -87,21 +87,26 @@ def quickstart(ctx: click.Context) -> None:
     root_obj = ctx.find_root().obj or {}
     cwd = Path.cwd()
     if not root_obj.get("config_path") and not (cwd / CONFIG_FILE).exists():
-        (cwd / CONFIG_FILE).write_text(DEFAULT_CONFIG, encoding="utf-8")
-        click.echo(f"wrote {CONFIG_FILE}")
+        from deparrow_secrets import safefiles
+
+        if safefiles.create_file(cwd, cwd / CONFIG_FILE, DEFAULT_CONFIG.encode("utf-8"),
+                                 mode=safefiles.PUBLIC_FILE):
+            click.echo(f"wrote {CONFIG_FILE}")
     project = load_project(ctx)
     config = project.config
-    gitfiles.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
-                            config.root / ".gitignore")
+    manifests_dir = project.manifests_dir  # refused before anything is written
     env = next((e for e in config.environments.values() if not e.uses_eso), None)
     if env is None:
         raise DeparrowError("no environment uses the embedded store (provider: local)",
                             hint="quickstart sets up dev; use provision/render for the others")
+    project.check_store_location(env)  # before anything is written
+    gitfiles.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
+                            config.root / ".gitignore")
     with project.open_store(env) as store:
         plans = plan_provision(project, env, store, {})
         result = apply_provision(project, env, store, plans, {})
         files = render_tree(config, project.catalog)
-        write_tree(config.manifests_dir, files)
+        write_tree(manifests_dir, files, config.root)
         exported = export(project, env, store)
         rows = status(project, env, store)
     click.echo(f"{env.name}: created {len(result.created_keys)} value(s) in "
@@ -110,7 +115,7 @@ def quickstart(ctx: click.Context) -> None:
     checked = validate_files(files)
     problems = list(checked.problems)
     kubectl = find_kubectl()
-    overlay = config.manifests_dir / overlay_dir(env)
+    overlay = manifests_dir / overlay_dir(env)
     if kubectl:
         try:
             kustomize_build(overlay, kubectl)
@@ -129,6 +134,10 @@ def quickstart(ctx: click.Context) -> None:
         for p in problems:
             click.echo(f"invalid: {p}", err=True)
         ctx.exit(EXIT_FINDINGS)
-    click.echo("manifests valid" + (" and kustomize build ok" if kubectl else ""))
+    if checked.skipped:
+        click.echo("manifests not fully validated (see above)"
+                   + ("; kustomize build ok" if kubectl else ""))
+    else:
+        click.echo("manifests valid" + (" and kustomize build ok" if kubectl else ""))
     rel = overlay.relative_to(config.root) if overlay.is_relative_to(config.root) else overlay
     click.echo(f"\nnext: kubectl apply -k {rel}")

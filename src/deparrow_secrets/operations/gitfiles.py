@@ -60,9 +60,17 @@ def ensure_ignored(path: Path, pattern: str, gitignore: Path) -> bool:
     """Add `pattern` to `gitignore` unless git already ignores `path`; True if added."""
     if is_ignored(path):
         return False
-    existing = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+    from deparrow_secrets import safefiles
+
+    try:
+        existing = safefiles.read_bytes(gitignore.parent, gitignore).decode(
+            "utf-8", "surrogateescape")
+    except FileNotFoundError:
+        existing = ""
     if pattern in existing.splitlines():
         return False
     sep = "" if not existing or existing.endswith("\n") else "\n"
-    gitignore.write_text(existing + sep + pattern + "\n", encoding="utf-8")
+    safefiles.write_file(gitignore.parent, gitignore,
+                         (existing + sep + pattern + "\n").encode("utf-8", "surrogateescape"),
+                         mode=safefiles.PUBLIC_FILE)
     return True

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.errors import NotFoundError
+from deparrow_secrets.errors import InputError, NotFoundError
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
-from deparrow_secrets.stores.layout import Layout
 
 
 @dataclass
@@ -51,30 +51,75 @@ def key_history(project: Project, env: EnvironmentConfig, store: SecretStore,
 @dataclass
 class RollbackResult:
     remote_key: str
-    version: str
-    changed_keys: list[str]  # catalog keys whose value the rollback changed
+    version: str  # the version current afterwards (a new one, holding the old value)
+    restored_from: str  # the version whose value of the key was restored
+    changed_keys: list[str]  # catalog keys whose value the rollback changed: only the key
+
+
+def _target(store: SecretStore, remote_key: str, prop: str, current: Snapshot,
+            version: str | None) -> tuple[str, SecretValue]:
+    """The version to restore the key from and its value there.
+
+    Default: the newest version before the current one in which the key had another
+    value (the key's previous value, whichever keys changed in between).
+    """
+    now = current.values.get(prop)
+    if version is not None:
+        old = store.read(remote_key, version)
+        value = old.values.get(prop) if old else None
+        if value is None:
+            raise NotFoundError(f"the key is not set in version {version}",
+                                remote_key=remote_key, hint="pick another version with "
+                                "`deparrow-secrets history KEY`")
+        return version, value
+    for info in reversed(store.history(remote_key)):
+        if info.version == current.version or info.current:
+            continue
+        try:
+            old = store.read(remote_key, info.version)
+        except NotFoundError:  # a deleted or destroyed version
+            continue
+        value = old.values.get(prop) if old else None
+        if value is not None and value != now:
+            return info.version, value
+    raise NotFoundError("no earlier version holds another value of this key: nothing to "
+                        "roll back", remote_key=remote_key)
 
 
 def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
                  version: str | None = None) -> RollbackResult:
-    """Roll back the whole remote object holding `key` (that is the stores' unit of
-    versioning, and AWS's AWSPREVIOUS); report every key whose value it changed."""
-    layout = project.layout(env)
-    ref = layout.ref(key)
-    before = store.read(ref.key)
-    current = store.rollback(ref.key, version)
-    after = store.read(ref.key)
-    return RollbackResult(ref.key, current, _changed(layout.objects().get(ref.key, []),
-                                                     layout, before, after))
+    """Restore `key`'s previous value (or its value in `version`) and nothing else.
+
+    The remote object holds other keys too; rolling the whole object back would revert
+    them as well. So the current content is written again as a new version with only
+    this key's property changed, with check-and-set on the version read: a concurrent
+    writer makes it fail (exit 5) instead of being undone.
+    """
+    ref = project.layout(env).ref(key)
+    if version is not None:
+        check_version_id(version)
+    current = store.read(ref.key)
+    if current is None:
+        raise NotFoundError("nothing to roll back: the object does not exist",
+                            remote_key=ref.key)
+    source, value = _target(store, ref.key, ref.property, current, version)
+    if current.values.get(ref.property) == value:
+        raise NotFoundError(f"{key} already has the value it had in version {source}: "
+                            "nothing to roll back", remote_key=ref.key)
+    values = dict(current.values)
+    values[ref.property] = value
+    new = store.write(ref.key, values, current.version)
+    return RollbackResult(ref.key, new, source, [key])
 
 
-def _changed(keys: list[str], layout: Layout, before: Snapshot | None,
-             after: Snapshot | None) -> list[str]:
-    out = []
-    for k in keys:
-        prop = layout.ref(k).property
-        old = before.values.get(prop) if before else None
-        new = after.values.get(prop) if after else None
-        if (old is None) != (new is None) or (old is not None and old != new):
-            out.append(k)
-    return out
+def check_version_id(version: str) -> None:
+    """A version id as the stores name them (digits, a UUID, a hex id); anything else
+    is bad input (exit 2), not a crash deep in a store."""
+    if not _VERSION_ID.fullmatch(version):
+        raise InputError(f"{version[:40]!r} is not a version id",
+                         hint="version ids are listed by `deparrow-secrets history KEY`")
+    if version.isdigit() and len(version) > 18:
+        raise NotFoundError(f"version {version[:40]} does not exist")
+
+
+_VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

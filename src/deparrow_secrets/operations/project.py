@@ -7,6 +7,7 @@ from pathlib import Path
 
 from deparrow_secrets.config.catalog import Catalog, load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, load_config
+from deparrow_secrets.errors import ConfigError
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout
 
@@ -27,26 +28,63 @@ class Project:
     def environment(self, name: str) -> EnvironmentConfig:
         return self.config.environment(name)
 
+    @property
+    def manifests_dir(self) -> Path:
+        """The configured tree, which must lie inside the project: `render` writes and
+        deletes there, so `manifests: ..` must not reach a sibling project."""
+        from deparrow_secrets import safefiles
+
+        path = self.config.manifests_dir
+        if not safefiles.inside(self.config.root, path):
+            raise ConfigError(f"manifests: {self.config.manifests!r} is not a directory "
+                              f"inside the project {self.config.root}",
+                              file=str(self.config.file) if self.config.file else None,
+                              key_path="manifests",
+                              hint="use a relative path below the project, e.g. "
+                              "`manifests: deparrow/k8s`")
+        return path
+
     def layout(self, env: EnvironmentConfig) -> Layout:
         return Layout(self.catalog, env)
 
-    def open_store(self, env: EnvironmentConfig, *, create: bool = True) -> SecretStore:
+    def open_store(self, env: EnvironmentConfig, *, create: bool = True,
+                   writable: bool | None = None) -> SecretStore:
         """The store of `env`, connected with the tool's own credentials.
 
         An embedded store that does not exist yet is created (its files git-ignored
         first, as they hold the key and the encrypted values) only with `create`;
         read-only commands pass create=False and see an empty store, writing nothing.
+        `writable` (default: `create`) is False for commands that only read: an embedded
+        store is then opened without creating or changing any file.
         """
         from deparrow_secrets.stores import open_store
 
         path = self.local_store_path(env)
-        if path is not None and not path.exists():
-            if not create:
-                from deparrow_secrets.stores.local import AbsentLocalStore
+        if path is None:
+            _say_endpoint_override(env)
+            return open_store(self.config, env)
+        from deparrow_secrets.stores.local import AbsentLocalStore, LocalStore, check_key_source
 
+        check_key_source()
+        self.check_store_location(env)
+        if not path.exists():
+            if not create:
                 return AbsentLocalStore(env.name, path)
             self._ignore_store_files(path)
-        return open_store(self.config, env)
+        return LocalStore.from_config(self.config, env, create=create,
+                                      read_only=not (create if writable is None else writable))
+
+    def check_store_location(self, env: EnvironmentConfig) -> None:
+        """Refuse an embedded store reached through a link inside the project.
+
+        A linked state directory would put the key and the database wherever it points,
+        possibly inside the repository where `git add -A` stages them.
+        """
+        from deparrow_secrets import safefiles
+
+        path = self.local_store_path(env)
+        if path is not None and safefiles.inside(self.config.root, path):
+            safefiles.check_path(self.config.root, path)
 
     def local_store_path(self, env: EnvironmentConfig) -> Path | None:
         """The embedded store file of `env` (None for remote providers)."""
@@ -72,3 +110,29 @@ class Project:
         gitfiles.ensure_ignored(path, f"/{rel.as_posix()}*", gitignore)
         key = path.with_suffix(".key")
         gitfiles.ensure_ignored(key, f"/{rel.with_suffix('.key').as_posix()}", gitignore)
+
+
+def _say_endpoint_override(env: EnvironmentConfig) -> None:
+    """One line on stderr when the shell's environment, not the configuration, decides
+    which server the store talks to (VAULT_ADDR, AWS_ENDPOINT_URL)."""
+    import os
+
+    from deparrow_secrets.errors import notice
+
+    if env.provider == "vault":
+        for name in ("VAULT_ADDR", "BAO_ADDR"):
+            address = os.environ.get(name)
+            if address:
+                configured = env.store.server
+                if address.rstrip("/") != (configured or "").rstrip("/"):
+                    notice(f"{env.name}: using Vault at {address} from ${name}"
+                           + (f" (the configuration says {configured})" if configured
+                              else ""))
+                return
+    elif env.provider == "aws":
+        for name in ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"):
+            address = os.environ.get(name)
+            if address:
+                notice(f"{env.name}: using the AWS Secrets Manager endpoint {address} "
+                       f"from ${name}, not AWS's own")
+                return

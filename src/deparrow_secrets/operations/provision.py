@@ -8,6 +8,7 @@ still missing is added, so concurrent or repeated runs converge.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -15,10 +16,18 @@ from deparrow_secrets.config.catalog import CatalogValue, GeneratePolicy
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import ConflictError, InputError, SoftDeletedError
 from deparrow_secrets.operations.project import Project
+from deparrow_secrets.operations.values_input import check_policy
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
 
-CONFLICT_ATTEMPTS = 3
+CONFLICT_ATTEMPTS = 5
+
+
+def _backoff(attempt: int) -> None:
+    """A short random pause before retrying a lost check-and-set, so writers that
+    collided do not collide again in lockstep."""
+    if attempt:
+        time.sleep(secrets.randbelow(50 * attempt) / 1000)
 
 
 def generate(policy: GeneratePolicy) -> SecretValue:
@@ -68,15 +77,22 @@ def _action(value: CatalogValue, present: bool, supplied: Mapping[str, SecretVal
     return "missing-user"
 
 
+def check_supplied(project: Project, supplied: Mapping[str, SecretValue]) -> None:
+    """Every supplied value names a catalog key and meets its policy, as `set` requires;
+    checked before any store is opened or created."""
+    for key, value in supplied.items():
+        if key not in project.catalog.values:
+            raise InputError(f"'{key}' is not in the catalog",
+                             hint="known keys: " + ", ".join(project.catalog.values))
+        check_policy(project.catalog, key, value)
+
+
 def wanted_values(project: Project, env: EnvironmentConfig,
                   supplied: Mapping[str, SecretValue]) -> list[CatalogValue]:
     """The environment's needed values, plus optional ones the user supplied."""
     needed = project.catalog.needed(env.ha, env.optional_keys)
     names = {v.name for v in needed}
-    for key in supplied:
-        if key not in project.catalog.values:
-            raise InputError(f"'{key}' is not in the catalog",
-                             hint="known keys: " + ", ".join(project.catalog.values))
+    check_supplied(project, supplied)
     extra = [project.catalog.values[k] for k in supplied if k not in names]
     return needed + extra
 
@@ -134,6 +150,7 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
     for i, plan in enumerate(plans):
         for attempt in range(CONFLICT_ATTEMPTS):
             if attempt:
+                _backoff(attempt)
                 values = [project.catalog.values[k.key] for k in plan.keys]
                 plan = plan_object(project, env, plan.remote_key, values,
                                    store.read(plan.remote_key), supplied)
@@ -157,3 +174,25 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
                     raise
     result.plans = plans
     return result
+
+
+def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
+              value: SecretValue) -> str:
+    """Write `value` as `key`, keeping every other property of its remote object.
+
+    Check-and-set on the version read; when another writer changed the object in
+    between (e.g. `set` of another key of it), read again and retry, as provision does.
+    Returns the new version.
+    """
+    ref = project.layout(env).ref(key)
+    for attempt in range(CONFLICT_ATTEMPTS):
+        _backoff(attempt)
+        snap = store.read(ref.key)
+        values = dict(snap.values) if snap else {}
+        values[ref.property] = value
+        try:
+            return store.write(ref.key, values, snap.version if snap else None)
+        except ConflictError:
+            if attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -9,8 +9,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deparrow_secrets import safefiles
 from deparrow_secrets.config.catalog import Catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
+from deparrow_secrets.errors import InputError
 from deparrow_secrets.render import manifests
 from deparrow_secrets.render.yamlout import GENERATED, dump_documents
 
@@ -69,17 +71,43 @@ class TreeDiff:
 
 
 def _generated_files(root: Path) -> list[str]:
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():
         return []
     out = []
-    for path in root.rglob("*.yaml"):
-        try:
-            head = path.read_text(encoding="utf-8")[: len(GENERATED)]
-        except (OSError, UnicodeDecodeError):
-            continue
-        if head == GENERATED:
-            out.append(path.relative_to(root).as_posix())
-    return out
+    for dirpath, _subdirs, filenames in os.walk(root):  # os.walk does not enter links
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not name.endswith(".yaml") or path.is_symlink():
+                continue
+            try:
+                with path.open("rb") as fh:
+                    head = fh.read(len(GENERATED.encode()))
+            except OSError:
+                continue
+            if head == GENERATED.encode():
+                out.append(path.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def _read_current(root: Path, rel: str) -> str | None:
+    """The file's text; None if absent. A directory, link or non-UTF-8 file is a note."""
+    path = root / rel
+    try:
+        data = safefiles.read_bytes(root, path)
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise _Unreadable("is a directory, not a file") from None
+    except InputError as exc:
+        raise _Unreadable(exc.message.removeprefix(f"{path} ")) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"is not UTF-8 text (byte {exc.start})") from None
+
+
+class _Unreadable(Exception):
+    pass
 
 
 def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
@@ -87,11 +115,15 @@ def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
 
     diff = TreeDiff()
     for rel, content in files.items():
-        path = root / rel
-        if not path.exists():
+        try:
+            current = _read_current(root, rel)
+        except _Unreadable as exc:
+            diff.changed.append(rel)
+            diff.diffs[rel] = f"{rel}: {exc}; `deparrow-secrets render` replaces it\n"
+            continue
+        if current is None:
             diff.missing.append(rel)
             continue
-        current = path.read_text(encoding="utf-8")
         if current != content:
             diff.changed.append(rel)
             diff.diffs[rel] = "".join(difflib.unified_diff(
@@ -101,20 +133,34 @@ def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
     return diff
 
 
-def write_tree(root: Path, files: dict[str, str]) -> list[str]:
-    """Write what differs (each file replaced atomically); return the paths written."""
+def write_tree(root: Path, files: dict[str, str], project_root: Path | None = None) -> list[str]:
+    """Write what differs (each file replaced atomically); return the paths written.
+
+    Nothing is written or deleted outside `project_root` (default: `root` itself), and
+    no link inside it is followed.
+    """
+    trusted = project_root or root
+    for rel in files:  # refused before anything is written, not half-way through
+        safefiles.check_path(trusted, root / rel)  # inside the project, through no link
+        if (root / rel).is_dir():
+            raise InputError(f"{root / rel} is a directory, where render writes a file",
+                             hint="move that directory away, then run the command again")
     written = []
     for rel, content in files.items():
         path = root / rel
-        if path.exists() and path.read_text(encoding="utf-8") == content:
+        try:
+            unchanged = _read_current(root, rel) == content if root.is_dir() else False
+        except _Unreadable:
+            unchanged = False
+        except FileNotFoundError:
+            unchanged = False
+        if unchanged:
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        tmp.write_text(content, encoding="utf-8")
-        os.replace(tmp, path)
+        safefiles.write_file(trusted, path, content.encode("utf-8"),
+                             mode=safefiles.PUBLIC_FILE)
         written.append(rel)
     for rel in _generated_files(root):
         if rel not in files:
-            (root / rel).unlink()
+            safefiles.remove_file(trusted, root / rel)
             written.append(rel)
     return written

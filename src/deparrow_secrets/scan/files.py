@@ -3,8 +3,9 @@
 Inside a repository, directories are listed with `git ls-files -co --exclude-standard`
 (tracked plus untracked files that are not ignored), so `.gitignore` is honoured the
 way git itself honours it. Outside one, the tree is walked (skipping `.git`). Files
-named explicitly are taken as given. Symlinks and excluded directories (the embedded
-store, exported env files) are skipped. Only paths go to git's argv.
+named explicitly are taken as given, even inside an excluded directory. Symlinks, and
+excluded directories (the embedded store, exported env files) found while listing a
+directory, are skipped. Only paths go to git's argv.
 """
 
 from __future__ import annotations
@@ -70,8 +71,9 @@ def list_files(paths: Sequence[Path], excluded: Sequence[Path] = (),
     excluded = [Path(os.path.abspath(d)) for d in excluded]
     out: dict[Path, None] = {}
 
-    def keep(path: Path, explicit: bool) -> None:
-        if _excluded(path, excluded) or path.is_symlink() or not path.is_file():
+    def keep(path: Path, explicit: bool, skip: Sequence[Path] = ()) -> None:
+        if (not explicit and _excluded(path, skip)) or path.is_symlink() \
+                or not path.is_file():
             return
         if not explicit and wanted_suffixes is not None and not (
             path.name.lower().endswith(wanted_suffixes) or path.name in wanted_names
@@ -84,15 +86,19 @@ def list_files(paths: Sequence[Path], excluded: Sequence[Path] = (),
         if not path.exists():
             raise DeparrowError(f"{given}: no such file or directory")
         if path.is_file():
+            # Named explicitly (as the pre-commit hook names a force-added export file):
+            # read, whatever a walk of the tree would skip.
             keep(path, explicit=True)
             continue
+        # A directory named explicitly is read even if it is (inside) an excluded one.
+        skip = [d for d in excluded if d != path and not path.is_relative_to(d)]
         listed = _git_ls_files(path, ["."]) if _inside_repo(path) else None
         if listed is None:
             for found in _walk(path):
-                keep(found, explicit=False)
+                keep(found, explicit=False, skip=skip)
         else:
             for rel in listed:
-                keep(path / rel, explicit=False)
+                keep(path / rel, explicit=False, skip=skip)
     return sorted(out)
 
 

@@ -89,7 +89,7 @@ def environment_values(project: Project, env: EnvironmentConfig,
                     f"({store_path}): no known values to look for")
     layout = project.layout(env)
     wanted = [v.name for v in project.catalog.values.values() if v.source in SECRET_SOURCES]
-    with project.open_store(env) as store:
+    with project.open_store(env, create=False) as store:
         read = layout.read(store, wanted)
     values = {key: got.value for key, got in read.items()
               if got.value is not None and len(got.value) >= MIN_LENGTH}

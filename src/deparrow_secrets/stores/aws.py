@@ -26,7 +26,15 @@ Check-and-set (Secrets Manager has none natively):
   it would cost a third call); the next update's PutSecretValue moves it away. It means
   nothing to ESO, which reads AWSCURRENT. `history()` shows stages as AWS has them.
 
-moto (the test server) differs from AWS in two ways handled here: ListSecretVersionIds
+On AWS's terms (docs/stores.md has the details): a refused stage move is classified by
+where AWSCURRENT is, not by its (undocumented) error code; reads that contradict the
+refusal are eventually-consistent stale reads and are looked at again, backing off,
+within the call's time bound (then UncertainWriteError); a version AWS deleted (it keeps
+100 unlabelled ones) is "no longer exists", not "scheduled for deletion"; a secret
+scheduled for deletion refuses updates (SoftDeletedError, restore-secret hint); a
+SecretString over 65,536 bytes is refused before any call.
+
+moto (the test server) differs from AWS in two more ways handled here: ListSecretVersionIds
 on a missing secret answers HTTP 500 (AWS: ResourceNotFoundException), and it reports
 the listing time as every version's CreatedDate (ties keep the listing order).
 
@@ -37,7 +45,8 @@ web identity, instance roles); region from AWS_REGION / AWS_DEFAULT_REGION, else
 environment's `store.region`; endpoint from AWS_ENDPOINT_URL (or
 AWS_ENDPOINT_URL_SECRETS_MANAGER), which botocore reads itself. botocore's own
 retries are off (one attempt per call): call_with_retry is the only retry layer, so
-DEPARROW_SECRETS_RETRIES bounds the attempts and DEPARROW_SECRETS_TIMEOUT each one.
+DEPARROW_SECRETS_RETRIES bounds the attempts and DEPARROW_SECRETS_TIMEOUT the whole
+operation.
 """
 
 from __future__ import annotations
@@ -57,14 +66,24 @@ from deparrow_secrets.errors import (
     AccessDeniedError,
     ConfigError,
     ConflictError,
+    InputError,
     IntegrityError,
     NotFoundError,
+    SoftDeletedError,
     StoreError,
     StoreUnavailableError,
+    UncertainWriteError,
 )
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
-from deparrow_secrets.stores.retry import RetryPolicy, call_with_retry
+from deparrow_secrets.stores.retry import (
+    CallTimeout,
+    RetryPolicy,
+    Throttled,
+    bounded,
+    call_with_retry,
+    remaining,
+)
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -75,6 +94,12 @@ CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
 PENDING = "DEPARROW_PENDING"
 FRESH_SECONDS = 10.0
+MAX_SECRET_BYTES = 65_536
+"""Secrets Manager's limit on a SecretString (UTF-8 bytes)."""
+# Errors AWS may give for a stage move whose RemoveFromVersionId no longer holds the
+# label (undocumented: moto says InvalidParameterException, AWS InvalidRequestException).
+_MOVE_REFUSED = frozenset({"InvalidParameterException", "InvalidRequestException",
+                           "ResourceNotFoundException"})
 """An expected version this store saw current so recently skips the DescribeSecret check."""
 
 _PRINCIPAL_TIMEOUT = 2.0
@@ -106,11 +131,13 @@ _KMS = frozenset({
 
 
 class _AwsCode(Exception):
-    """A service error the caller asked to handle itself (only its code is kept)."""
+    """A service error the caller asked to handle itself (its code, and the error to
+    translate if the caller decides it is not what it handles)."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, error: BaseException | None = None) -> None:
         super().__init__(code)
         self.code = code
+        self.error = error
 
 
 def _code(exc: BaseException) -> str:
@@ -126,6 +153,10 @@ def _status(exc: BaseException) -> int:
 def _message(exc: BaseException) -> str:
     response = getattr(exc, "response", None) or {}
     return str((response.get("Error") or {}).get("Message") or "")
+
+
+def _throttled(exc: BaseException) -> Throttled | None:
+    return Throttled() if _code(exc) in _THROTTLING or _status(exc) == 429 else None
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -207,6 +238,11 @@ class AwsStore(SecretStore):
         return cls(env.name, env.store.region, prefix=env.remote_path)
 
     @property
+    def policy(self) -> RetryPolicy:
+        """Retries and the time bound of every operation."""
+        return self._policy
+
+    @property
     def session(self) -> Any:
         """The boto3 session (profile, credentials), for other AWS services of the tool."""
         return self._session
@@ -239,11 +275,13 @@ class AwsStore(SecretStore):
             return self._unavailable(exc, attempts, key, what)
 
         try:
-            return call_with_retry(fn, _is_transient, self._policy, give_up)
+            return call_with_retry(fn, _is_transient, self._policy, give_up,
+                                   throttled=_throttled,
+                                   waiting_for=f"Secrets Manager at {self.endpoint}")
         except ClientError as exc:
             code = _code(exc)
             if code in handle:
-                raise _AwsCode(code) from None
+                raise _AwsCode(code, exc) from None
             raise self._translate(exc, key, what) from None
         except BotoCoreError as exc:
             raise self._translate(exc, key, what) from None
@@ -276,6 +314,8 @@ class AwsStore(SecretStore):
                     f"and retry, or raise DEPARROW_SECRETS_RETRIES (now {self._policy.attempts})")
         elif code or _status(exc):
             reason = f"server error {code or ''} (HTTP {_status(exc)})".replace("  ", " ")
+        elif isinstance(exc, CallTimeout):
+            reason = f"no complete answer within {exc.seconds:g}s (timed out)"
         elif isinstance(exc, ReadTimeoutError):
             reason = f"no response within {timeout:g}s (timed out)"
         elif isinstance(exc, ConnectTimeoutError):
@@ -285,8 +325,9 @@ class AwsStore(SecretStore):
         else:
             reason = f"connection failed ({type(exc).__name__})"
         if what in ("write", "rollback"):
-            hint += (f"; the {what} may or may not have been applied: read the object "
-                     "before trying again")
+            hint += (f"; the {what} may or may not have been applied: check with "
+                     f"`deparrow-secrets history KEY --env {self.environment}` before "
+                     "trying again")
         return self._err(StoreUnavailableError,
                          f"Secrets Manager unavailable during {what} after {attempts} "
                          f"attempt(s): {reason} ({self._where()})", key, hint)
@@ -445,6 +486,7 @@ class AwsStore(SecretStore):
                             "put-secret-value (every property a string)")
         return {k: SecretValue(v) for k, v in data.items()}
 
+    @bounded
     def read(self, key: str, version: str | None = None) -> Snapshot | None:
         if version is None:
             try:
@@ -460,15 +502,33 @@ class AwsStore(SecretStore):
             try:
                 resp = self._call(key, "read", lambda: self._client.get_secret_value(
                     SecretId=key, VersionId=version),
-                    handle=frozenset({"ResourceNotFoundException"}))
-            except _AwsCode:
-                raise self._err(NotFoundError, f"version {version} does not exist",
-                                key) from None
+                    handle=frozenset({"ResourceNotFoundException", "InvalidRequestException"}))
+            except _AwsCode as refused:
+                raise self._version_gone(key, version, refused) from None
         got = str(resp["VersionId"])
         values = self._parse(key, got, resp)
         if CURRENT in (resp.get("VersionStages") or ()):
             self._saw_current(key, got)
         return Snapshot(key, got, values)
+
+    def _version_gone(self, key: str, version: str, refused: _AwsCode) -> StoreError:
+        """Why a named version cannot be read: the secret is scheduled for deletion, or
+        the version is gone (AWS deletes unlabelled versions beyond 100 once they are a day
+        old, and says InvalidRequestException "... because it was deleted")."""
+        if refused.code == "InvalidRequestException":
+            try:
+                resp = self._call(key, "read", lambda: self._client.describe_secret(
+                    SecretId=key), handle=frozenset({"ResourceNotFoundException"}))
+            except _AwsCode:
+                resp = {}
+            if resp.get("DeletedDate"):
+                return self._deleted(key)
+            if resp:
+                return self._err(NotFoundError, f"version {version} no longer exists: "
+                                 "Secrets Manager deleted it (it keeps at most 100 versions "
+                                 "without a staging label)", key,
+                                 hint="name another version (see the history)")
+        return self._err(NotFoundError, f"version {version} does not exist", key)
 
     def _versions(self, key: str) -> list[dict[str, Any]]:
         """Every version (deprecated ones too) in the service's order; [] if no secret."""
@@ -504,6 +564,7 @@ class AwsStore(SecretStore):
             if not token:
                 return out
 
+    @bounded
     def history(self, key: str) -> list[VersionInfo]:
         versions = self._versions(key)
         # Oldest first. Ties (moto reports one date for all; AWS has milliseconds) keep
@@ -518,6 +579,7 @@ class AwsStore(SecretStore):
                                    CURRENT in stages, stages))
         return out
 
+    @bounded
     def list(self, prefix: str = "") -> list[str]:
         names: list[str] = []
         token: str | None = None
@@ -539,12 +601,14 @@ class AwsStore(SecretStore):
 
     # ------------------------------------------------------------------ writes
 
+    @bounded
     def write(self, key: str, values: Mapping[str, SecretValue],
               expected_version: str | None) -> str:
         payload = json.dumps({str(k): SecretValue(v).reveal() for k, v in values.items()},
                              ensure_ascii=False)
         # One token per logical write, reused by every retry of every call below.
         token = str(uuid.uuid4())
+        self._check_size(key, payload)
         if expected_version is None:
             return self._create(key, payload, token)
         return self._update(key, payload, expected_version, token)
@@ -577,16 +641,29 @@ class AwsStore(SecretStore):
                          hint="read it and write with its current version")
 
     def _deleted(self, key: str) -> StoreError:
-        return self._err(ConflictError, "the secret is scheduled for deletion", key,
+        return self._err(SoftDeletedError, "the secret is scheduled for deletion: it cannot be "
+                         "read or updated until it is restored (nothing was written)", key,
                          hint=f"restore it (aws secretsmanager restore-secret --secret-id "
                          f"{key}) or wait until the deletion is done")
 
-    def _stages(self, key: str, what: str) -> dict[str, list[str]] | None:
-        """DescribeSecret's version -> stages map (labelled versions only); None if absent."""
+    def _describe(self, key: str, what: str) -> dict[str, Any] | None:
+        """DescribeSecret (metadata, no value); None if the secret does not exist.
+
+        A secret scheduled for deletion raises SoftDeletedError: AWS refuses to update it.
+        """
         try:
             resp = self._call(key, what, lambda: self._client.describe_secret(SecretId=key),
                               handle=frozenset({"ResourceNotFoundException"}))
         except _AwsCode:
+            return None
+        if resp.get("DeletedDate"):
+            raise self._deleted(key)
+        return dict(resp)
+
+    def _stages(self, key: str, what: str) -> dict[str, list[str]] | None:
+        """DescribeSecret's version -> stages map (labelled versions only); None if absent."""
+        resp = self._describe(key, what)
+        if resp is None:
             return None
         return {str(k): list(v) for k, v in (resp.get("VersionIdsToStages") or {}).items()}
 
@@ -600,43 +677,84 @@ class AwsStore(SecretStore):
         return self._err(ConflictError, f"changed since it was read (now version {now}, "
                          f"expected {expected})", key, hint="read it again and retry")
 
+    def _check_size(self, key: str, payload: str) -> None:
+        size = len(payload.encode("utf-8"))
+        if size > MAX_SECRET_BYTES:
+            raise InputError(f"[environment {self.environment}, provider aws, remote key "
+                             f"{key}] the object's JSON is {size:,} bytes; a Secrets Manager "
+                             f"secret holds at most {MAX_SECRET_BYTES:,} (nothing was sent)",
+                             hint="shorten the values, or move some keys to another group")
+
     def _update(self, key: str, payload: str, expected: str, token: str) -> str:
         if not self._recently_current(key, expected):
             stages = self._stages(key, "write")
             if stages is None or CURRENT not in stages.get(expected, ()):
                 raise self._conflict(key, expected, stages)
-        gone = frozenset({"ResourceNotFoundException"})
         try:
             self._call(key, "write", lambda: self._client.put_secret_value(
                 SecretId=key, SecretString=payload, ClientRequestToken=token,
-                VersionStages=[PENDING]), handle=gone)
-        except _AwsCode:
+                VersionStages=[PENDING]),
+                handle=frozenset({"ResourceNotFoundException", "InvalidRequestException"}))
+        except _AwsCode as refused:
+            # Gone, or (InvalidRequestException) scheduled for deletion: ask, do not parse
+            # the message. Anything else is the refusal as AWS gave it.
+            stages = self._stages(key, "write")
+            if stages is not None and refused.error is not None:
+                raise self._translate(refused.error, key, "write") from None
             raise self._conflict(key, expected, None) from None
         try:
             self._call(key, "write", lambda: self._client.update_secret_version_stage(
                 SecretId=key, VersionStage=CURRENT, MoveToVersionId=token,
-                RemoveFromVersionId=expected),
-                handle=frozenset({"InvalidParameterException", "ResourceNotFoundException"}))
-        except _AwsCode:
-            # Refused: `expected` no longer holds AWSCURRENT. Unless it is ours already
-            # (a retried move whose first response was lost), someone else won.
-            stages = self._stages(key, "write")
-            if stages is not None and CURRENT in stages.get(token, ()):
-                self._saw_current(key, token)
-                return token
-            if stages is not None and PENDING in stages.get(token, ()):
-                self._drop_pending(key, token)
-            raise self._conflict(key, expected, stages) from None
+                RemoveFromVersionId=expected), handle=_MOVE_REFUSED)
+        except _AwsCode as refused:
+            return self._settle_refused_move(key, expected, token, refused)
         self._saw_current(key, token)
         return token
+
+    def _settle_refused_move(self, key: str, expected: str, token: str,
+                             refused: _AwsCode) -> str:
+        """What a refused stage move meant, from where AWSCURRENT is (not from the code).
+
+        On our version: a retried move whose first answer was lost; ours is current. On
+        another version: someone else won; ConflictError. Still on `expected`: AWS refused
+        the move because `expected` no longer holds the label, so the read is stale
+        (Secrets Manager reads are eventually consistent): look again, backing off, within
+        the call's time bound; if it never settles, say that the outcome is unknown.
+        """
+        pause = 0.1
+        while True:
+            stages = self._stages(key, "write")
+            if stages is None:
+                raise self._conflict(key, expected, None) from None
+            holder = next((v for v, s in stages.items() if CURRENT in s), None)
+            if holder == token:
+                self._saw_current(key, token)
+                return token
+            if holder is not None and holder != expected:
+                if PENDING in stages.get(token, ()):
+                    self._drop_pending(key, token)
+                raise self._conflict(key, expected, stages) from None
+            if pause >= remaining(self._policy):
+                break
+            time.sleep(pause)
+            pause *= 2
+        self._forget(key)
+        raise self._err(UncertainWriteError,
+                        f"the write may have raced another writer: Secrets Manager refused to "
+                        f"make the new version {token} current ({refused.code}) but still "
+                        f"reports version {expected} current", key,
+                        hint="reads can lag behind writes; check what is current with "
+                        "`deparrow-secrets history KEY --env " + self.environment
+                        + "` before writing again")
 
     def _drop_pending(self, key: str, version: str) -> None:
         """Best effort: a losing version keeps no label (AWS may then expire it)."""
         with contextlib.suppress(_AwsCode, StoreError):
             self._call(key, "write", lambda: self._client.update_secret_version_stage(
                 SecretId=key, VersionStage=PENDING, RemoveFromVersionId=version),
-                handle=frozenset({"InvalidParameterException", "ResourceNotFoundException"}))
+                handle=_MOVE_REFUSED)
 
+    @bounded
     def rollback(self, key: str, version: str | None = None) -> str:
         """Move AWSCURRENT back to `version` (default: the AWSPREVIOUS one); AWS moves
         AWSPREVIOUS to the version that was current. Returns the version now current."""
@@ -651,7 +769,9 @@ class AwsStore(SecretStore):
                 raise self._err(NotFoundError, "no previous version (AWSPREVIOUS) to roll "
                                 "back to", key)
         elif version not in {v.version for v in versions}:
-            raise self._err(NotFoundError, f"version {version} does not exist", key)
+            raise self._err(NotFoundError, f"version {version} does not exist (or no longer: "
+                            "Secrets Manager deletes unlabelled versions beyond 100)", key,
+                            hint="name another version (see the history)")
         if version == current:
             self._saw_current(key, version)
             return version
@@ -662,19 +782,25 @@ class AwsStore(SecretStore):
         try:
             self._call(key, "rollback",
                        lambda: self._client.update_secret_version_stage(**kwargs),
-                       handle=frozenset({"InvalidParameterException",
-                                         "ResourceNotFoundException"}))
+                       handle=_MOVE_REFUSED)
         except _AwsCode:
             stages = self._stages(key, "rollback")
             if stages is not None and CURRENT in stages.get(version, ()):
                 self._saw_current(key, version)
                 return version  # our retried move had gone through
+            if stages is not None and version not in {str(v.get("VersionId"))
+                                                      for v in self._versions(key)}:
+                raise self._err(NotFoundError, f"version {version} no longer exists: "
+                                "Secrets Manager deleted it (it keeps at most 100 versions "
+                                "without a staging label)", key,
+                                hint="name another version (see the history)") from None
             raise self._conflict(key, current or "none", stages) from None
         self._saw_current(key, version)
         return version
 
     # ------------------------------------------------------------------ health
 
+    @bounded
     def health(self) -> Health:
         """ListSecrets (one name, no value) proves reach and credentials; STS adds who."""
         kwargs: dict[str, Any] = {"MaxResults": 1}

@@ -10,11 +10,14 @@ credential from `DefaultAzureCredential()` (environment service principal, workl
 identity, managed identity, `az login`, ...). TLS trust follows azure-core: the standard
 `REQUESTS_CA_BUNDLE` is honoured; `connection_verify=` passes a CA file or False.
 The SDK's own retries are turned off (`retry_total=0`): transient faults (429, 408, 5xx,
-connection errors, timeouts of `RetryPolicy.timeout` seconds) are retried by
-`call_with_retry`, then reported as one StoreUnavailableError. 403 is AccessDeniedError
+409 ObjectIsBeingRecovered, connection errors) are retried by `call_with_retry` within
+the operation's time bound (429 after its Retry-After, else 1, 2, 4, 8, 16 s), then
+reported as one StoreUnavailableError. 403 is AccessDeniedError
 naming the principal (`appid=...;oid=...`, nothing else of the service message); 401 after
 the challenge, or a credential that cannot get a token, is AccessDeniedError with an
-`az login` / workload identity hint. SDK exceptions are never chained (`from None`):
+`az login` / workload identity hint. The challenge's resource is checked against the
+vault's domain (the SDK's check, off only for the fake's loopback address) and tokens are
+requested for Key Vault's resource only. SDK exceptions are never chained (`from None`):
 their text can quote requests.
 
 Versions are Key Vault's (32 hex digits). `read(key)` is `get_secret(name)`: the latest
@@ -25,69 +28,27 @@ resolution in Key Vault), breaking ties with the chain tags below and the servic
 id, not by time).
 
 Check-and-set. Key Vault has no conditional write (no ETag/If-Match on secrets), so
-`write` runs an optimistic protocol. Every version we write carries the tags
-`deparrow-previous` (the version that was latest when we checked, or `none`) and
-`deparrow-write` (a random id of this write, so a PUT repeated by the retry loop is
-recognised as ours). A write:
-
-1. lists the versions (S0), then gets the latest (L0): S0 then holds exactly the versions
-   up to L0. If L0 is not `expected_version` (nor a restore of it, see 4) -> ConflictError,
-   nothing written. (Creating skips the listing: a 404 means there is nothing before.)
-2. PUTs the value with the tags.
-3. lists the versions again, then gets the latest (L1). The write wins iff the first
-   version created after L0 among the candidates (versions chained from L0, and untagged
-   versions written outside this tool) is ours. Order within Key Vault's one-second
-   `created` resolution is only what can be proven: a later second, the chain tags, "L1
-   is newer than everything listed before it", and what other writers of the same race
-   published (4, 5). Undecided -> one more look; still undecided -> treated as lost.
-4. a loser whose version is the latest (so its value is what ESO would read) writes a
-   *restore*: the winner's value again as the newest version, tagged
-   `deparrow-restores=<winner>`. If it cannot tell who won, it restores the base value
-   (L0's) and looks once more: a winner that committed meanwhile gets its value restored.
-   A restore counts as the version it restores for the next check-and-set, so a winner
-   can go on writing with the version id it was given.
-5. a winner tags its version `deparrow-committed=true`, then gets the latest once more; if
-   a loser of its race (or a restore of something else) is newest, it writes its own
-   value again. Commit-then-look (5) against restore-then-look (4) guarantees that one of
-   the two sees the other.
-
-Outcome of any race between writers of this tool: at most one writer returns a version;
-if one does, its value is current when the racers are done; if none does (possible when
-three or more writers hit the same second and nobody can prove who was first), the base
-value is current again. A two-writer race always has exactly one winner. ConflictError
-means "your value is not current" -- except in an undecided race of three or more writers
-to *create* a secret: there is no earlier value to restore, so one loser's value stays
-(the next write must re-read it, like any other).
-
-Costs: read 1 GET. Update: 3 GET + 1 PUT + 1 PATCH (commit tag) + 2 version listings (1
-call per 25 versions); creating skips the first listing. A race costs its losers one more
-GET + PUT, sometimes one more listing, and an undecided writer one more listing + GET.
-
-Remaining windows, honestly: (a) a writer killed between its PUT and its check, or a
-loser killed before its restore, leaves its value current although nobody was told of
-success; the next writer holding the older version id gets ConflictError and must re-read;
-`history` shows it. (b) a write outside this protocol (portal, `az`, another tool: no
-tags) racing ours within the same second makes ours lose (we cannot prove we came first);
-its value or the restored one may end up current. (c) restores and re-assertions are
-unconditional writes: a further writer that checked and PUT between a restorer's look and
-its PUT can be overwritten by that restore (it needs a slow restorer and a complete
-read-write-check cycle of the other inside that gap). (d) it all assumes Key Vault's
-"latest" (GET without version) is the most recently created version and that listings
-are read-your-writes consistent, which is how the service behaves for one vault.
+`write` runs an optimistic protocol: tags chain every version to the one it replaced
+(`deparrow-previous`) and name its write (`deparrow-write`); after its PUT a writer waits
+until its own version shows in reads (Key Vault documents no read-your-writes guarantee;
+the tolerated lag is READ_LAG_TOLERANCE seconds within the call's time bound, beyond it
+UncertainWriteError), then decides from the listing whether it came first after the
+version it read; a winner tags itself `deparrow-committed`, a loser whose value became
+current writes the winner's value back (`deparrow-restores`). At most one writer of a
+race returns a version, and its value is current when the racers are done. The protocol,
+its proof sketch, costs and remaining windows are in docs/stores.md.
 
 Soft delete: writing a name that is soft-deleted fails in Key Vault (409
-ObjectIsDeletedButRecoverable); we raise SecretSoftDeletedError (an IntegrityError: the
+ObjectIsDeletedButRecoverable); we raise SecretSoftDeletedError (a SoftDeletedError: the
 store is in a state that needs a decision) with the `az keyvault secret recover` hint,
-and never purge or recreate silently. `recover(key)` recovers it (bounded wait);
-`deleted()` names the soft-deleted secrets; `list()` does not include them.
+and never purge or recreate silently. `recover(key)` recovers it (bounded wait; writes
+answered 409 ObjectIsBeingRecovered right after it are retried); `deleted()` names the
+soft-deleted secrets; `list()` does not include them.
 
 Tests run the real SDK against `tests/fakes/azure_keyvault.py`, an in-process HTTPS fake
-of the Key Vault secrets REST API (challenge auth, versions, tags, paging, soft delete,
-recover, 403/429/5xx/delay injection, versions listed in id order as the service does)
-and, for `DefaultAzureCredential`, Entra ID's discovery and client-credentials token
-endpoints. It is a fake, not Key Vault: no RBAC or access policies (an all-or-nothing deny
-switch), opaque tokens instead of signed JWTs, no workload-identity federation or managed
-identity, no replication delay, and throttling is injected, not measured.
+of the Key Vault secrets REST API as strict as the service where the store depends on it
+(read lag, 429 without Retry-After, ObjectIsBeingRecovered, tag and size limits, short
+pages, certificate-backed secrets); docs/stores.md says what it does not model.
 """
 
 from __future__ import annotations
@@ -95,6 +56,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -112,11 +74,19 @@ from deparrow_secrets.errors import (
     SoftDeletedError,
     StoreError,
     StoreUnavailableError,
+    UncertainWriteError,
 )
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE, Health, SecretStore, Snapshot, VersionInfo
 from deparrow_secrets.stores.layout import AZURE_NAME
-from deparrow_secrets.stores.retry import RetryPolicy, call_with_retry
+from deparrow_secrets.stores.retry import (
+    CallTimeout,
+    RetryPolicy,
+    Throttled,
+    bounded,
+    call_with_retry,
+    remaining,
+)
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -133,9 +103,17 @@ VERSION = re.compile(r"[0-9a-f]{32}")
 # Key Vault data-plane DNS suffixes of the public and sovereign clouds.
 _VAULT_DOMAINS = (".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net",
                   ".vault.microsoftazure.de", ".managedhsm.azure.net")
-_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# The test fake's own addresses: only there may the SDK skip checking that the challenge
+# names the vault's domain (a name such as `localhost` can be answered by anything).
+_LOOPBACK = ("127.0.0.1", "::1", "[::1]")
+# Resources a Key Vault challenge may name; a token is never requested for anything else.
+_KEY_VAULT_RESOURCES = frozenset(d.lstrip(".") for d in _VAULT_DOMAINS)
+MAX_VALUE_BYTES = 25 * 1024  # Key Vault's limit on a secret value
+READ_LAG_TOLERANCE = 5.0
+"""Seconds a write waits for its own new version to show in reads (see the docstring)."""
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_TAGS = 15  # Key Vault limit per secret version
+_RECOVERING = "ObjectIsBeingRecovered"
 
 _LABEL_LOSER = "conflict-loser"
 _LABEL_RESTORE = "restore"
@@ -144,6 +122,35 @@ _LABEL_DISABLED = "disabled"
 
 class SecretSoftDeletedError(SoftDeletedError):
     """The secret name is soft-deleted: it must be recovered (or purged) before reuse."""
+
+
+class _KeyVaultTokensOnly:
+    """The credential as the SDK sees it: it hands out tokens for Key Vault's own resource
+    only, so a server that challenges for another audience (Azure Resource Manager, Graph,
+    ...) gets no token, whatever its address."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+
+    @staticmethod
+    def _check(scopes: tuple[str, ...]) -> None:
+        for scope in scopes:
+            resource = (urlsplit(scope).hostname or "").lower()
+            if resource not in _KEY_VAULT_RESOURCES:
+                raise ValueError("the challenge names another domain than Key Vault's")
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self._check(scopes)
+        return self._credential.get_token(*scopes, **kwargs)
+
+    def close(self) -> None:
+        """The store closes the credential it owns itself."""
+
+
+class _KeyVaultTokenInfoOnly(_KeyVaultTokensOnly):
+    def get_token_info(self, *scopes: str, options: Any = None) -> Any:
+        self._check(scopes)
+        return self._credential.get_token_info(*scopes, options=options)
 
 
 def _default_credential() -> Any:
@@ -317,6 +324,7 @@ class AzureStore(SecretStore):
         connection_verify: str | bool | None = None,
         polling_interval: float = 1.0,
         recover_timeout: float = 60.0,
+        read_lag_tolerance: float = READ_LAG_TOLERANCE,
         owns_credential: bool = False,
         **client_kwargs: Any,
     ) -> None:
@@ -326,6 +334,7 @@ class AzureStore(SecretStore):
         self.policy = policy or RetryPolicy.from_env()
         self._polling_interval = polling_interval
         self._recover_timeout = recover_timeout
+        self._read_lag_tolerance = read_lag_tolerance
         self._credential = credential
         self._owns_credential = owns_credential
         host = (urlsplit(self.vault_url).hostname or "").lower()
@@ -341,7 +350,9 @@ class AzureStore(SecretStore):
         if connection_verify is not None:
             kwargs["connection_verify"] = connection_verify
         kwargs.update(client_kwargs)
-        self._client = secrets_mod.SecretClient(self.vault_url, credential, **kwargs)
+        guarded = (_KeyVaultTokenInfoOnly if hasattr(credential, "get_token_info")
+                   else _KeyVaultTokensOnly)(credential)
+        self._client = secrets_mod.SecretClient(self.vault_url, guarded, **kwargs)
 
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> AzureStore:
@@ -385,6 +396,9 @@ class AzureStore(SecretStore):
             return not _is_tls_failure(exc)
         if isinstance(exc, ClientAuthenticationError):
             return False
+        if isinstance(exc, HttpResponseError) and exc.status_code == 409:
+            # Writes right after a recovery: Key Vault still finishing it.
+            return _error_code(exc) == _RECOVERING
         return isinstance(exc, HttpResponseError) and exc.status_code in _TRANSIENT_STATUS
 
     def _where(self, key: str | None) -> str:
@@ -402,6 +416,8 @@ class AzureStore(SecretStore):
             else:
                 if status is not None:
                     reason = f"answered {status} {_error_code(exc)}".rstrip()
+                elif isinstance(exc, CallTimeout):
+                    reason = f"sent no complete answer within {exc.seconds:g} s (timed out)"
                 elif isinstance(exc, ServiceResponseTimeoutError) or "timed out" in str(exc):
                     reason = f"timed out after {self.policy.timeout:g} s"
                 else:
@@ -481,9 +497,25 @@ class AzureStore(SecretStore):
             "or rerun `provision` with --recover-deleted; purging instead destroys "
             "its history")
 
+    @staticmethod
+    def _throttled(exc: BaseException) -> Throttled | None:
+        """A 429, with the Retry-After it carries if any (Key Vault's may carry none)."""
+        from azure.core.exceptions import HttpResponseError
+
+        if not isinstance(exc, HttpResponseError) or exc.status_code != 429:
+            return None
+        headers = getattr(exc.response, "headers", None) or {}
+        raw = headers.get("Retry-After")
+        try:
+            return Throttled(float(raw)) if raw else Throttled()
+        except ValueError:
+            return Throttled()
+
     def _call(self, fn: Callable[[], T], key: str | None, doing: str) -> T:
         try:
-            return call_with_retry(fn, self._is_transient, self.policy, self._give_up(key))
+            return call_with_retry(fn, self._is_transient, self.policy, self._give_up(key),
+                                   throttled=self._throttled,
+                                   waiting_for=f"Key Vault at {self.vault_url}")
         except StoreError:
             raise
         except Exception as exc:
@@ -559,6 +591,7 @@ class AzureStore(SecretStore):
 
     # ------------------------------------------------------------------ interface
 
+    @bounded
     def read(self, key: str, version: str | None = None) -> Snapshot | None:
         self._check_name(key)
         if version is not None and not VERSION.fullmatch(version.lower()):
@@ -572,6 +605,7 @@ class AzureStore(SecretStore):
         return Snapshot(key, str(secret.properties.version),
                         {WHOLE: SecretValue(secret.value or "")})
 
+    @bounded
     def write(self, key: str, values: Mapping[str, SecretValue],
               expected_version: str | None) -> str:
         if set(values) != {WHOLE} or not isinstance(values[WHOLE], SecretValue):
@@ -579,14 +613,61 @@ class AzureStore(SecretStore):
                              "{WHOLE: SecretValue(...)}")
         self._check_name(key)
         value = values[WHOLE]
+        size = len(value.reveal().encode("utf-8"))
+        if size > MAX_VALUE_BYTES:
+            raise InputError(f"[environment {self.environment}, provider azure] {key}: the "
+                             f"value is {size:,} bytes; a Key Vault secret holds at most "
+                             f"{MAX_VALUE_BYTES:,} bytes (nothing was sent)",
+                             hint="store a smaller value (or a reference to where it lives)")
         expected = expected_version.lower() if expected_version else None
         base, base_props, before = self._check_expected(key, expected)
         write_id = secrets.token_hex(8)
         tags = {**_foreign_tags((base_props.tags or {}) if base_props else {}),
                 TAG_PREVIOUS: base or NO_PREVIOUS, TAG_WRITE: write_id}
         content_type = base_props.content_type if base_props else None
-        ours = self._put(key, value.reveal(), tags, content_type)
-        return self._settle(key, base, before, ours, write_id, value, content_type)
+        try:
+            ours = self._put(key, value.reveal(), tags, content_type)
+            return self._settle(key, base, before, ours, write_id, value, content_type)
+        except StoreUnavailableError as exc:
+            # The PUT was sent: its version may be current although we could not confirm
+            # (or even see) it. Say so, and how to look, instead of a plain failure.
+            raise self._err(StoreUnavailableError, exc.message.split("] ", 1)[-1]
+                            + "; the new value was sent and may have been applied", key,
+                            hint=self._verify_hint(key)) from None
+
+    def _verify_hint(self, key: str) -> str:
+        return (f"check what is current before writing again: `deparrow-secrets history KEY "
+                f"--env {self.environment}` (KEY is the catalog key of {key}), or `az "
+                f"keyvault secret list-versions --vault-name {self.vault_name} --name {key}`")
+
+    def _look(self, key: str, version: str, older: set[str]
+              ) -> tuple[dict[str, _Version], str | None, Any | None]:
+        """The versions and the latest once `version` (just written) shows in both.
+
+        Key Vault documents no read-your-writes consistency. A version written after
+        another becomes visible after it, so once our own version is listed, every version
+        created before it is too, and the race can be judged as if reads did not lag.
+        Waits up to the read-lag tolerance (never past the call's time bound), then says
+        that the outcome cannot be known.
+        """
+        waited = 0.0
+        pause = 0.05
+        limit = min(self._read_lag_tolerance, remaining(self.policy) - 0.2)
+        while True:
+            listed = self._versions(key)
+            latest, props = self._latest_id(key)
+            if version in listed and latest and latest not in older:
+                return listed, latest, props
+            if waited + pause > limit:
+                raise self._err(
+                    UncertainWriteError,
+                    f"the write may have raced another writer: its new version {version} "
+                    f"did not show in Key Vault's reads within {max(waited, 0.0):.1f} s "
+                    "(reads can lag behind writes), so it could not be checked against "
+                    "other writers", key, hint=self._verify_hint(key))
+            time.sleep(pause)
+            waited += pause
+            pause = min(pause * 2, 0.5)
 
     def _check_expected(self, key: str, expected: str | None
                         ) -> tuple[str | None, Any | None, dict[str, _Version]]:
@@ -631,10 +712,9 @@ class AzureStore(SecretStore):
         """Steps 3-4: did our PUT come first after `base`? Commit, or restore the winner."""
         token = base or NO_PREVIOUS
         facts: list[tuple[str, set[str]]] = []
+        older = set(before) | ({base} if base else set())
         for _ in range(2):  # an undecided race gets one more look for what others published
-            listed = self._versions(key)
-            latest, latest_props = self._latest_id(key)
-            listed.setdefault(ours.id, ours)
+            listed, latest, latest_props = self._look(key, ours.id, older)
             if latest and latest_props is not None:  # newer than the listing: tags count too
                 listed.setdefault(latest, _version_of(latest_props))
             if latest:
@@ -698,9 +778,11 @@ class AzureStore(SecretStore):
                     _descends(tags.get(TAG_PREVIOUS), mine, listed, set(listed))
                     or tags.get(TAG_PREVIOUS) not in listed):
                 return  # a later write that read ours (or one we cannot place)
-            self._put(key, value.reveal(), {**_foreign_tags(ours.tags), TAG_PREVIOUS: latest,
-                                            TAG_RESTORES: ours.id,
-                                            TAG_WRITE: secrets.token_hex(8)}, content_type)
+            again = self._put(key, value.reveal(), {**_foreign_tags(ours.tags),
+                                                    TAG_PREVIOUS: latest, TAG_RESTORES: ours.id,
+                                                    TAG_WRITE: secrets.token_hex(8)},
+                              content_type)
+            self._look(key, again.id, set())
         except StoreError:
             pass
 
@@ -717,7 +799,7 @@ class AzureStore(SecretStore):
         if t is None:
             if base is None:
                 return ""
-            restored = self._rewrite(key, base, latest)
+            restored = self._rewrite(key, base, latest)  # returns once it shows in reads
             listed = self._versions(key)
             committed = [k for k, v in listed.items() if k not in mine and v.committed
                          and _competes(v, token)]
@@ -739,8 +821,11 @@ class AzureStore(SecretStore):
             return ""
         tags = {**_foreign_tags(old.properties.tags or {}), TAG_PREVIOUS: latest,
                 TAG_RESTORES: source, TAG_WRITE: secrets.token_hex(8)}
-        return self._put(key, old.value or "", tags, old.properties.content_type).id
+        restored = self._put(key, old.value or "", tags, old.properties.content_type).id
+        self._look(key, restored, set())  # readers see the value that stands once we return
+        return restored
 
+    @bounded
     def list(self, prefix: str = "") -> list[str]:
         def call() -> list[str]:
             return [str(p.name) for p in self._client.list_properties_of_secrets()
@@ -749,6 +834,7 @@ class AzureStore(SecretStore):
         names = self._call(call, None, "list secrets")
         return sorted(n for n in names if n.startswith(prefix))
 
+    @bounded
     def history(self, key: str) -> list[VersionInfo]:
         self._check_name(key)
         listed = self._versions(key)
@@ -775,6 +861,7 @@ class AzureStore(SecretStore):
             out.append(VersionInfo(v.id, v.created_on, v.id == current, tuple(labels)))
         return out
 
+    @bounded
     def previous_version(self, key: str) -> str:
         """The newest version before the current one with different content.
 
@@ -798,6 +885,7 @@ class AzureStore(SecretStore):
                     return v.version
         raise self._err(NotFoundError, "no previous version to roll back to", key)
 
+    @bounded
     def health(self) -> Health:
         def call() -> int:
             pages = self._client.list_properties_of_secrets(max_page_size=1).by_page()
@@ -811,6 +899,7 @@ class AzureStore(SecretStore):
 
     # ------------------------------------------------------------------ soft delete
 
+    @bounded
     def deleted(self) -> list[str]:
         """Names of soft-deleted secrets (they block reuse of the name until recovered)."""
         def call() -> list[str]:

@@ -6,7 +6,10 @@ ConflictError. A read is one GET of `<mount>/data/<path>`, a write one POST of t
 object; history is one GET of `<mount>/metadata/<path>`; list walks LIST
 `<mount>/metadata/<folder>` from the folder of the prefix down. The first write of a
 store also checks once that the mount is KV v2 (a KV v1 mount would silently store
-the request body under `data/<path>`).
+the request body under `data/<path>`), and so does the first read that finds nothing (a
+KV v1 mount answers 404 to every `data/` path: that is an error, not "every value
+missing"). A soft-deleted current version is SoftDeletedError with the undelete command,
+never an empty object that provision would fill with new values; `recover` undeletes it.
 
 Connection, as the `vault` and `bao` CLIs do it, for the tool's own user:
 - address: VAULT_ADDR, else BAO_ADDR, else `store.server` from the configuration;
@@ -43,12 +46,19 @@ from deparrow_secrets.errors import (
     InputError,
     IntegrityError,
     NotFoundError,
+    SoftDeletedError,
     StoreError,
     StoreUnavailableError,
 )
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
-from deparrow_secrets.stores.retry import RetryPolicy, call_with_retry
+from deparrow_secrets.stores.retry import (
+    CallTimeout,
+    RetryPolicy,
+    Throttled,
+    bounded,
+    call_with_retry,
+)
 
 if TYPE_CHECKING:
     import hvac
@@ -206,6 +216,12 @@ def _is_transient(exc: BaseException) -> bool:
                             hx.RateLimitExceeded))
 
 
+def _throttled(exc: BaseException) -> Throttled | None:
+    import hvac.exceptions as hx
+
+    return Throttled() if isinstance(exc, hx.RateLimitExceeded) else None
+
+
 def _errors_text(exc: Any, redact: Iterable[SecretValue] = ()) -> str:
     """Vault's own error strings, short, with anything we sent masked (never a body)."""
     errors = getattr(exc, "errors", None)
@@ -259,6 +275,7 @@ class VaultStore(SecretStore):
         self.namespace = namespace.strip("/") if namespace else None
         self.environment = environment
         self.retry = retry or RetryPolicy.from_env()
+        self.policy = self.retry  # what `bounded` operations take their deadline from
         self._token = SecretValue(token) if isinstance(token, str) else token
         self._login = login
         self._token_source = token_source or ("given token" if token else
@@ -332,6 +349,10 @@ class VaultStore(SecretStore):
     def close(self) -> None:
         self._session.close()
 
+    @property
+    def _waiting_for(self) -> str:
+        return f"vault at {self.address}"
+
     # ------------------------------------------------------------------ plumbing
 
     def _remote(self, path: str | None) -> str | None:
@@ -368,7 +389,8 @@ class VaultStore(SecretStore):
             failure: StoreError | None = None
             try:
                 response = call_with_retry(attempt, _is_transient, self.retry,
-                                           lambda exc, n: self._give_up("login", None, exc, n))
+                                           lambda exc, n: self._give_up("login", None, exc, n),
+                                           throttled=_throttled, waiting_for=self._waiting_for)
                 token = response["auth"]["client_token"]
             except StoreError as exc:
                 failure = exc
@@ -413,7 +435,8 @@ class VaultStore(SecretStore):
         failure: StoreError
         try:
             return call_with_retry(fn, _is_transient, self.retry,
-                                   lambda exc, n: self._give_up(op, path, exc, n))
+                                   lambda exc, n: self._give_up(op, path, exc, n),
+                                   throttled=_throttled, waiting_for=self._waiting_for)
         except StoreError as exc:
             failure = exc
         except Exception as exc:  # noqa: BLE001 - translated below, never chained
@@ -433,8 +456,11 @@ class VaultStore(SecretStore):
         import requests
 
         hint = f"check VAULT_ADDR={self.address} is reachable and unsealed"
-        if isinstance(exc, requests.Timeout):
-            reason = f"timed out (limit {self.retry.timeout:g}s per request)"
+        if isinstance(exc, CallTimeout):
+            reason = f"no complete answer within {exc.seconds:g}s (timed out)"
+            hint += "; raise DEPARROW_SECRETS_TIMEOUT if it is only slow"
+        elif isinstance(exc, requests.Timeout):
+            reason = f"timed out (limit {self.retry.timeout:g}s per operation)"
             hint += "; raise DEPARROW_SECRETS_TIMEOUT if it is only slow"
         elif isinstance(exc, requests.ConnectionError):
             reason = "could not connect (connection refused, reset or closed)"
@@ -550,6 +576,7 @@ class VaultStore(SecretStore):
 
     # ------------------------------------------------------------------ operations
 
+    @bounded
     def read(self, key: str, version: str | None = None) -> Snapshot | None:
         import hvac.exceptions as hx
 
@@ -576,14 +603,19 @@ class VaultStore(SecretStore):
         body = self._call("read", key, lambda: self._client.adapter.get(
             self._url("data", key), params=params), on_error=on_error)
         if body is missing:
+            # A KV v1 mount answers 404 to every data/ path: say so once, instead of
+            # reporting every value missing.
+            self._check_mount(key)
             return None
         if isinstance(body, _Deleted):
             state = "destroyed" if body.meta.get("destroyed") else "deleted"
             if version is not None:
                 raise self._err(NotFoundError, f"version {version} was {state}", key,
                                 hint="name another version (see the history)")
-            # The object exists but its current version holds nothing: the next write
-            # must check-and-set against this version.
+            if state == "deleted":
+                raise self._soft_deleted(key, str(body.meta["version"]))
+            # Destroyed: the values are gone for good; the object exists, empty, and the
+            # next write must check-and-set against this version.
             return Snapshot(key, str(body.meta["version"]), {})
         try:
             data = body["data"]["data"] or {}
@@ -595,6 +627,33 @@ class VaultStore(SecretStore):
             raise self._err(IntegrityError, "the secret is not a map of properties", key)
         return Snapshot(key, got, {k: SecretValue(_as_text(v)) for k, v in data.items()})
 
+    def _soft_deleted(self, key: str, version: str) -> StoreError:
+        mount = self.mount
+        return self._err(
+            SoftDeletedError,
+            f"the current version ({version}) is deleted: its values are kept but cannot be "
+            "read until it is undeleted (nothing was written)", key,
+            hint=f"undelete it: `bao kv undelete -mount={mount} -versions={version} {key}` "
+            "(or `vault kv undelete ...`), then rerun; writing new values instead would "
+            "replace every value that readers use")
+
+    @bounded
+    def recover(self, key: str) -> str:
+        """Undelete the soft-deleted current version of `key`; returns that version."""
+        _check_key(key)
+        meta = self._call("recover", key, lambda: self._client.adapter.get(
+            self._url("metadata", key)), url_kind="metadata")
+        data = (meta or {}).get("data") or {}
+        current = str(data.get("current_version") or "")
+        info = (data.get("versions") or {}).get(current) or {}
+        if not current or info.get("destroyed") or not info.get("deletion_time"):
+            raise self._err(NotFoundError, "the current version is not soft-deleted", key)
+        self._call("recover", key, lambda: self._client.adapter.post(
+            self._url("undelete", key), json={"versions": [int(current)]}),
+            caps="update", url_kind="undelete")
+        return current
+
+    @bounded
     def write(self, key: str, values: Mapping[str, SecretValue],
               expected_version: str | None) -> str:
         import hvac.exceptions as hx
@@ -638,6 +697,7 @@ class VaultStore(SecretStore):
             raise self._err(IntegrityError, "the write response carries no version", key,
                             hint=f"check that {self.mount}/ is a KV v2 mount") from None
 
+    @bounded
     def list(self, prefix: str = "") -> list[str]:
         import hvac.exceptions as hx
 
@@ -667,6 +727,7 @@ class VaultStore(SecretStore):
                     found.append(full)
         return sorted(found)
 
+    @bounded
     def history(self, key: str) -> list[VersionInfo]:
         import hvac.exceptions as hx
 
@@ -700,6 +761,7 @@ class VaultStore(SecretStore):
                                    str(number) == current, tuple(labels)))
         return out
 
+    @bounded
     def health(self) -> Health:
         import hvac.exceptions as hx
 
