@@ -3,7 +3,8 @@
 Only its configuration loading (kubeconfig, exec plugins, in-cluster), authentication
 and HTTP layer are used; requests are plain paths with JSON, so every kind, CRDs
 included, goes the same way. Retries and timeouts follow the stores' policy
-(stores/retry.py: DEPARROW_SECRETS_RETRIES, DEPARROW_SECRETS_TIMEOUT per request).
+(stores/retry.py: DEPARROW_SECRETS_RETRIES attempts, DEPARROW_SECRETS_TIMEOUT for one
+whole call, retries included).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ class OfficialKubeClient:
             what = "timed out" if _is_timeout(exc) else "unreachable"
             return ClusterUnavailableError(
                 f"Kubernetes API server {what} after {attempts} attempt(s) "
-                f"({self.policy.timeout:g}s each)", **where,
+                f"within {self.policy.timeout:g}s", **where,
                 hint="check that the cluster is up and reachable (kubectl cluster-info); "
                      "DEPARROW_SECRETS_TIMEOUT and DEPARROW_SECRETS_RETRIES raise the "
                      "limits")
