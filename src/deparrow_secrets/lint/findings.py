@@ -61,6 +61,10 @@ _RULES = [
     # ------------------------------------------------------------------ manifests (schema)
     Rule("yaml-invalid", ERROR, "A YAML (or JSON) file that cannot be parsed.",
          "Fix the syntax at the reported line."),
+    Rule("file-unreadable", ERROR,
+         "A file lint was asked to check and cannot read: not UTF-8, over the size limit, "
+         "or not readable.",
+         "Make it UTF-8 text of a sensible size (or exclude it from the paths linted)."),
     Rule("eso-v1beta1", ERROR,
          "An External Secrets Operator kind in external-secrets.io/v1beta1, which ESO no "
          "longer serves since 0.17 (kubectl: \"no matches for kind\").",
@@ -108,6 +112,13 @@ _RULES = [
          "`refreshPolicy: CreatedOnce`; rotated values never reach the cluster and "
          "force-sync annotations are ignored.",
          "Use `refreshPolicy: Periodic` (the default) with an interval such as 1h."),
+    Rule("azure-tenant-twice", ERROR,
+         "An Azure workload identity SecretStore with `tenantId` whose ServiceAccount also "
+         "carries the `azure.workload.identity/tenant-id` annotation: ESO refuses it "
+         "(\"multiple tenantID found\", providers/v1/azure/keyvault/keyvault.go), so the "
+         "store is never Ready.",
+         "Give the tenant once: drop `tenantId` from the SecretStore and keep the "
+         "ServiceAccount annotation, as ESO's workload identity example does."),
     # ------------------------------------------------------------------ catalog
     Rule("azure-name-underscore", ERROR,
          "An Azure Key Vault remote name with an underscore; Key Vault names allow only "

@@ -87,6 +87,41 @@ def check_service_account_ref(ctx: LintContext) -> Iterator[Finding]:
                                       "role is bound to a ServiceAccount ESO does not use")
 
 
+AZURE_TENANT_ANNOTATION = "azure.workload.identity/tenant-id"
+
+
+def check_azure_tenant(ctx: LintContext) -> Iterator[Finding]:
+    """Workload identity with the tenant in the store and on the ServiceAccount: ESO's
+    default path refuses it, "multiple tenantID found"
+    (providers/v1/azure/keyvault/keyvault.go; its test "duplicated tenantId")."""
+    annotated: dict[tuple[str | None, str], Document] = {}
+    for sa in ctx.manifests(["ServiceAccount"]):
+        annotations = sa.get(("metadata", "annotations"))
+        if isinstance(annotations, Mapping) and annotations.get(AZURE_TENANT_ANNOTATION):
+            annotated[(sa.file.env, sa.name)] = sa
+    if not annotated:
+        return
+    for doc in ctx.manifests(STORE_KINDS, group=ESO_GROUP):
+        for name, block in providers(doc):
+            if name != "azurekv" or block.get("authType") != "WorkloadIdentity":
+                continue
+            ref = block.get("serviceAccountRef")
+            sa_name = ref.get("name") if isinstance(ref, Mapping) else None
+            if not block.get("tenantId") or not isinstance(sa_name, str):
+                continue
+            env = doc.file.env
+            sa = annotated.get((env, sa_name)) or annotated.get((None, sa_name))
+            if sa is None and env is None:
+                sa = next((d for (_, n), d in annotated.items() if n == sa_name), None)
+            if sa is None:
+                continue
+            yield ctx.finding(
+                "azure-tenant-twice", doc, ("spec", "provider", name, "tenantId"),
+                f"{doc.describe()}: tenantId is set and ServiceAccount {sa_name} "
+                f"({sa.file.display}) carries {AZURE_TENANT_ANNOTATION}: ESO fails with "
+                "\"multiple tenantID found\" and the store is never Ready")
+
+
 def check_refresh(ctx: LintContext) -> Iterator[Finding]:
     for doc in ctx.manifests(["ExternalSecret"], group=ESO_GROUP):
         interval = doc.get(("spec", "refreshInterval"))
