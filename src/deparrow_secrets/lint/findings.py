@@ -132,8 +132,9 @@ _RULES = [
          "an HA environment's ExternalSecrets.",
          "Add it to the ExternalSecret (or run `deparrow-secrets render`)."),
     Rule("target-not-consumed", WARNING,
-         "An ExternalSecret whose target Secret no workload of the environment references "
-         "(checked when workloads are present).",
+         "An ExternalSecret whose target Secret no workload deployed with it references "
+         "(one kustomization's build, with its name prefix and suffix, or one file; "
+         "silent when no workload is in scope).",
          "Reference the Secret from the workload (envFrom, secretKeyRef, volume) or remove "
          "the ExternalSecret; check the target name for typos."),
     # ------------------------------------------------------------------ policies
@@ -145,8 +146,8 @@ _RULES = [
     Rule("policy-wildcard-action", ERROR,
          "An IAM policy with wildcard actions (`secretsmanager:*`, `*`, `Get*`, NotAction) "
          "or a Vault policy granting sudo/root.",
-         "List the actions ESO needs: secretsmanager:GetSecretValue and DescribeSecret "
-         "(Vault: read)."),
+         "List the actions ESO needs: secretsmanager:GetSecretValue (DescribeSecret only "
+         "for metadataPolicy: Fetch and PushSecret; Vault: read)."),
     # ------------------------------------------------------------------ scan
     Rule("known-value", ERROR,
          "A secret value of the environment (or its base64 form) found in a file of the "
