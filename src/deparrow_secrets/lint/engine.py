@@ -102,9 +102,9 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
         if finding.rule in ignored:
             continue
         if finding.rule != "file-unreadable":
-            source = by_display.get(finding.file)
-            if source is None or not source.reported or source.ignored(finding.rule,
-                                                                       finding.line):
+            shown = by_display.get(finding.file)
+            if shown is None or not shown.reported or shown.ignored(finding.rule,
+                                                                    finding.line):
                 continue
         kept.setdefault((finding.rule, finding.file, finding.line, finding.key_path,
                          finding.message), finding)

@@ -95,10 +95,10 @@ def check_azure_tenant(ctx: LintContext) -> Iterator[Finding]:
     default path refuses it, "multiple tenantID found"
     (providers/v1/azure/keyvault/keyvault.go; its test "duplicated tenantId")."""
     annotated: dict[tuple[str | None, str], Document] = {}
-    for sa in ctx.manifests(["ServiceAccount"]):
-        annotations = sa.get(("metadata", "annotations"))
+    for account in ctx.manifests(["ServiceAccount"]):
+        annotations = account.get(("metadata", "annotations"))
         if isinstance(annotations, Mapping) and annotations.get(AZURE_TENANT_ANNOTATION):
-            annotated[(sa.file.env, sa.name)] = sa
+            annotated[(account.file.env, account.name)] = account
     if not annotated:
         return
     for doc in ctx.manifests(STORE_KINDS, group=ESO_GROUP):
@@ -110,7 +110,7 @@ def check_azure_tenant(ctx: LintContext) -> Iterator[Finding]:
             if not block.get("tenantId") or not isinstance(sa_name, str):
                 continue
             env = doc.file.env
-            sa = annotated.get((env, sa_name)) or annotated.get((None, sa_name))
+            sa: Document | None = annotated.get((env, sa_name)) or annotated.get((None, sa_name))
             if sa is None and env is None:
                 sa = next((d for (_, n), d in annotated.items() if n == sa_name), None)
             if sa is None:
