@@ -143,9 +143,12 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
         ScalarEvent,
     )
 
+    brackets = text.count("[") + text.count("{")
     if len(text) < 64 or ("*" not in text and text.count("\n") < max_depth
-                          and text.count("[") + text.count("{") < max_depth):
+                          and brackets < max_depth):
         return  # too small to nest deeper than the limit, and no alias
+    if brackets >= max_depth:
+        _check_flow_depth(text, max_depth)
     sizes: dict[str, int] = {}
     stack: list[list[Any]] = []  # [anchor, nodes so far] of each open collection
     expanded = 0
@@ -184,6 +187,25 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
         raise
     except Exception as exc:  # noqa: BLE001 - ruamel's errors, reduced to position and kind
         raise _problem_from(exc) from None
+
+
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _check_flow_depth(text: str, max_depth: int) -> None:
+    """Flow nesting (`[[[...`) counted from the brackets alone: ruamel's scanner is
+    quadratic in open flow collections, so 5,000 of them would take seconds to reach the
+    event check. Brackets inside quoted strings count too: a false alarm needs more than
+    `max_depth` unbalanced ones."""
+    depth = 0
+    for match in _BRACKET.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > max_depth:
+                line = text.count("\n", 0, match.start()) + 1
+                raise YamlProblem(f"nested deeper than {max_depth} levels", line, limit=True)
+        elif depth:
+            depth -= 1
 
 
 def parse_documents(text: str) -> Iterator[Any]:
