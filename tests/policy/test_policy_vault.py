@@ -346,3 +346,38 @@ def test_setup_in_a_vault_namespace(bao, write_config, load, ca_file) -> None:  
     got = reader.secrets.kv.v2.read_secret_version("deparrow/production",
                                                    raise_on_deleted_version=True)
     assert got["data"]["data"] == {"K": "team-value"}
+
+
+@pytest.mark.parametrize("mode_config", ["client-token", "reviewer-jwt"])
+def test_policy_setup_and_render_agree(bao, write_config, load, ca_file, tmp_path,  # type: ignore[no-untyped-def]
+                                       mode_config) -> None:
+    """What `policy` prints for auth/<mount>/config and the role is what `setup` writes,
+    and its manifests are what `render` writes, in each outside mode."""
+    from deparrow_secrets.config.catalog import load_catalog
+    from deparrow_secrets.render.manifests import eso_objects
+
+    text = VAULT_CLIENT_TOKEN_CONFIG if mode_config == "client-token" else VAULT_REVIEWER_CONFIG
+    config = load(write_config(text))
+    env = config.environment("production")
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyIn0." + secrets.token_urlsafe(16))
+    options = Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file),
+                      token_reviewer_jwt_file=str(jwt_file) if mode_config == "reviewer-jwt"
+                      else None)
+    plan = build_plan(config, env, options)
+    run_setup(config, env, options)
+    stored = bao.client().read("auth/kubernetes/config")["data"]
+    printed = plan.piece("kubernetesAuth").data
+    assert printed["tokenReview"] == mode_config
+    assert stored["kubernetes_host"] == printed["config"]["kubernetes_host"]
+    assert stored["disable_local_ca_jwt"] is printed["config"]["disable_local_ca_jwt"] is True
+    assert stored["kubernetes_ca_cert"].strip() == ca_file.read_text().strip()
+    assert stored["token_reviewer_jwt_set"] is ("token_reviewer_jwt" in printed["config"])
+    role = bao.client().read(PROD_ROLE)["data"]
+    for key, value in plan.piece("role").data["data"].items():
+        assert role.get(key, "") == value, key
+    rendered = {o["kind"]: o for o in eso_objects(config, load_catalog(), env)}
+    shown = {o["kind"]: o for p in plan.pieces if p.format == "yaml" for o in p.data}
+    assert {k: shown[k] for k in shown} == {k: rendered[k] for k in shown}
+    assert ("ClusterRoleBinding" in rendered) is (mode_config == "client-token")
+    assert set(shown) == set(rendered) - {"ExternalSecret"}
