@@ -36,6 +36,10 @@ def deep_block() -> str:
     return "".join(" " * i + f"k{i}:\n" for i in range(5000)) + " " * 5000 + "v: 1\n"
 
 
+def deep_dashes() -> str:
+    return "key:\n" + "- " * 5000 + "x\n"  # block sequences, 5,000 deep on one line
+
+
 def oversize() -> str:
     filler = secrets.token_hex(16)
     return "".join(f"k{i}: {filler}\n" for i in range(200_000))  # ~9 MB
@@ -43,6 +47,7 @@ def oversize() -> str:
 
 HOSTILE: dict[str, Callable[[], str]] = {
     "alias-bomb": alias_bomb, "deep-flow": deep_flow, "deep-block": deep_block,
+    "deep-dashes": deep_dashes,
     "oversize": oversize,
 }
 

@@ -144,9 +144,12 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
     )
 
     brackets = text.count("[") + text.count("{")
+    # Each level takes a line, a bracket, or a `- ` / `? ` indicator (`- - - x`): with
+    # fewer than `max_depth` of each and no alias, the text cannot break a bound.
     if len(text) < 64 or ("*" not in text and text.count("\n") < max_depth
-                          and brackets < max_depth):
-        return  # too small to nest deeper than the limit, and no alias
+                          and brackets < max_depth
+                          and text.count("- ") + text.count("? ") < max_depth):
+        return
     if brackets >= max_depth:
         _check_flow_depth(text, max_depth)
     sizes: dict[str, int] = {}
