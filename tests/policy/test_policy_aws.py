@@ -291,3 +291,36 @@ def test_setup_refuses_another_account(aws_env, write_config, load) -> None:  # 
     with pytest.raises(ConfigError, match="belong to account 123456789012"):
         run_setup(config, config.environment("production"))
     assert not aws_env.client("iam").list_policies(Scope="Local")["Policies"]
+
+
+def test_dry_run_fails_where_the_real_run_fails(aws_env, config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """issue 9.14: credentials that may not list policy versions fail the dry run too."""
+    import botocore.exceptions
+
+    from deparrow_secrets.errors import AccessDeniedError
+    from deparrow_secrets.policy import aws as aws_policy
+
+    env = config.environment("production")
+    run_setup(config, env)
+    aws_env.client("iam").create_policy_version(
+        PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/DeparrowSecrets-production",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}),
+        SetAsDefault=True)
+    real_clients = aws_policy._clients
+
+    def denying_clients(*args):  # type: ignore[no-untyped-def]
+        iam, sts = real_clients(*args)
+
+        def denied(**_: object) -> None:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not allowed"}},
+                "ListPolicyVersions")
+
+        iam.list_policy_versions = denied
+        return iam, sts
+
+    monkeypatch.setattr(aws_policy, "_clients", denying_clients)
+    for dry in (True, False):
+        with pytest.raises(AccessDeniedError):
+            run_setup(config, env, Options(dry_run=dry))

@@ -379,16 +379,19 @@ def _setup_policy(iam: Any, env: EnvironmentConfig, account: str,
     if _document(version["PolicyVersion"]["Document"]) == desired:
         report.add(item, "unchanged", f"{arn} (default version {default_id})")
         return
-    if report.dry_run:
-        report.add(item, "updated", f"{arn}: a new default version would replace "
-                   f"{default_id}")
-        return
+    # Read-only, so a dry run makes this call too and fails where the real run would.
     versions = _call(env, "iam list-policy-versions", arn, iam.list_policy_versions,
                      PolicyArn=arn)["Versions"]
+    oldest = min((v for v in versions if not v["IsDefaultVersion"]),
+                 key=lambda v: v["CreateDate"]) if len(versions) >= MAX_POLICY_VERSIONS \
+        else None
+    if report.dry_run:
+        report.add(item, "updated", f"{arn}: a new default version would replace "
+                   f"{default_id}" + (f"; the oldest version {oldest['VersionId']} would be "
+                                      "deleted" if oldest else ""))
+        return
     deleted = ""
-    if len(versions) >= MAX_POLICY_VERSIONS:
-        oldest = min((v for v in versions if not v["IsDefaultVersion"]),
-                     key=lambda v: v["CreateDate"])
+    if oldest is not None:
         _call(env, "iam delete-policy-version", arn, iam.delete_policy_version,
               PolicyArn=arn, VersionId=oldest["VersionId"])
         deleted = f"; deleted the oldest version {oldest['VersionId']}"
