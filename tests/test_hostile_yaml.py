@@ -33,7 +33,8 @@ def deep_flow() -> str:
 
 
 def deep_block() -> str:
-    return "".join(" " * i + f"k{i}:\n" for i in range(5000)) + " " * 5000 + "v: 1\n"
+    # 1,400 levels of indentation fit in the 1 MiB limit: the depth bound, not the size
+    return "".join(" " * i + f"k{i}:\n" for i in range(1400)) + " " * 1400 + "v: 1\n"
 
 
 def deep_dashes() -> str:
@@ -45,6 +46,9 @@ def oversize() -> str:
     return "".join(f"k{i}: {filler}\n" for i in range(200_000))  # ~9 MB
 
 
+WHY = {"alias-bomb": "aliases expand to more than", "deep-flow": "nested deeper than",
+       "deep-block": "nested deeper than", "deep-dashes": "nested deeper than",
+       "oversize": "larger than"}
 HOSTILE: dict[str, Callable[[], str]] = {
     "alias-bomb": alias_bomb, "deep-flow": deep_flow, "deep-block": deep_block,
     "deep-dashes": deep_dashes,
@@ -71,6 +75,7 @@ def test_configuration_refuses_hostile_yaml(shape: str, tmp_path: Path) -> None:
     run = run_cli(["status", "--env", "dev"], cwd=tmp_path, env=clean_env())
     assert run.code == 2, run.text
     assert "deparrow-secrets.yaml" in run.err and "Traceback" not in run.err
+    assert WHY[shape] in run.err
 
 
 @pytest.mark.parametrize("shape", sorted(HOSTILE))
@@ -92,6 +97,7 @@ def test_lint_reports_hostile_yaml(shape: str, tmp_path: Path) -> None:
     path.write_text(HOSTILE[shape](), encoding="utf-8")
     [finding] = lint([path], None, cwd=tmp_path).findings
     assert finding.rule in ("yaml-invalid", "file-unreadable")
+    assert WHY[shape] in finding.message
     assert in_process(lambda: lint([path], None, cwd=tmp_path)) < DEADLINE
     run = run_cli(["lint", "-o", "json", "hostile.yaml"], cwd=tmp_path)
     assert run.code == 1, run.text
@@ -111,3 +117,11 @@ def test_self_referencing_alias_is_refused(tmp_path: Path) -> None:
     run = run_cli(["status", "--env", "dev"], cwd=tmp_path)
     assert run.code == 2, run.text
     assert "alias" in run.err
+
+
+def test_a_template_marker_does_not_hide_a_bound(tmp_path: Path) -> None:
+    # `{{ ... }}` files are skipped when they do not parse, but not when they are hostile
+    path = tmp_path / "chart.yaml"
+    path.write_text("# {{ .Values.x }}\n" + alias_bomb(), encoding="utf-8")
+    [finding] = lint([path], None, cwd=tmp_path).findings
+    assert finding.rule == "yaml-invalid" and WHY["alias-bomb"] in finding.message

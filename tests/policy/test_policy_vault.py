@@ -381,3 +381,47 @@ def test_policy_setup_and_render_agree(bao, write_config, load, ca_file, tmp_pat
     assert {k: shown[k] for k in shown} == {k: rendered[k] for k in shown}
     assert ("ClusterRoleBinding" in rendered) is (mode_config == "client-token")
     assert set(shown) == set(rendered) - {"ExternalSecret"}
+
+
+def test_mode_options_and_prerequisites_are_checked_before_any_write(  # type: ignore[no-untyped-def]
+        bao, write_config, load, ca_file, tmp_path) -> None:
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyIn0." + secrets.token_urlsafe(16))
+    client = load(write_config(VAULT_CLIENT_TOKEN_CONFIG))
+    env = client.environment("production")
+    with pytest.raises(ConfigError, match="tokenReview reviewer-jwt"):
+        build_plan(client, env, Options(token_reviewer_jwt_file=str(jwt_file)))
+    with pytest.raises(InputError, match="needs the API server's address"):
+        run_setup(client, env, Options(kubernetes_ca_cert=str(ca_file)))
+    reviewer = load(write_config(VAULT_REVIEWER_CONFIG))
+    with pytest.raises(InputError, match="no token reviewer JWT"):
+        run_setup(reviewer, reviewer.environment("production"),
+                  Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file)))
+    assert "kubernetes/" not in bao.client().sys.list_auth_methods()["data"]
+
+
+def test_client_token_removes_a_reviewer_jwt(bao, write_config, load, ca_file,  # type: ignore[no-untyped-def]
+                                            tmp_path) -> None:
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyIn0." + secrets.token_urlsafe(16))
+    reviewer = load(write_config(VAULT_REVIEWER_CONFIG))
+    run_setup(reviewer, reviewer.environment("production"),
+              Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file),
+                      token_reviewer_jwt_file=str(jwt_file)))
+    assert bao.client().read("auth/kubernetes/config")["data"]["token_reviewer_jwt_set"]
+    client = load(write_config(VAULT_CLIENT_TOKEN_CONFIG))
+    report = run_setup(client, client.environment("production"))
+    detail = {c.item: c.detail for c in report.changes}["kubernetes auth config "
+                                                        "auth/kubernetes/config"]
+    assert "token_reviewer_jwt removed" in detail
+    assert not bao.client().read("auth/kubernetes/config")["data"]["token_reviewer_jwt_set"]
+
+
+def test_client_token_accepts_an_api_server_audience(write_config, load) -> None:  # type: ignore[no-untyped-def]
+    config = load(write_config(VAULT_CLIENT_TOKEN_CONFIG.replace(
+        "      tokenReview: client-token\n",
+        "      tokenReview: client-token\n"
+        "      audience: https://kubernetes.default.svc.cluster.local\n", 1)))
+    plan = build_plan(config, config.environment("staging"))
+    assert plan.piece("role").data["data"]["audience"] == \
+        "https://kubernetes.default.svc.cluster.local"

@@ -197,7 +197,7 @@ def _parse_json(source: SourceFile) -> list[Document]:
 
     try:
         data = json.loads(source.text)
-    except (ValueError, RecursionError):
+    except ValueError:
         return []
     return list(_split_list(source, 0, Located(data, source.display, {(): 1})))
 

@@ -15,8 +15,8 @@
   types of the top level; kustomize rejects unknown fields).
 - Other kinds (CRDs of other operators) are not checked; a missing apiVersion or kind
   is an "unknown-kind" problem.
-- Objects are checked as the API server would store them: `null` values are dropped
-  (for a CRD, where the schema does not allow null: structural schema pruning), then
+- ESO objects are checked as the API server would store them: `null` values are
+  dropped where the CRD schema does not allow null (structural schema pruning), then
   the CRD's defaults are filled in (apiextensions defaulting runs after that pruning),
   so a Vault `auth.kubernetes` without `mountPath` is valid, as the API server fills in
   `kubernetes`.
@@ -305,15 +305,6 @@ def admitted(value: Any, schema: Any) -> Any:
     return value
 
 
-def without_nulls(value: Any) -> Any:
-    """A built-in object as the API server decodes it: a null field is an absent one."""
-    if isinstance(value, Mapping):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [without_nulls(v) for v in value]
-    return value
-
-
 def _validate_eso(obj: Mapping[str, Any], api_version: str, kind: str) -> list[SchemaProblem]:
     info = _eso_document()["kinds"].get(kind)
     if info is None:
@@ -358,7 +349,7 @@ def _validate_builtin(obj: Mapping[str, Any], api_version: str, kind: str) -> li
         return _validate_list(obj)
     kv = _kubernetes_validate()
     try:
-        kv.validate(without_nulls(obj), KUBERNETES_VERSION, strict=True)
+        kv.validate(_plain(obj), KUBERNETES_VERSION, strict=True)
     except kv.ValidationError as error:
         return _problems_from_errors([error])
     except kv.SchemaNotFoundError:
