@@ -348,7 +348,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
     warning = audience_warning(env)
     if warning:
         result.warnings.append(warning)
-    if mode != "in-cluster" and not (options.kubernetes_host and options.kubernetes_ca_cert):
+    if any(str(value).lstrip("@").startswith("<") for value in cfg.values()):
         result.warnings.append(
             f"tokenReview {mode}: replace the <PLACEHOLDERS> of auth/{mount}/config with "
             "--kubernetes-host and --kubernetes-ca-cert (and, for reviewer-jwt, "
