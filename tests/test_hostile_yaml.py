@@ -125,3 +125,17 @@ def test_a_template_marker_does_not_hide_a_bound(tmp_path: Path) -> None:
     path.write_text("# {{ .Values.x }}\n" + alias_bomb(), encoding="utf-8")
     [finding] = lint([path], None, cwd=tmp_path).findings
     assert finding.rule == "yaml-invalid" and WHY["alias-bomb"] in finding.message
+
+
+def test_a_large_json_file_that_is_no_policy_is_not_lints_business(tmp_path: Path) -> None:
+    lock = tmp_path / "package-lock.json"
+    lock.write_text('{"packages": {' + ",".join(f'"p{i}": "{secrets.token_hex(8)}"'
+                                                 for i in range(300_000)) + "}}",
+                    encoding="utf-8")
+    assert lock.stat().st_size > 5 * 1024 * 1024
+    assert lint([lock], None, cwd=tmp_path).findings == []
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"Statement": [], "pad": "' + "x" * (6 * 1024 * 1024) + '"}',
+                      encoding="utf-8")
+    [finding] = lint([policy], None, cwd=tmp_path).findings
+    assert finding.rule == "file-unreadable" and "larger than" in finding.message

@@ -168,15 +168,30 @@ class Unreadable:
     reason: str
 
 
-def read_source(path: Path, display: str, reported: bool) -> SourceFile | Unreadable:
+def read_source(path: Path, display: str,
+                reported: bool) -> SourceFile | Unreadable | None:
+    """The file as text; Unreadable when lint cannot read it; None for a JSON file that
+    is neither a policy nor a manifest (a lock file, say), which is not lint's business
+    even when it is large."""
     try:
         text = read_bounded(path, _MAX_LINT_BYTES)
     except YamlProblem as problem:
+        if path.name.lower().endswith(".json") and not _interesting_head(path):
+            return None
         return Unreadable(path, display, reported, problem.line, problem.kind)
     except OSError as exc:
         return Unreadable(path, display, reported, None,
                           f"cannot be read ({exc.strerror or type(exc).__name__})")
     return SourceFile(path, display, text, environment_of(path), reported, ignore_comments(text))
+
+
+def _interesting_head(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
+        return True
+    return b'"Statement"' in head or b'"apiVersion"' in head
 
 
 def _root_line(node: Any) -> int:

@@ -73,7 +73,7 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
         source = read_source(path, display_path(path, cwd), is_reported)
         if isinstance(source, Unreadable):
             unreadable.append(source)
-        else:
+        elif source is not None:
             files.append(source)
     ctx = LintContext(project, files, [])
     findings: list[Finding] = [
