@@ -115,3 +115,37 @@ def test_an_unconsumed_target_in_a_build_with_workloads_is_reported(
     assert rules(run) == [("app/es.yaml", "target-not-consumed")], run.out
     [finding] = run.findings()
     assert finding["keyPath"] == "spec.target.name" and "db-credentials" in finding["message"]
+
+
+AZURE_SA = """apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: kv-reader
+  annotations:
+    azure.workload.identity/client-id: 7d8cdf74-1c6a-4b3e-9d2f-274d963d358b
+    azure.workload.identity/tenant-id: 5a02a20e-8f1e-4f4b-a6b1-0ad5b634c5d8
+"""
+AZURE_STORE = """apiVersion: external-secrets.io/v1
+kind: SecretStore
+metadata:
+  name: kv
+spec:
+  provider:
+    azurekv:
+      authType: WorkloadIdentity
+      vaultUrl: https://team-a.vault.azure.net
+      tenantId: 5a02a20e-8f1e-4f4b-a6b1-0ad5b634c5d8
+      serviceAccountRef:
+        name: kv-reader
+"""
+
+
+def test_azure_tenant_twice_is_judged_within_what_is_deployed_together(
+        tmp_path: Path, cli: Callable[..., Run]) -> None:
+    # ESO's documentation: two alternative examples in two files, not deployed together
+    write(tmp_path / "docs", {"sa-annotated.yaml": AZURE_SA, "store-tenant.yaml": AZURE_STORE})
+    assert rules(cli("lint", "-o", "json", ".", cwd=tmp_path / "docs")) == []
+    write(tmp_path / "app", {"kustomization.yaml": kustomization(["sa.yaml", "store.yaml"]),
+                             "sa.yaml": AZURE_SA, "store.yaml": AZURE_STORE})
+    run = cli("lint", "-o", "json", ".", cwd=tmp_path / "app")
+    assert rules(run) == [("store.yaml", "azure-tenant-twice")], run.out

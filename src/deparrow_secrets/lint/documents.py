@@ -246,7 +246,7 @@ def _parse_yaml(source: SourceFile) -> tuple[list[Document], ParseError | None]:
             located = Located(plain_with_lines(node, (), lines), source.display, lines)
             docs.extend(_split_list(source, index, located))
     except YamlProblem as problem:
-        if "{{" in source.text and not problem.limit:
+        if ("{{" in source.text or "{%" in source.text) and not problem.limit:
             return docs, None  # a template (Helm, Jinja): not YAML until rendered
         return docs, ParseError(source, problem.line, problem.kind, problem.limit)
     except RecursionError:

@@ -3,17 +3,16 @@ catalog-key-missing, ha-key-missing, target-not-consumed."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from deparrow_secrets.lint.context import LintContext
-from deparrow_secrets.lint.documents import KUSTOMIZATION_FILES, Document, SourceFile
+from deparrow_secrets.lint.documents import Document, SourceFile
 from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.rules.embedded import pod_specs
 from deparrow_secrets.lint.rules.stores import STORE_KINDS, providers, remote_keys
+from deparrow_secrets.lint.scopes import deployment_scopes
 from deparrow_secrets.render.validate import ESO_GROUP
 from deparrow_secrets.stores.layout import azure_name
 
@@ -179,103 +178,23 @@ def _consumed(doc: Document) -> set[str]:
     return names
 
 
-@dataclass
-class _Build:
-    """What one kustomization builds: its documents, each with the name prefix and
-    suffix kustomize gives it (outer ones wrap inner ones)."""
-
-    docs: list[tuple[Document, str, str]] = field(default_factory=list)
-
-
-def _kustomization_of(ctx: LintContext, directory: Path) -> SourceFile | None:
-    for name in KUSTOMIZATION_FILES:
-        for source in ctx.files:
-            if source.path == directory / name:
-                return source
-    return None
-
-
-def _entries(doc: Document) -> list[str]:
-    out: list[str] = []
-    for key in ("resources", "bases", "components"):
-        items = doc.get((key,))
-        if isinstance(items, list):
-            out += [i for i in items if isinstance(i, str) and "://" not in i]
-    return out
-
-
-def _builds(ctx: LintContext) -> tuple[list[_Build], set[Path]]:
-    """The builds of the kustomizations no other one includes (the roots), and every
-    file any kustomization includes."""
-    by_file: dict[Path, list[Document]] = {}
-    for doc in ctx.documents:
-        by_file.setdefault(doc.file.path, []).append(doc)
-    kustomizations = {s.path: d for s in ctx.files if s.path.name in KUSTOMIZATION_FILES
-                      for d in by_file.get(s.path, [])[:1] if d.is_kustomization}
-    included: set[Path] = set()
-
-    def files_of(path: Path, seen: frozenset[Path]) -> list[tuple[Path, str, str]]:
-        doc = kustomizations.get(path)
-        if doc is None or path in seen:
-            return []
-        prefix = doc.get(("namePrefix",)) if isinstance(doc.get(("namePrefix",)), str) else ""
-        suffix = doc.get(("nameSuffix",)) if isinstance(doc.get(("nameSuffix",)), str) else ""
-        out: list[tuple[Path, str, str]] = []
-        for entry in _entries(doc):
-            target = Path(os.path.normpath(path.parent / entry))
-            inner = _kustomization_of(ctx, target)
-            if inner is not None:
-                included.add(inner.path)
-                out += [(f, prefix + p, s + suffix)
-                        for f, p, s in files_of(inner.path, seen | {path})]
-            elif target in by_file or any(f.path == target for f in ctx.files):
-                included.add(target)
-                out.append((target, prefix, suffix))
-        return out
-
-    trees = {path: files_of(path, frozenset()) for path in kustomizations}
-    builds = []
-    for path, files in trees.items():
-        if path in included:
-            continue
-        build = _Build()
-        for file, prefix, suffix in files:
-            build.docs += [(d, prefix, suffix) for d in by_file.get(file, [])]
-        builds.append(build)
-    return builds, included
-
-
 def check_targets_consumed(ctx: LintContext) -> Iterator[Finding]:
-    """Judged within what is deployed together: each top-level kustomization's build, or
-    the file itself for an ExternalSecret no kustomization includes. Silent where no
-    workload is in scope (ESO's examples have none)."""
+    """Judged within what is deployed together (`lint.scopes`): each top-level
+    kustomization's build, or the file itself for an ExternalSecret no kustomization
+    includes. Silent where no workload is in scope (ESO's examples have none)."""
     externals = list(ctx.manifests(["ExternalSecret"], group=ESO_GROUP))
     if not externals:
         return
-    builds, included = _builds(ctx)
-    scopes: dict[int, list[tuple[list[Document], str, str]]] = {}
-    for build in builds:
-        workloads = [d for d, _, _ in build.docs if list(pod_specs(d))]
-        for doc, prefix, suffix in build.docs:
-            if doc.kind == "ExternalSecret" and doc.group == ESO_GROUP:
-                scopes.setdefault(id(doc), []).append((workloads, prefix, suffix))
+    scopes = deployment_scopes(ctx)
     for doc in externals:
-        found = scopes.get(id(doc))
-        if found is None and doc.file.path not in included:
-            same_file = [d for d in ctx.documents if d.file is doc.file and list(pod_specs(d))]
-            found = [(same_file, "", "")]
-        judged = [(w, p, s) for w, p, s in found or [] if w]
+        judged = [(workloads, scope.prefix, scope.suffix) for scope in scopes.of(doc)
+                  if (workloads := [d for d in scope.docs if list(pod_specs(d))])]
         if not judged:
             continue
         explicit = doc.get(("spec", "target", "name"))
         raw = explicit if isinstance(explicit, str) and explicit else doc.name
-        consumed_somewhere = False
-        for workloads, prefix, suffix in judged:
-            consumed = set().union(*(_consumed(w) for w in workloads))
-            if {raw, f"{prefix}{raw}{suffix}"} & consumed:
-                consumed_somewhere = True
-                break
-        if consumed_somewhere:
+        if any({raw, f"{prefix}{raw}{suffix}"} & set().union(*(_consumed(w) for w in workloads))
+               for workloads, prefix, suffix in judged):
             continue
         count = max(len(w) for w, _, _ in judged)
         path = ("spec", "target", "name") if explicit else ("metadata", "name")

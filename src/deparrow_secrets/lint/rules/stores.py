@@ -91,16 +91,12 @@ AZURE_TENANT_ANNOTATION = "azure.workload.identity/tenant-id"
 
 
 def check_azure_tenant(ctx: LintContext) -> Iterator[Finding]:
-    """Workload identity with the tenant in the store and on the ServiceAccount: ESO's
-    default path refuses it, "multiple tenantID found"
+    """Workload identity with the tenant in the store and on the ServiceAccount deployed
+    with it (`lint.scopes`): ESO's default path refuses it, "multiple tenantID found"
     (providers/v1/azure/keyvault/keyvault.go; its test "duplicated tenantId")."""
-    annotated: dict[tuple[str | None, str], Document] = {}
-    for account in ctx.manifests(["ServiceAccount"]):
-        annotations = account.get(("metadata", "annotations"))
-        if isinstance(annotations, Mapping) and annotations.get(AZURE_TENANT_ANNOTATION):
-            annotated[(account.file.env, account.name)] = account
-    if not annotated:
-        return
+    from deparrow_secrets.lint.scopes import deployment_scopes
+
+    scopes = None
     for doc in ctx.manifests(STORE_KINDS, group=ESO_GROUP):
         for name, block in providers(doc):
             if name != "azurekv" or block.get("authType") != "WorkloadIdentity":
@@ -109,17 +105,22 @@ def check_azure_tenant(ctx: LintContext) -> Iterator[Finding]:
             sa_name = ref.get("name") if isinstance(ref, Mapping) else None
             if not block.get("tenantId") or not isinstance(sa_name, str):
                 continue
-            env = doc.file.env
-            sa: Document | None = annotated.get((env, sa_name)) or annotated.get((None, sa_name))
-            if sa is None and env is None:
-                sa = next((d for (_, n), d in annotated.items() if n == sa_name), None)
-            if sa is None:
+            scopes = scopes or deployment_scopes(ctx)
+            annotated = [d for scope in scopes.of(doc) for d in scope.docs
+                         if d.kind == "ServiceAccount" and d.name == sa_name
+                         and _annotation(d, AZURE_TENANT_ANNOTATION)]
+            if not annotated:
                 continue
             yield ctx.finding(
                 "azure-tenant-twice", doc, ("spec", "provider", name, "tenantId"),
                 f"{doc.describe()}: tenantId is set and ServiceAccount {sa_name} "
-                f"({sa.file.display}) carries {AZURE_TENANT_ANNOTATION}: ESO fails with "
-                "\"multiple tenantID found\" and the store is never Ready")
+                f"({annotated[0].file.display}) carries {AZURE_TENANT_ANNOTATION}: ESO fails "
+                "with \"multiple tenantID found\" and the store is never Ready")
+
+
+def _annotation(doc: Document, name: str) -> object:
+    annotations = doc.get(("metadata", "annotations"))
+    return annotations.get(name) if isinstance(annotations, Mapping) else None
 
 
 def check_refresh(ctx: LintContext) -> Iterator[Finding]:
