@@ -139,3 +139,50 @@ def test_a_large_json_file_that_is_no_policy_is_not_lints_business(tmp_path: Pat
                       encoding="utf-8")
     [finding] = lint([policy], None, cwd=tmp_path).findings
     assert finding.rule == "file-unreadable" and "larger than" in finding.message
+
+
+def _depth(node: object) -> int:
+    if isinstance(node, dict):
+        return 1 + max((_depth(v) for v in node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max((_depth(v) for v in node), default=0)
+    return 0
+
+
+def test_the_textual_depth_bound_never_underestimates() -> None:
+    """The shortcut that skips the event pass must be sound: for random nestings of
+    mappings and sequences, written by a YAML emitter in block and mixed styles, the
+    bound is at least the real depth."""
+    import io
+    import random
+
+    from ruamel.yaml import YAML
+
+    from deparrow_secrets.config import yamlfile
+
+    rng = random.Random(8)
+
+    def build(level: int) -> object:
+        if level == 0 or rng.random() < 0.15:
+            return "v"
+        width = 1 if rng.random() < 0.85 else 2
+        if rng.random() < 0.5:
+            return {f"k{i}": build(level - 1) for i in range(width)}
+        return [build(level - 1) for _ in range(width)]
+
+    for case in range(120):
+        data = {"root": build(rng.randint(1, 40))}
+        for flow in (False, None):
+            yaml = YAML()
+            yaml.default_flow_style = flow
+            yaml.indent(mapping=rng.choice([1, 2, 4]), sequence=rng.choice([2, 4]),
+                        offset=rng.choice([0, 2]))
+            out = io.StringIO()
+            try:
+                yaml.dump(data, out)
+            except Exception:  # noqa: BLE001 - an indent combination the emitter refuses
+                continue
+            text = out.getvalue()
+            flow_depth = yamlfile._flow_depth(text, 10_000)
+            assert yamlfile._block_depth_bound(text) + flow_depth >= _depth(data) + 1, (
+                case, text)

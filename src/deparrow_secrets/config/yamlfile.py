@@ -143,15 +143,9 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
         ScalarEvent,
     )
 
-    brackets = text.count("[") + text.count("{")
-    # Each level takes a line, a bracket, or a `- ` / `? ` indicator (`- - - x`): with
-    # fewer than `max_depth` of each and no alias, the text cannot break a bound.
-    if len(text) < 64 or ("*" not in text and text.count("\n") < max_depth
-                          and brackets < max_depth
-                          and text.count("- ") + text.count("? ") < max_depth):
-        return
-    if brackets >= max_depth:
-        _check_flow_depth(text, max_depth)
+    flow = _flow_depth(text, max_depth) if "[" in text or "{" in text else 0
+    if _ALIAS.search(text) is None and _block_depth_bound(text) + flow < max_depth:
+        return  # no alias, and too shallow to break the bound: no event pass needed
     sizes: dict[str, int] = {}
     stack: list[list[Any]] = []  # [anchor, nodes so far] of each open collection
     expanded = 0
@@ -193,22 +187,40 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
 
 
 _BRACKET = re.compile(r"[\[\]{}]")
+# An alias starts a node: at the start of a line, or after a space or a flow indicator.
+# `secret/data/*` or `arn:...:*` are not aliases; a `*` in a comment or a quoted string
+# may match, which only costs the event pass.
+_ALIAS = re.compile(r"(?:^|[\s\[{,])\*", re.MULTILINE)
 
 
-def _check_flow_depth(text: str, max_depth: int) -> None:
-    """Flow nesting (`[[[...`) counted from the brackets alone: ruamel's scanner is
-    quadratic in open flow collections, so 5,000 of them would take seconds to reach the
-    event check. Brackets inside quoted strings count too: a false alarm needs more than
-    `max_depth` unbalanced ones."""
-    depth = 0
+def _flow_depth(text: str, max_depth: int) -> int:
+    """The deepest flow nesting (`[[[...`), counted from the brackets alone and refused
+    beyond `max_depth`: ruamel's scanner is quadratic in open flow collections, so 5,000
+    of them would take seconds to reach the event check. Brackets inside quoted strings
+    count too: a false alarm needs more than `max_depth` unbalanced ones."""
+    depth = deepest = 0
     for match in _BRACKET.finditer(text):
         if match.group() in "[{":
             depth += 1
             if depth > max_depth:
                 line = text.count("\n", 0, match.start()) + 1
                 raise YamlProblem(f"nested deeper than {max_depth} levels", line, limit=True)
+            deepest = max(deepest, depth)
         elif depth:
             depth -= 1
+    return deepest
+
+
+def _block_depth_bound(text: str) -> int:
+    """An upper bound of block nesting: a nested block mapping is indented further, and
+    a sequence with a mapping in it takes two more columns or a `- ` (`? `) indicator on
+    the same line (`- - - x`), so no level comes for free."""
+    deepest = 0
+    for line in text.splitlines():
+        body = line.lstrip(" ")
+        indicators = body.count("- ") + body.count("? ") + body.endswith(("-", "?"))
+        deepest = max(deepest, len(line) - len(body) + 2 * indicators)
+    return deepest + 3
 
 
 def parse_documents(text: str) -> Iterator[Any]:
