@@ -19,6 +19,8 @@ from deparrow_secrets.lint.engine import lint
 from helpers import clean_env, run_cli
 
 DEADLINE = 1.0
+# A guard that breaks makes these hang (an alias bomb expands for hours): fail instead.
+pytestmark = pytest.mark.timeout(60)
 
 
 def alias_bomb() -> str:
