@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
              "Check manifests, configuration and policies for known mistakes."),
     "scan": ("deparrow_secrets.cli.lint_cmds:scan",
              "Find an environment's secret values in files and git history."),
+    "audit": ("deparrow_secrets.cli.audit_cmds:audit", "List and verify the change ledger."),
 }
 
 
