@@ -209,9 +209,8 @@ class LedgerFiles:
             raise InputError(f"line {len(lines)} of the ledger is incomplete (no newline at "
                              "its end): truncated, or cut while being written",
                              file=str(self.ledger),
-                             hint="run `deparrow-secrets audit --verify` after moving the "
-                             "incomplete line out of the file; nothing is quoted here as a "
-                             "ledger line is not shown raw")
+                             hint="move the incomplete last line out of the file (it is "
+                             "not shown here), then run `deparrow-secrets audit --verify`")
         return records
 
     def verify(self, records: list[dict[str, Any]]) -> tuple[int, str]:
