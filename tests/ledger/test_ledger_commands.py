@@ -105,18 +105,32 @@ def test_a_failed_write_is_recorded_with_its_error_class_and_exit_code(
     failed = cli("set", "REDIS_PASSWORD", stdin=fresh_value() + "\n")
     assert failed.code == 3, failed.text
     last = records(project)[-1]
-    assert last["command"] == "set" and last["objects"] == []
+    assert last["command"] == "set"
+    # The write was attempted from version 1; whether it landed is not known.
+    assert [(o["remoteKey"], o["before"], o["after"], o["hashAfter"])
+            for o in last["objects"]] == [("deparrow/dev", "1", None, None)]
+    assert last["objects"][0]["hashBefore"] == records(project)[0]["objects"][0]["hashAfter"]
     assert last["outcome"] == {"status": "failed", "error": "StoreUnavailableError",
                                "exitCode": 3}
     listed = cli("audit", "--key", "REDIS_PASSWORD")
     assert "failed: StoreUnavailableError (exit 3)" in listed.out
+    assert "deparrow/dev 1 -> ?" in listed.out
 
 
-def test_nothing_to_roll_back_is_recorded_as_failed(project: Path, cli) -> None:
+def test_a_run_that_fails_before_any_write_is_not_recorded(
+        project: Path, cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to roll back, or a store that cannot be read: the store did not change."""
+    assert cli("rollback", "REDIS_PASSWORD").code == 1
+    assert ledger_files(project) == []
     assert cli("provision", "--env", "dev").code == 0
     assert cli("rollback", "REDIS_PASSWORD").code == 1
-    last = records(project)[-1]
-    assert last["outcome"]["error"] == "NotFoundError" and last["outcome"]["exitCode"] == 1
+
+    def down(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailableError("simulated outage")
+
+    monkeypatch.setattr(LocalStore, "read", down)
+    assert cli("set", "REDIS_PASSWORD", stdin=fresh_value() + "\n").code == 3
+    assert [r["command"] for r in records(project)] == ["provision"]
 
 
 def test_bad_input_is_not_recorded(project: Path, cli) -> None:

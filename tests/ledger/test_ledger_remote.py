@@ -85,7 +85,7 @@ def test_a_lost_check_and_set_is_recorded_as_a_conflict(remote, project: Path, c
     from deparrow_secrets.errors import ConflictError
     from deparrow_secrets.stores import backend_class
 
-    kind, _server, _remote_key = remote
+    kind, _server, remote_key = remote
     assert cli("provision", "--env", "production").code == 0
 
     def lose(*args: object, **kwargs: object) -> str:
@@ -95,5 +95,8 @@ def test_a_lost_check_and_set_is_recorded_as_a_conflict(remote, project: Path, c
     monkeypatch.setattr("deparrow_secrets.operations.provision._backoff", lambda n: None)
     lost = cli("set", "REDIS_PASSWORD", "--env", "production", stdin=fresh_value() + "\n")
     assert lost.code == 5, lost.text
-    assert records(project)[-1]["outcome"] == {"status": "failed", "error": "ConflictError",
-                                               "exitCode": 5}
+    last = records(project)[-1]
+    assert last["outcome"] == {"status": "failed", "error": "ConflictError", "exitCode": 5}
+    assert [(o["remoteKey"], o["after"]) for o in last["objects"]] == [(remote_key, None)]
+    nothing_changed = _remote_versions(kind, _server, remote_key)
+    assert last["objects"][0]["before"] == nothing_changed[-1]

@@ -11,7 +11,10 @@ from deparrow_secrets.errors import InputError
 
 
 def _versions(record: dict[str, Any]) -> str:
-    return ", ".join(f"{o.get('remoteKey')} {o.get('before') or '-'} -> {o.get('after') or '-'}"
+    # A failed run's object without an `after` was written with an unknown result.
+    unknown = "?" if record["outcome"].get("status") != "ok" else "-"
+    return ", ".join(f"{o.get('remoteKey')} {o.get('before') or '-'} -> "
+                     f"{o.get('after') or unknown}"
                      for o in record["objects"] if isinstance(o, dict)) or "-"
 
 

@@ -10,25 +10,22 @@ on stderr, never an error: the store write it describes has already happened.
 
 from __future__ import annotations
 
-import getpass
 import os
-import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from deparrow_secrets.errors import DeparrowError, InputError, notice
-from deparrow_secrets.ledger.chain import LedgerFiles, LedgerKey
+from deparrow_secrets.errors import DeparrowError, notice
 from deparrow_secrets.secret import SecretValue
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import EnvironmentConfig
+    from deparrow_secrets.ledger.chain import LedgerFiles, LedgerKey
     from deparrow_secrets.operations.project import Project
 
-__all__ = ["Change", "LedgerFiles", "LedgerKey", "ObjectChange", "files", "outcome_of",
-           "record"]
+__all__ = ["Change", "ObjectChange", "files", "outcome_of", "record"]
 
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
@@ -50,6 +47,10 @@ class ObjectChange:
 
 
 def files(project: Project) -> LedgerFiles:
+    # Imported when used: a command that records nothing loads none of it, and an import
+    # that fails (a venv no longer readable after a privilege drop) is caught by record().
+    from deparrow_secrets.ledger.chain import LedgerFiles
+
     return LedgerFiles(project.config.root, project.config.state_dir)
 
 
@@ -68,9 +69,15 @@ def outcome_of(exc: BaseException | None) -> dict[str, Any]:
 
 
 def _os_user() -> str:
+    """The login name as getpass.getuser() finds it, without importing getpass."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
         return f"uid {os.geteuid()}"
 
 
@@ -84,14 +91,15 @@ def record(project: Project, env: EnvironmentConfig, command: str, *,
            principal: str | None = None, started: str | None = None) -> dict[str, Any] | None:
     """Append one record; the stored record, or None (with a warning) when it could not
     be written. `facts` is free-form JSON (rotate: ESO sync times, workloads rolled)."""
-    ledger = files(project)
+    state_dir = project.config.state_dir
     try:
+        ledger = files(project)
         if not ledger.exists():
             _ignore_state_dir(project, ledger)
         key = ledger.key_for_writing()
         content: dict[str, Any] = {
             "time": _now(), "command": command, "env": env.name, "provider": env.provider,
-            "user": _os_user(), "uid": os.geteuid(), "host": socket.gethostname(),
+            "user": _os_user(), "uid": os.geteuid(), "host": os.uname().nodename,
             "keys": sorted(set(keys)),
             "objects": [_object_entry(key, env.name, o) for o in objects],
             "outcome": dict(outcome or {"status": "ok"}),
@@ -108,7 +116,7 @@ def record(project: Project, env: EnvironmentConfig, command: str, *,
     except OSError as exc:
         _warn(command, env.name, f"{exc.strerror or type(exc).__name__}"
               + (f": {exc.filename}" if exc.filename else ""),
-              f"make {ledger.state_dir} a directory you can write")
+              f"make {state_dir} a directory you can write")
     except Exception as exc:  # noqa: BLE001 - the store write stands; say so, then go on
         _warn(command, env.name, f"internal error {type(exc).__name__}",
               "report it; the change itself is in the store")
@@ -153,8 +161,11 @@ class Change:
             version = store.write(...)
             change.wrote(remote_key, snap, version, values)
 
-    Bad input (InputError) is not recorded: nothing was attempted against the store.
-    Any other exception is recorded as the failed outcome and propagates unchanged.
+    A run that ends without an exception is recorded (a provision that found every
+    value present too). A failure is recorded, with its class and exit code, when it
+    comes after `attempting` (a store write was tried, so the store may have changed);
+    a failure before that (bad input, nothing to roll back, a store that could not be
+    read) changed nothing and is not. The exception propagates unchanged.
     """
 
     def __init__(self, project: Project, env: EnvironmentConfig, command: str,
@@ -166,7 +177,17 @@ class Change:
         self.objects: dict[str, ObjectChange] = {}
         self.facts: dict[str, Any] = {}
         self.principal: str | None = None
+        self.attempted = False
         self.started = _now()
+
+    def attempting(self, remote_key: str, version_before: str | None,
+                   values_before: Mapping[str, SecretValue] | None,
+                   keys: Sequence[str] = ()) -> None:
+        """Called just before a store write: a run that fails from here on is recorded
+        (with this object's outcome unknown); one that fails before changed nothing."""
+        self.attempted = True
+        self.objects[remote_key] = ObjectChange(remote_key, version_before, None,
+                                                values_before, None, list(keys) or self.keys)
 
     def wrote(self, remote_key: str, version_before: str | None,
               values_before: Mapping[str, SecretValue] | None, version_after: str,
@@ -183,8 +204,8 @@ class Change:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if isinstance(exc, InputError) and not self.objects:
-            return
+        if exc is not None and not self.attempted:
+            return  # bad input, nothing to do, a store that could not be read: no change
         record(self.project, self.env, self.command, keys=self.keys,
                objects=list(self.objects.values()), outcome=outcome_of(exc),
                facts=self.facts, principal=self.principal, started=self.started)

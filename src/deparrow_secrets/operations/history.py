@@ -113,6 +113,7 @@ def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, k
                                 "nothing to roll back", remote_key=ref.key)
         values = dict(current.values)
         values[ref.property] = value
+        change.attempting(ref.key, current.version, current.values)
         new = store.write(ref.key, values, current.version)
         change.wrote(ref.key, current.version, current.values, new, values)
     return RollbackResult(ref.key, new, source, [key])

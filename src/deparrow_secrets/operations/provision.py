@@ -151,8 +151,6 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
     with Change(project, env, "provision",
                 keys=[k.key for p in plans for k in p.writes]) as change:
         _write_plans(project, env, store, plans, supplied, recover_deleted, result, change)
-        if result.recovered:
-            change.fact("recovered", list(result.recovered))
     result.plans = plans
     return result
 
@@ -173,6 +171,8 @@ def _write_plans(project: Project, env: EnvironmentConfig, store: SecretStore,
             merged = dict(plan.existing)
             for planned in plan.writes:
                 merged[planned.prop] = _new_value(project, planned, supplied)
+            change.attempting(plan.remote_key, plan.version, plan.existing,
+                              [k.key for k in plan.writes])
             try:
                 result.written[plan.remote_key] = store.write(plan.remote_key, merged,
                                                               plan.version)
@@ -185,6 +185,7 @@ def _write_plans(project: Project, env: EnvironmentConfig, store: SecretStore,
                     raise
                 store.recover(plan.remote_key)
                 result.recovered.append(plan.remote_key)
+                change.fact("recovered", list(result.recovered))
             except ConflictError:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise
@@ -205,6 +206,8 @@ def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key:
             snap = store.read(ref.key)
             values = dict(snap.values) if snap else {}
             values[ref.property] = value
+            change.attempting(ref.key, snap.version if snap else None,
+                              snap.values if snap else None)
             try:
                 version = store.write(ref.key, values, snap.version if snap else None)
             except ConflictError:
