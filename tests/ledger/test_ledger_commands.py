@@ -72,6 +72,20 @@ def test_provision_set_and_rollback_each_leave_one_record(project: Path, cli) ->
     assert "deparrow/dev 1 -> 2" in listed.out and "rollback" in listed.out
 
 
+def test_a_known_store_principal_is_recorded_and_shown(project: Path, cli) -> None:
+    assert cli("provision", "--env", "dev").code == 0
+    loaded = Project.load(cwd=project)
+    ledger.record(loaded, loaded.environment("dev"), "deploy", keys=["REDIS_PASSWORD"],
+                  principal="arn:aws:iam::123456789012:role/deployer",
+                  facts={"workloadsRolled": ["Deployment/api"]})
+    last = records(project)[-1]
+    assert last["principal"] == "arn:aws:iam::123456789012:role/deployer"
+    assert last["facts"] == {"workloadsRolled": ["Deployment/api"]}
+    listed = cli("audit", "--verify")
+    assert listed.code == 0, listed.text
+    assert " as arn:aws:iam::123456789012:role/deployer " in listed.out
+
+
 def test_dry_runs_and_read_only_commands_create_no_ledger(project: Path, cli) -> None:
     for args in (["provision", "--env", "dev", "--dry-run"], ["status"], ["verify"],
                  ["get", "REDIS_PASSWORD"], ["history", "REDIS_PASSWORD"], ["audit"],

@@ -18,6 +18,11 @@ def _versions(record: dict[str, Any]) -> str:
                      for o in record["objects"] if isinstance(o, dict)) or "-"
 
 
+def _who(record: dict[str, Any]) -> str:
+    user = str(record.get("user") or "?")
+    return f"{user} as {record['principal']}" if record.get("principal") else user
+
+
 def _keys(record: dict[str, Any]) -> str:
     keys = [str(k) for k in record["keys"]]
     if len(keys) > 3:
@@ -70,7 +75,7 @@ def audit(ctx: click.Context, env_name: str | None, key: str | None, verify: boo
         click.echo(f"no changes recorded yet ({files.ledger} does not exist or is empty)")
     else:
         print_table(["#", "WHEN", "WHO", "COMMAND", "ENV", "KEYS", "VERSIONS", "OUTCOME"],
-                    [(r["seq"], r["time"], r.get("user"), r["command"], r["env"],
+                    [(r["seq"], r["time"], _who(r), r["command"], r["env"],
                       _keys(r), _versions(r), _outcome(r))
                      for r in shown])
     if verify:
