@@ -233,3 +233,19 @@ def test_concurrent_writers_keep_one_chain(project: Path, cli) -> None:
     assert [r["seq"] for r in records(project)] == list(range(1, 102))
     checked = cli("audit", "--verify")
     assert checked.code == 0, checked.text
+
+
+@pytest.mark.parametrize("name", [KEY, HEAD])
+def test_a_planted_link_at_the_key_or_head_is_not_followed(
+        project: Path, cli, tmp_path_factory: pytest.TempPathFactory, name: str) -> None:
+    (project / STATE).mkdir(mode=0o700)
+    outside = tmp_path_factory.mktemp("elsewhere") / "planted"
+    planted = base64.urlsafe_b64encode(os.urandom(32)) + b"\n"
+    outside.write_bytes(planted)
+    (project / name).symlink_to(outside)
+    done = cli("provision", "--env", "dev")
+    assert done.code == 0, done.text
+    assert outside.read_bytes() == planted
+    # Neither is read or written through the link: the run is not recorded, it warns.
+    assert "symbolic link" in done.err and "ledger could not record" in done.err
+    assert not (project / LEDGER).exists() or (project / LEDGER).read_bytes() == b""
