@@ -53,6 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Compare catalog, store and cluster key by key (by hash)."),
     "impact": ("deparrow_secrets.cli.cluster_cmds:impact",
                "Which workloads and pods consume a Secret or key, and which are stale."),
+    "audit": ("deparrow_secrets.cli.audit_cmds:audit", "List and verify the change ledger."),
 }
 
 
