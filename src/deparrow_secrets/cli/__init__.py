@@ -53,6 +53,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "Compare catalog, store and cluster key by key (by hash)."),
     "impact": ("deparrow_secrets.cli.cluster_cmds:impact",
                "Which workloads and pods consume a Secret or key, and which are stale."),
+    "migrate": ("deparrow_secrets.cli.migrate_cmds:migrate",
+                "Move embedded Secrets into the store; remove them once ESO serves them."),
     "audit": ("deparrow_secrets.cli.audit_cmds:audit", "List and verify the change ledger."),
 }
 

@@ -122,6 +122,9 @@ class KubeClient(Protocol):
               namespace: str | None = None) -> Obj:
         """Strategic-merge patch (JSON merge patch for custom resources)."""
 
+    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
+        """Delete one object; False when it did not exist."""
+
     def events(self, namespace: str, *, involved_kind: str | None = None) -> list[Obj]:
         """Events of a namespace (optionally only those about one kind), in one request."""
 

@@ -221,6 +221,15 @@ class OfficialKubeClient:
                              namespace=namespace, query=[("fieldManager", FIELD_MANAGER)],
                              body=patch, content_type=content_type) or {}
 
+    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
+        # Background propagation, as kubectl delete: dependents go by garbage collection,
+        # which is why migrate removes its ownerReferences before deleting an ExternalSecret.
+        doc = self._request("DELETE", kind.path(namespace, name), verb="delete", kind=kind,
+                            namespace=namespace, missing_ok=True)
+        if doc is not None:
+            doc.clear()  # a deleted Secret comes back whole: never kept
+        return doc is not None
+
     def events(self, namespace: str, *, involved_kind: str | None = None) -> list[Obj]:
         from deparrow_secrets.cluster.api import EVENT
 

@@ -245,6 +245,17 @@ def _apply_all(client: KubeClient, objs: list[Obj], dry_run: bool) -> list[Objec
     return changes
 
 
+def apply_objects(client: KubeClient, objs: list[Obj], dry_run: bool = False
+                  ) -> list[ObjectChange]:
+    """Server-side apply of `objs` in order, as deploy does (for migrate)."""
+    return _apply_all(client, objs, dry_run)
+
+
+def require_eso(client: KubeClient, env: EnvironmentConfig) -> None:
+    """Exit 1 naming the install when ESO's v1 API is not served (for migrate)."""
+    _require_eso(client, env)
+
+
 def _require_eso(client: KubeClient, env: EnvironmentConfig) -> None:
     versions = client.served_versions(ESO_GROUP)
     if not versions or "v1" not in versions:
