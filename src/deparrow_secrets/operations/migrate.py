@@ -518,17 +518,21 @@ def find_leaks(project: Project, values: Mapping[str, SecretValue],
     return leaks, None
 
 
+def rotation_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("deparrow_secrets.operations.rotate") is not None
+
+
 def rotate_keys(project: Project, env: EnvironmentConfig, keys: list[str],
                 client: KubeClient | None, open_store: Callable[[], SecretStore],
                 *, timeout: float) -> dict[str, Any]:
     """The one boundary to rotation (issue 12's `rotate`)."""
-    try:
-        from deparrow_secrets.operations import rotate as rotation  # noqa: F401
-    except ImportError:
+    if not rotation_available():
         raise RotationUnavailableError(
             "--rotate-leaked: rotation is not available in this version",
             hint=f"run `deparrow-secrets rotate --env {env.name} {' '.join(keys)}` once "
-                 "it is; nothing was rotated") from None
+                 "it is; nothing was rotated")
     raise RotationUnavailableError(  # pragma: no cover - replaced when rotate lands
         "--rotate-leaked: rotation is not wired yet",
         hint=f"run `deparrow-secrets rotate --env {env.name} {' '.join(keys)}`")
@@ -603,6 +607,11 @@ def migrate(project: Project, env: EnvironmentConfig, client: KubeClient | None,
     if opts.source == "cluster" and client is None:
         raise InputError("--from cluster needs the cluster",
                          hint="pass --kubeconfig/--context (or set KUBECONFIG)")
+    if opts.rotate_leaked and not rotation_available():
+        raise RotationUnavailableError(
+            "--rotate-leaked: rotation is not available in this version yet; nothing was "
+            "done", hint="migrate without it: the leaked keys are listed with the exact "
+                         f"`deparrow-secrets rotate --env {env.name} KEY...` to run")
     calls_before = client.calls if client else 0
     state = load_state(project, env) if not opts.dry_run else None
     if state and state.get("step") == "done":
