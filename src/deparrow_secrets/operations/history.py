@@ -54,6 +54,7 @@ class RollbackResult:
     version: str  # the version current afterwards (a new one, holding the old value)
     restored_from: str  # the version whose value of the key was restored
     changed_keys: list[str]  # catalog keys whose value the rollback changed: only the key
+    previous_version: str | None = None  # the version current before the rollback
 
 
 def _target(store: SecretStore, remote_key: str, prop: str, current: Snapshot,
@@ -109,7 +110,7 @@ def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, k
     values = dict(current.values)
     values[ref.property] = value
     new = store.write(ref.key, values, current.version)
-    return RollbackResult(ref.key, new, source, [key])
+    return RollbackResult(ref.key, new, source, [key], current.version)
 
 
 def check_version_id(version: str) -> None:
