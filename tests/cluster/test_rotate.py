@@ -95,6 +95,17 @@ class Rot:
         self.api.put(dep)
 
 
+def unstick(rot: Rot, name: str) -> None:
+    """The cause fixed: the Deployment rolls out again (the person's part before a rerun)."""
+    rot.workloads.stick(NS, name, False)
+
+    def progressing() -> bool:
+        dep = rot.api.get("apps/v1", "Deployment", name, NS)
+        return all(c.get("reason") != "ProgressDeadlineExceeded"
+                   for c in (dep.get("status") or {}).get("conditions") or [])
+    rot.api.wait_for(progressing, timeout=10)
+
+
 def _wait_settled(api: FakeKubeApiServer, names: list[str]) -> None:
     def ready() -> bool:
         for name in names:
@@ -339,7 +350,7 @@ def test_no_rollback_keeps_the_new_value_and_says_how_to_finish(vault_rot: Rot) 
     assert run.code == 9, run.text
     assert rot.raw()["POSTGRES_PASSWORD"] != before["POSTGRES_PASSWORD"]
     assert "resumes at step wait" in run.err and "rollback POSTGRES_PASSWORD" in run.err
-    rot.workloads.stick(NS, "db-client", False)
+    unstick(rot, "db-client")
     again = rot.rotate("POSTGRES_PASSWORD", "-o", "json")
     assert again.code == 0, again.text
     assert again.json()["resumedAfter"] == "restart"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_rotate import NS, Rot, build
 
 from fakes.kube_apiserver import FakeKubeApiServer
 from helpers import Run, clean_env, run_cli
-from test_rotate import NS, Rot, build
 
 Cli = Callable[..., Run]
 
