@@ -435,6 +435,7 @@ class _Run:
         self.namespace = project.config.namespace
         self.calls_before = client.calls if client else 0
         self.seen_failures: set[tuple[str, str, str]] = set()
+        self.plan_seconds = 0.0  # planning happens before the run; reported as its step
 
     # -------------------------------------------------------------- helpers
 
@@ -784,10 +785,16 @@ class _Run:
     # -------------------------------------------------------------- the whole
 
     def run(self) -> RotationResult:
-        started = time.monotonic()
+        started = time.monotonic() - self.plan_seconds
         rec, res = self.record, self.result
         try:
-            self.timed("plan", res.steps, lambda: "planned", already=bool(rec.step))
+            if rec.step:
+                self.timed("plan", res.steps, lambda: "", already=True)
+            else:
+                res.steps.append(StepReport("plan", "done", self.plan_seconds, (
+                    f"{len(self.plan.keys)} key(s), {len(self.plan.objects)} remote "
+                    f"object(s), {len(self.plan.secrets)} Secret(s), "
+                    f"{len(self.plan.consumers)} workload(s)")))
             if not rec.step:
                 self.record_workloads()
                 rec.step = "plan"
@@ -957,12 +964,15 @@ def rotate(project: Project, env: EnvironmentConfig, store: SecretStore,
                 return RotationResult(plan, "planned")
             return _Run(project, env, store, client, plan, record, options, progress).run()
         rotation_state.clear(project, env.name)  # stopped before its write: plan afresh
+    planning = time.monotonic()
     values, sources = new_values(project, keys, supplied)
     plan, record = plan_rotation(project, env, store, client, keys, values, sources)
     if options.dry_run:
         plan.new_values.clear()
         return RotationResult(plan, "planned")
-    return _Run(project, env, store, client, plan, record, options, progress).run()
+    run = _Run(project, env, store, client, plan, record, options, progress)
+    run.plan_seconds = time.monotonic() - planning
+    return run.run()
 
 
 def rollback_sync(project: Project, env: EnvironmentConfig, store: SecretStore,
