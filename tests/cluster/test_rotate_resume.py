@@ -35,7 +35,8 @@ def _run(rot: Rot, openbao: Any, kill_after: str | None) -> Run:
                    env=clean_env(**extra))
 
 
-@pytest.mark.parametrize("step", ["plan", "write", "sync", "restart", "wait"])
+@pytest.mark.parametrize("step", ["plan", "write-sent", "write", "sync", "restart-sent",
+                                  "restart", "wait"])
 def test_killed_after_each_step_the_rerun_finishes_without_repeating(
         rot: Rot, openbao: Any, step: str) -> None:
     before = rot.raw()
@@ -56,8 +57,10 @@ def test_killed_after_each_step_the_rerun_finishes_without_repeating(
     doc = rerun.json()
     assert doc["outcome"] == "rotated"
     if step != "plan":
-        assert doc["resumedAfter"] == step
+        assert doc["resumedAfter"] == {"write-sent": "plan",
+                                       "restart-sent": "sync"}.get(step, step)
         assert doc["storeWrites"] == 0
+    assert all(s["hashVerified"] for s in doc["secrets"])
     after = rot.raw()
     assert after["POSTGRES_PASSWORD"] != before["POSTGRES_PASSWORD"]
     assert after["REDIS_PASSWORD"] != before["REDIS_PASSWORD"]

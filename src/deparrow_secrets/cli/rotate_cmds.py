@@ -85,6 +85,7 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
         click.confirm(f"rotate {len(selected)} value(s) of {env.name}: "
                       + ", ".join(selected) + "?", abort=True)
     record = ops.pending(project, env)
+    # A run killed after its write needs no new value: it finishes with the stored one.
     resuming = record is not None and record.keys == selected and record.done("write")
     supplied = {} if resuming else _supplied_values(values_file, from_stdin)
     if not resuming and not dry_run and stdin_is_tty() and not from_stdin:

@@ -57,6 +57,7 @@ from deparrow_secrets.errors import (
     DeparrowError,
     InputError,
     NotConvergedError,
+    UncertainWriteError,
 )
 from deparrow_secrets.operations import rotation_state
 from deparrow_secrets.operations.project import Project
@@ -514,6 +515,7 @@ class _Run:
                 values.clear()
             self.result.store_writes += 1
             written += 1
+            self.kill_hook("write-sent")
             rec.after, rec.writing = after, False
             obj.version_after = after
             self.save()
@@ -716,6 +718,7 @@ class _Run:
                 self.client.patch(KINDS_BY_NAME[c.kind], c.name, restart_patch(at),
                                   self.namespace)
                 patched += 1
+                self.kill_hook("restart-sent")
             c.restarted = True
             if which is None:
                 self.record.workloads[c.ref].restarted = True
@@ -802,6 +805,8 @@ class _Run:
                 self.kill_hook("plan")
             try:
                 self.timed("write", res.steps, self.write, already=rec.done("write"))
+            except UncertainWriteError:
+                raise  # the record keeps `writing`: a rerun finds out whether it landed
             except ConflictError:
                 self._undo_partial_write()
                 raise
@@ -826,6 +831,9 @@ class _Run:
         cluster = self.client is not None or not self.env.uses_eso
         if cluster:
             self.timed("sync", res.steps, self.sync, already=rec.done("sync"))
+        if rec.done("sync"):  # verified by the interrupted run
+            for t in self.plan.secrets:
+                t.hash_verified = t.external_secret is None or t.external_secret in rec.synced
         rec.step = "sync"
         self.save()
         self.kill_hook("sync")
@@ -958,10 +966,14 @@ def rotate(project: Project, env: EnvironmentConfig, store: SecretStore,
                 file=str(rotation_state.record_path(project, env.name)),
                 hint=f"finish it first: rerun `deparrow-secrets rotate --env {env.name} "
                      f"{' '.join(record.keys)}` (it resumes); nothing was written")
-        if record.done("write"):
+        started_writing = any(o.after or o.writing for o in record.objects.values())
+        if record.done("write") or started_writing:
             plan = _plan_from_record(project, env, client, record)
             if options.dry_run:
                 return RotationResult(plan, "planned")
+            if not record.done("write"):
+                # Killed inside the write: objects not yet written get new values now.
+                plan.new_values, _ = new_values(project, keys, supplied)
             return _Run(project, env, store, client, plan, record, options, progress).run()
         rotation_state.clear(project, env.name)  # stopped before its write: plan afresh
     planning = time.monotonic()
