@@ -147,3 +147,37 @@ def test_no_value_and_no_data_hash_in_any_rotate_output(
     assert found == [], "\n".join(found)
     # positive control: the search finds a value where it is
     assert find_values({"x": base64.b64encode(supplied.encode())}, {"s": supplied})
+
+
+def test_keys_declared_to_rotate_together_rotate_together(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    root = tmp_path / "project"
+    root.mkdir()
+    isolate(monkeypatch, root)
+    (root / "catalog.yaml").write_text(
+        "values:\n"
+        "  DB_USER: {requirement: required, source: generated, rotateWith: [DB_PASSWORD]}\n"
+        "  DB_PASSWORD: {requirement: required, source: generated}\n"
+        "  OTHER: {requirement: required, source: generated}\n"
+        "secrets:\n  db: [DB_USER, DB_PASSWORD]\n  other: [OTHER]\n")
+    write_config(root, "catalog: catalog.yaml\nenvironments:\n  dev:\n"
+                       "    store: {provider: local}\n")
+    assert cli("provision", "--env", "dev").code == 0
+    assert cli("render").code == 0
+    before = _dev_values(root)
+    run = cli("rotate", "--env", "dev", "DB_PASSWORD", "-o", "json")
+    assert run.code == 0, run.text
+    assert run.json()["keys"] == ["DB_USER", "DB_PASSWORD"]
+    after = _dev_values(root)
+    assert after["DB_USER"] != before["DB_USER"]
+    assert after["DB_PASSWORD"] != before["DB_PASSWORD"]
+    assert after["OTHER"] == before["OTHER"]
+    assert run.json()["storeWrites"] == 1  # one remote object, one write
+
+    (root / "catalog.yaml").write_text(
+        "values:\n"
+        "  DB_USER: {requirement: required, source: generated, rotateWith: [NOPE]}\n"
+        "secrets:\n  db: [DB_USER]\n")
+    bad = cli("rotate", "--env", "dev", "DB_USER")
+    assert bad.code == 2 and "values.DB_USER.rotateWith[0]" in bad.err \
+        and "'NOPE' is not defined" in bad.err, bad.text
