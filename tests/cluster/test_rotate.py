@@ -414,12 +414,17 @@ def test_refused_when_an_external_secret_cannot_be_forced(vault_rot: Rot) -> Non
     rot = vault_rot
     for patch, fragment in (({"refreshPolicy": "CreatedOnce"}, "CreatedOnce"),
                             ({"refreshInterval": "0"}, "refreshInterval 0"),
-                            ({"target": {"immutable": True}}, "immutable target")):
+                            ({"target": {"immutable": True}}, "immutable target"),
+                            ({"pin": "1"}, "pins REDIS_PASSWORD to version 1")):
         es = rot.api.get("external-secrets.io/v1", "ExternalSecret",
                          "redis-credentials-external", NS)
         original = json.loads(json.dumps(es))
-        es["spec"].update(patch if "target" not in patch
-                          else {"target": {**es["spec"]["target"], "immutable": True}})
+        if "pin" in patch:
+            es["spec"]["data"][0]["remoteRef"]["version"] = patch["pin"]
+        elif "target" in patch:
+            es["spec"]["target"] = {**es["spec"]["target"], "immutable": True}
+        else:
+            es["spec"].update(patch)
         rot.api.put(es)
         versions = rot.versions()
         run = rot.rotate("REDIS_PASSWORD")
@@ -428,3 +433,23 @@ def test_refused_when_an_external_secret_cannot_be_forced(vault_rot: Rot) -> Non
         assert rot.versions() == versions
         original["metadata"].pop("resourceVersion", None)
         rot.api.put(original)
+
+
+def test_rollback_sync_that_fails_needs_a_person_and_a_rerun_finishes(vault_rot: Rot) -> None:
+    rot = vault_rot
+    before = rot.raw()
+    assert rot.rotate("POSTGRES_PASSWORD").code == 0
+    versions = rot.versions()
+    rot.workloads.stick(NS, "db-client")
+    args = ("rollback", "POSTGRES_PASSWORD", "--env", rot.env, "--sync", "--kubeconfig",
+            rot.kubeconfig)
+    run = rot.cli(*args, "--timeout", "2")
+    assert run.code == 9, run.text
+    assert "step wait failed" in run.err and "resumes at step wait" in run.err
+    assert rot.raw()["POSTGRES_PASSWORD"] == before["POSTGRES_PASSWORD"]  # store restored
+    unstick(rot, "db-client")
+    again = rot.cli(*args, "-o", "json")
+    assert again.code == 0, again.text
+    assert again.json()["resumedAfter"] == "restart"
+    assert sum(rot.versions().values()) == sum(versions.values()) + 1  # one rollback write
+    rot.assert_secrets_carry_the_store()

@@ -327,6 +327,20 @@ def check_forcible(es: Obj, env: EnvironmentConfig, namespace: str) -> str | Non
     return None
 
 
+def _pinned(es: Obj, keys: list[str], env: EnvironmentConfig) -> str | None:
+    """A `remoteRef.version` pin on a rotated key: ESO would keep syncing the pinned
+    version, so the new value would never arrive (CLUSTER.md)."""
+    name = (es.get("metadata") or {}).get("name")
+    for item in (es.get("spec") or {}).get("data") or []:
+        ref = item.get("remoteRef") or {}
+        if item.get("secretKey") in keys and ref.get("version"):
+            return (f"ExternalSecret {name} pins {item.get('secretKey')} to version "
+                    f"{ref['version']}: the new value would never reach its Secret; remove "
+                    f"the pin (`deparrow-secrets render`, then `deparrow-secrets deploy --env "
+                    f"{env.name}`)")
+    return None
+
+
 def _consumers(client: KubeClient, namespace: str, targets: list[SecretTarget],
                labels_of: Mapping[str, Mapping[str, str]]) -> tuple[list[Consumer], dict[str, Obj]]:
     names = {t.name for t in targets}
@@ -383,7 +397,7 @@ def plan_rotation(project: Project, env: EnvironmentConfig, store: SecretStore,
                                      f"namespace {namespace}",
                                      hint=f"run `deparrow-secrets deploy --env {env.name}` "
                                           "first; nothing was written")
-                why = check_forcible(es, env, namespace)
+                why = check_forcible(es, env, namespace) or _pinned(es, t.keys, env)
                 if why:
                     raise InputError(why + "; nothing was written")
         digests = {d.name: {**d.labels, **d.annotations}
@@ -486,7 +500,8 @@ class _Run:
             if rec.writing and current_version not in (rec.before, None):
                 # Killed between sending the write and recording its version: the object
                 # moved on by exactly our write if its history has one version after ours.
-                versions = [v.version for v in self.store.history(obj.remote_key)]
+                history: Any = self.store.history(obj.remote_key)
+                versions = [v.version for v in history]
                 if rec.before in versions and versions[-1] == current_version and \
                         versions.index(rec.before) == len(versions) - 2:
                     rec.after = obj.version_after = current_version
