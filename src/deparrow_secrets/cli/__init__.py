@@ -51,6 +51,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Diagnose store -> SecretStore -> ExternalSecret -> Secret -> workloads."),
     "drift": ("deparrow_secrets.cli.cluster_cmds:drift",
               "Compare catalog, store and cluster key by key (by hash)."),
+    "rotate": ("deparrow_secrets.cli.rotate_cmds:rotate",
+               "Rotate values: store, verified sync, restarts, rollouts; undo on failure."),
     "impact": ("deparrow_secrets.cli.cluster_cmds:impact",
                "Which workloads and pods consume a Secret or key, and which are stale."),
     "migrate": ("deparrow_secrets.cli.migrate_cmds:migrate",
@@ -89,7 +91,8 @@ def cli(ctx: click.Context, config_path: str | None, catalog_path: str | None) -
 
     Exit codes: 0 ok, 1 check failed or findings, 2 usage or configuration error,
     3 store unavailable, 4 access denied, 5 write conflict, 6 integrity (wrong key,
-    tampered data), 7 missing optional dependency.
+    tampered data), 7 missing optional dependency, 8 rotation rolled back to the old
+    value, 9 rotation needs a person.
     """
     ctx.obj = {"config_path": config_path, "catalog_path": catalog_path}
 

@@ -7,6 +7,7 @@ from typing import NoReturn
 
 import click
 
+from deparrow_secrets.cli.cluster_cmds import _progress, cluster_options
 from deparrow_secrets.cli.common import (
     camel_dict,
     env_option,
@@ -322,19 +323,44 @@ def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
 @click.argument("key")
 @env_option()
 @click.option("--to", "version", help="Version to restore (default: the previous one).")
+@click.option("--sync", is_flag=True,
+              help="Then force-sync, verify by hash, restart consumers and wait, as rotate.")
+@click.option("--no-restart", is_flag=True, help="With --sync: leave the workloads alone.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              metavar="SECONDS", help="With --sync: how long to wait for ESO and rollouts.")
+@cluster_options
 @output_option()
 @click.pass_context
-def rollback(ctx: click.Context, key: str, env_name: str, version: str | None,
-             output: str) -> None:
+def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, sync: bool,
+             no_restart: bool, timeout: float, kubeconfig: str | None,
+             kube_context: str | None, output: str) -> None:
     """Restore KEY's previous value (or its value in --to VERSION) as a new version.
 
     Only KEY changes: other keys held by the same remote object keep their values.
+    With --sync the restored value is carried into the cluster the way rotate does
+    (exit 0 done, 9 a step failed: the message says which and how to finish).
     """
-    from deparrow_secrets.operations.history import rollback_key
+    from deparrow_secrets.operations.history import check_version_id, rollback_key
 
     project = load_project(ctx)
     env = project.environment(env_name)
     _ref(project, env, key)
+    if version is not None:
+        check_version_id(version)
+    if sync:
+        from deparrow_secrets.cli.rotate_cmds import cluster_client, show_result
+        from deparrow_secrets.operations.rotate import RotateOptions, rollback_sync
+
+        with cluster_client(env, kubeconfig, kube_context) as client, \
+                project.open_store(env, create=False, writable=True) as store:
+            _, outcome = rollback_sync(
+                project, env, store, client, key, version,
+                RotateOptions(restart=not no_restart, timeout=timeout),
+                progress=None if output == "json" else _progress())
+        show_result(outcome, output)
+        if outcome.exit_code:
+            ctx.exit(outcome.exit_code)
+        return
     with project.open_store(env, create=False, writable=True) as store:
         result = rollback_key(project, env, store, key, version)
     if output == "json":

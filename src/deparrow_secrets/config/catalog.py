@@ -46,6 +46,8 @@ class CatalogValue:
     min_length: int = 1
     group: str = DEFAULT_GROUP
     property: str | None = None
+    # Keys that must change together with this one (`rotateWith:`): rotate takes them all.
+    rotate_with: tuple[str, ...] = ()
 
     def needed(self, ha: bool, optional_keys: frozenset[str] = frozenset()) -> bool:
         if self.requirement == "required":
@@ -72,6 +74,22 @@ class Catalog:
     def needed(self, ha: bool, optional_keys: frozenset[str] = frozenset()) -> list[CatalogValue]:
         """The values one environment must have, in catalog order."""
         return [v for v in self.values.values() if v.needed(ha, optional_keys)]
+
+    def rotation_group(self, key: str) -> list[str]:
+        """`key` and every key linked to it by `rotateWith` (either way, transitively), in
+        catalog order: the keys one rotation must change together."""
+        linked: dict[str, set[str]] = {name: set() for name in self.values}
+        for value in self.values.values():
+            for other in value.rotate_with:
+                linked[value.name].add(other)
+                linked[other].add(value.name)
+        group, todo = {key}, [key]
+        while todo:
+            for other in linked.get(todo.pop(), ()):
+                if other not in group:
+                    group.add(other)
+                    todo.append(other)
+        return [name for name in self.values if name in group]
 
     def secret_keys(self, secret: KubernetesSecret, ha: bool,
                     optional_keys: frozenset[str] = frozenset()) -> list[str]:
@@ -151,6 +169,7 @@ def parse_catalog(doc: Located) -> Catalog:
             raise c.fail(("values", name), f"'{name}' is in no Kubernetes Secret",
                          hint="list it under `secrets:` or remove it")
     _check_remote_homes(c, values)
+    _check_rotation_groups(c, values)
     return Catalog(doc.file, values, tuple(secrets), doc)
 
 
@@ -158,7 +177,8 @@ def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
     path: tuple[str, ...] = ("values", name)
     c.string(path, name, pattern=KEY_PATTERN, what="key name")
     m = c.mapping(path, raw, ["description", "requirement", "source", "generate", "default",
-                              "minLength", "remote"], required=("requirement", "source"))
+                              "minLength", "remote", "rotateWith"],
+                  required=("requirement", "source"))
     requirement = c.choice((*path, "requirement"), m["requirement"], REQUIREMENTS)
     source = c.choice((*path, "source"), m["source"], SOURCES)
     description = c.string((*path, "description"), m.get("description", ""))
@@ -191,8 +211,22 @@ def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
     if prop is not None:
         prop = c.string((*path, "remote", "property"), prop, pattern=KEY_PATTERN,
                         what="remote property name")
+    rotate_with = tuple(c.string_list((*path, "rotateWith"), m.get("rotateWith", [])))
     return CatalogValue(name, description, requirement, source, generate, default,
-                        min_length, group, prop)
+                        min_length, group, prop, rotate_with)
+
+
+def _check_rotation_groups(c: Checker, values: dict[str, CatalogValue]) -> None:
+    for v in values.values():
+        for i, other in enumerate(v.rotate_with):
+            if other not in values:
+                raise c.fail(("values", v.name, "rotateWith", i),
+                             f"'{other}' is not defined under values",
+                             hint="list keys of this catalog that must change together "
+                                  "with this one, or remove the entry")
+            if other == v.name:
+                raise c.fail(("values", v.name, "rotateWith", i),
+                             "a key cannot rotate with itself", hint="remove the entry")
 
 
 def _check_remote_homes(c: Checker, values: dict[str, CatalogValue]) -> None:

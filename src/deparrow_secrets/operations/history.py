@@ -55,6 +55,7 @@ class RollbackResult:
     version: str  # the version current afterwards (a new one, holding the old value)
     restored_from: str  # the version whose value of the key was restored
     changed_keys: list[str]  # catalog keys whose value the rollback changed: only the key
+    previous_version: str | None = None  # the version current before the rollback
 
 
 def _target(store: SecretStore, remote_key: str, prop: str, current: Snapshot,
@@ -116,7 +117,7 @@ def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, k
         change.attempting(ref.key, current.version, current.values)
         new = store.write(ref.key, values, current.version)
         change.wrote(ref.key, current.version, current.values, new, values)
-    return RollbackResult(ref.key, new, source, [key])
+    return RollbackResult(ref.key, new, source, [key], current.version)
 
 
 def check_version_id(version: str) -> None:

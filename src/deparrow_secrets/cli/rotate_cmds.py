@@ -1,0 +1,153 @@
+"""rotate (and the printing `rollback --sync` shares with it): parse, call, print."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+from deparrow_secrets.cli.cluster_cmds import _progress, cluster_options
+from deparrow_secrets.cli.common import (
+    env_option,
+    load_project,
+    output_option,
+    print_json,
+    stdin_is_tty,
+)
+from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.errors import InputError
+
+
+@contextmanager
+def cluster_client(env: EnvironmentConfig, kubeconfig: str | None,
+                   context: str | None) -> Iterator[Any]:
+    """The cluster of `env`: always for ESO environments; for dev only when asked for."""
+    if not env.uses_eso and kubeconfig is None and context is None:
+        yield None
+        return
+    from deparrow_secrets.cluster.official import connect
+
+    client = connect(kubeconfig, context)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@click.command()
+@click.argument("keys", nargs=-1, metavar="[KEY]...")
+@env_option()
+@click.option("--secret", "secret_name", metavar="NAME",
+              help="Rotate every value of this Kubernetes Secret (fixed defaults excepted).")
+@click.option("--all", "all_keys", is_flag=True,
+              help="Rotate every value the environment uses (fixed defaults excepted).")
+@click.option("--values-file", type=click.Path(dir_okay=False),
+              help="New values of user-supplied keys: KEY=VALUE lines or a JSON object.")
+@click.option("--stdin", "from_stdin", is_flag=True,
+              help="Read new values of user-supplied keys (KEY=VALUE lines) from stdin.")
+@click.option("--dry-run", is_flag=True, help="Show the plan; write nothing.")
+@click.option("--no-restart", is_flag=True,
+              help="Write and sync; leave the workloads alone.")
+@click.option("--no-rollback", is_flag=True,
+              help="On a failure after the write, keep the new value and say how to finish.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              metavar="SECONDS", help="How long to wait for ESO and for each rollout step.")
+@click.option("--yes", is_flag=True, help="Do not ask before rotating --all.")
+@cluster_options
+@output_option()
+@click.pass_context
+def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name: str | None,
+           all_keys: bool, values_file: str | None, from_stdin: bool, dry_run: bool,
+           no_restart: bool, no_rollback: bool, timeout: float, yes: bool,
+           kubeconfig: str | None, kube_context: str | None, output: str) -> None:
+    """Rotate KEYs of ENV: new values into the store (check-and-set), force-sync the
+    ExternalSecrets and verify each Secret by hash, restart the consumers (Reloader's
+    are awaited), wait for the rollouts. A failure after the write rolls back by itself.
+
+    Exit codes: 0 on the new value, 8 rolled back to the old value, 9 needs a person,
+    5 another writer came first (nothing restarted), 2 bad input (nothing written).
+    A killed run resumes when the same command is run again.
+    """
+    from deparrow_secrets.cli.secret_cmds import _supplied_values
+    from deparrow_secrets.operations import rotate as ops
+    from deparrow_secrets.operations.values_input import checked_value
+
+    project = load_project(ctx)
+    env = project.environment(env_name)
+    selected = ops.select_keys(project, env, list(keys), secret_name, all_keys)
+    if all_keys and not yes and not dry_run:
+        if not stdin_is_tty():
+            raise InputError(f"--all rotates {len(selected)} value(s) of {env.name} and "
+                             "restarts their consumers; confirm with --yes when not on a "
+                             "terminal", hint="nothing was written")
+        click.confirm(f"rotate {len(selected)} value(s) of {env.name}: "
+                      + ", ".join(selected) + "?", abort=True)
+    record = ops.pending(project, env)
+    # A run killed after its write needs no new value: it finishes with the stored one.
+    resuming = record is not None and record.keys == selected and record.done("write")
+    supplied = {} if resuming else _supplied_values(values_file, from_stdin)
+    if not resuming and not dry_run and stdin_is_tty() and not from_stdin:
+        for key in ops.keys_needing_input(project, selected, supplied):
+            desc = project.catalog.values[key].description
+            supplied[key] = checked_value(click.prompt(f"new {key} ({desc})", hide_input=True,
+                                                       confirmation_prompt=True),
+                                          "<prompt>", key)
+    if dry_run:
+        ops.new_values(project, selected, supplied)  # the same input checks, nothing kept
+    options = ops.RotateOptions(dry_run=dry_run, restart=not no_restart,
+                                rollback=not no_rollback, timeout=timeout)
+    with cluster_client(env, kubeconfig, kube_context) as client, \
+            project.open_store(env, create=False, writable=not dry_run) as store:
+        result = ops.rotate(project, env, store, client, selected, supplied, options,
+                            progress=None if output == "json" else _progress())
+    show_result(result, output)
+    if result.exit_code:
+        ctx.exit(result.exit_code)
+
+
+def show_result(result: Any, output: str) -> None:
+    """The report of a rotation or `rollback --sync` (RotationResult), text or JSON."""
+    if output == "json":
+        print_json(result.to_json())
+        return
+    p = result.plan
+    verb = {"planned": "would rotate", "rotated": "rotated", "rolled-back": "rolled back",
+            "needs-person": "needs a person:"}[result.outcome]
+    if p.kind == "rollback" and result.outcome == "rotated":
+        verb = "rolled back and synced"
+    click.echo(f"{p.environment} ({p.provider}): {verb} {', '.join(p.keys)}"
+               + (f" (resumed after step {p.resumed_after})" if p.resumed_after else ""))
+    for o in p.objects:
+        line = f"  store   {o.remote_key}: version {o.version_before} -> " \
+               f"{o.version_after or '(not written)'}"
+        if o.restored_version:
+            line += f", restored as {o.restored_version}"
+        click.echo(line)
+    for s in p.secrets:
+        via = f" via ExternalSecret/{s.external_secret}" if s.external_secret else ""
+        line = f"  secret  {s.name}{via}: hash verified {'yes' if s.hash_verified else 'no'}"
+        if result.undo:
+            line += f"; old value verified {'yes' if s.restored_verified else 'no'}"
+        click.echo(line)
+    for c in p.consumers:
+        how = {"restart": "restarted" if c.restarted else "restart",
+               "reloader": "left to Stakater Reloader", "paused": "paused: not touched"}
+        click.echo(f"  {c.kind.lower():<11} {c.name}: {how[c.action]}"
+                   + (", rolled out" if c.rolled_out else "")
+                   + f" ({','.join(c.secrets)}{'; ' + ','.join(c.ways) if c.ways else ''})")
+    for label, steps in (("step", result.steps), ("undo", result.undo)):
+        for s in steps:
+            click.echo(f"  {label:<7} {s.name:<8} {s.status:<12} {s.seconds:6.2f}s"
+                       + (f"  {s.detail}" if s.detail else ""))
+    if result.outcome != "planned":
+        click.echo(f"  {result.store_writes} store write(s), {result.api_calls} API call(s), "
+                   f"{result.seconds:.1f}s ({result.waited:.1f}s waiting for controllers)")
+    if result.message:
+        click.echo(f"error: {result.message}", err=True)
+    if result.hint:
+        click.echo(f"  hint: {result.hint}", err=True)
+    if result.outcome == "rolled-back":
+        click.echo(f"{p.environment}: the old value is current again (exit 8)", err=True)
+
