@@ -64,8 +64,10 @@ def migrate(ctx: click.Context, env_name: str, source: str, paths: tuple[str, ..
         result = run_migrate(project, env, None, open_store, opts)
     if output == "json":
         print_json(result.to_json())
-        return
-    _print_text(result)
+    else:
+        _print_text(result)
+    if result.rotation_exit:
+        ctx.exit(result.rotation_exit)
 
 
 def _print_text(result: Any) -> None:
@@ -113,7 +115,16 @@ def _print_text(result: Any) -> None:
     click.echo(summary + (f" ({result.api_calls} API calls)" if result.api_calls else ""))
     if result.leaked_keys:
         if result.rotation is not None:
-            click.echo(f"rotated   {', '.join(result.leaked_keys)}")
+            rotation = result.rotation
+            if rotation:
+                click.echo(f"rotation  {', '.join(rotation['keys'])}: {rotation['outcome']}"
+                           + (f" ({rotation['message']})" if rotation.get("message") else ""))
+                for w in rotation.get("workloads") or []:
+                    click.echo(f"          {w['kind']}/{w['name']}: {w['action']}")
+            if result.rotate_by_hand:
+                click.echo(f"{', '.join(result.rotate_by_hand)}: issue a new value where it "
+                           f"comes from, then `deparrow-secrets set KEY --env "
+                           f"{plan.environment}`")
         else:
             click.echo(f"{len(result.leaked_keys)} migrated value(s) remain in git history: "
                        f"rotate them with `{result.rotate_command()}` (or rerun with "

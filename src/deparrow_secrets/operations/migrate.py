@@ -142,6 +142,8 @@ class MigrationResult:
     leaks: list[Leak] = field(default_factory=list)
     leak_note: str | None = None
     rotation: dict[str, Any] | None = None
+    rotation_exit: int = 0  # rotate's exit code (8 rolled back, 9 needs a person)
+    rotate_by_hand: list[str] = field(default_factory=list)  # leaked keys a person issues
     api_calls: int = 0
     waited: float = 0.0
 
@@ -164,6 +166,7 @@ class MigrationResult:
                        "line": leak.line, "encoding": leak.encoding} for leak in self.leaks],
             "leakNote": self.leak_note, "leakedKeys": self.leaked_keys,
             "rotateCommand": self.rotate_command(), "rotation": self.rotation,
+            "rotationExitCode": self.rotation_exit, "rotateByHand": self.rotate_by_hand,
             "apiCalls": self.api_calls, "waitedSeconds": round(self.waited, 2),
         }
 
@@ -525,17 +528,30 @@ def rotation_available() -> bool:
 
 
 def rotate_keys(project: Project, env: EnvironmentConfig, keys: list[str],
-                client: KubeClient | None, open_store: Callable[[], SecretStore],
-                *, timeout: float) -> dict[str, Any]:
-    """The one boundary to rotation (issue 12's `rotate`)."""
+                client: KubeClient | None, open_store: Callable[[], SecretStore], *,
+                timeout: float, progress: Callable[[str, bool], None] | None = None
+                ) -> tuple[dict[str, Any], int, list[str]]:
+    """The one boundary to rotation (`operations/rotate.py`): rotate the leaked keys whose
+    catalog source is `generated`. Keys whose value comes from a person (an API key) are
+    returned apart: a new one must be issued where it comes from, then `set`.
+
+    Returns (the rotation report, its exit code, the keys left to a person).
+    """
     if not rotation_available():
         raise RotationUnavailableError(
             "--rotate-leaked: rotation is not available in this version",
             hint=f"run `deparrow-secrets rotate --env {env.name} {' '.join(keys)}` once "
                  "it is; nothing was rotated")
-    raise RotationUnavailableError(  # pragma: no cover - replaced when rotate lands
-        "--rotate-leaked: rotation is not wired yet",
-        hint=f"run `deparrow-secrets rotate --env {env.name} {' '.join(keys)}`")
+    from deparrow_secrets.operations.rotate import RotateOptions, keys_needing_input, rotate
+
+    by_person = keys_needing_input(project, keys, {})
+    generated = [k for k in keys if k not in by_person]
+    if not generated:
+        return {}, 0, by_person
+    with open_store() as store:
+        result = rotate(project, env, store, client, generated, {},
+                        RotateOptions(timeout=timeout), progress)
+    return result.to_json(), result.exit_code, by_person
 
 
 # --------------------------------------------------------------------------- the command
@@ -689,7 +705,8 @@ def migrate(project: Project, env: EnvironmentConfig, client: KubeClient | None,
     _remove(project, env, client, opts, plan, result, files)
     save_state(project, env, {**base_state, "step": "removed"})
     _checkpoint("removed")
-    _leaks_and_rotation(project, env, client, open_store, opts, plan.values, result)
+    _leaks_and_rotation(project, env, client, open_store, opts, plan.values, result,
+                        progress)
     result.step = "done"
     save_state(project, env, {**base_state, "step": "done"})
     result.api_calls = client.calls - calls_before if client else 0
@@ -757,12 +774,14 @@ def _remove(project: Project, env: EnvironmentConfig, client: KubeClient | None,
 
 def _leaks_and_rotation(project: Project, env: EnvironmentConfig, client: KubeClient | None,
                         open_store: Callable[..., SecretStore], opts: MigrateOptions,
-                        values: Mapping[str, SecretValue], result: MigrationResult) -> None:
+                        values: Mapping[str, SecretValue], result: MigrationResult,
+                        progress: Callable[[str, bool], None] | None = None) -> None:
     if opts.source == "files":
         result.leaks, result.leak_note = find_leaks(project, values, sorted(values))
     if opts.rotate_leaked and result.leaked_keys:
-        result.rotation = rotate_keys(project, env, result.leaked_keys, client,
-                                      lambda: open_store(create=False), timeout=opts.timeout)
+        result.rotation, result.rotation_exit, result.rotate_by_hand = rotate_keys(
+            project, env, result.leaked_keys, client, lambda: open_store(create=False),
+            timeout=opts.timeout, progress=progress)
 
 
 def _finish_resumed(project: Project, env: EnvironmentConfig, client: KubeClient | None,
@@ -778,7 +797,10 @@ def _finish_resumed(project: Project, env: EnvironmentConfig, client: KubeClient
     layout = project.layout(env)
     with open_store(create=False) as store:
         read = layout.read(store, [k for k in keys if k in layout.refs])
-    values = {k: r.value for k, r in read.items() if r.value is not None}
+    values: dict[str, SecretValue] = {}
+    for key, got in read.items():
+        if got.value is not None:
+            values[key] = got.value
     if client is not None and env.uses_eso:
         result.cluster_removed, plan.leftovers = _remove_cluster_leftovers(
             client, project, plan, opts.delete_original)
