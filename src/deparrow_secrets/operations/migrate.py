@@ -630,11 +630,13 @@ def migrate(project: Project, env: EnvironmentConfig, client: KubeClient | None,
                          f"`deparrow-secrets rotate --env {env.name} KEY...` to run")
     calls_before = client.calls if client else 0
     state = load_state(project, env) if not opts.dry_run else None
-    if state and state.get("step") == "done":
-        state = None
     sources, skipped, files = _gather(project, env, client, opts)
-    if not sources and state and state.get("step") in ("verified", "removed"):
+    if not sources and state and state.get("step") in ("verified", "removed", "done"):
+        # Killed after the files were edited, or run again once done: finish the
+        # cluster leftovers and report the leaks again.
         return _finish_resumed(project, env, client, open_store, opts, state, calls_before)
+    if state and state.get("step") == "done":
+        state = None  # a new migration
     if not sources:
         raise InputError("nothing to migrate: no catalog Secret found in the source",
                          hint="name the kustomization or manifest that embeds the Secrets "
