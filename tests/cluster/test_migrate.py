@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from migrate_layout import (
     APP,
+    BASE_KUSTOMIZATION,
     CATALOG,
     ESO,
     NS,
@@ -86,6 +87,7 @@ def test_the_guides_layout_migrates_verified_then_the_files_are_edited(
         assert comment in text, text
     assert text.index("namespace: deparrow") < text.index("resources:") < \
         text.index("commonLabels:")
+    assert text == BASE_KUSTOMIZATION.replace("  - secrets.yaml\n", "")  # only that line
     assert (base / "deployment.yaml").exists()
     # render --check and lint are clean afterwards.
     check = cli("render", "--check")

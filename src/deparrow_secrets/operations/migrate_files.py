@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -282,17 +283,38 @@ class FileEdit:
     what: list[str] = field(default_factory=list)  # e.g. "Secret deparrow-secrets"
 
 
+_NESTED_KEY = re.compile(r"^[A-Za-z0-9_.\"'/-]+\s*:(?:\s|$)")
+
+
+def _mapping_indent(text: str) -> int:
+    """The indentation of a mapping nested in a mapping, as the file writes it (2 if
+    none is found): a key line right below a line that ends a key with `:`."""
+    lines = text.splitlines()
+    for above, line in zip(lines, lines[1:], strict=False):
+        head = above.rstrip()
+        if not head.endswith(":") or head.lstrip().startswith(("#", "-")):
+            continue
+        body = line.lstrip(" ")
+        step = (len(line) - len(body)) - (len(above) - len(above.lstrip(" ")))
+        if step > 0 and _NESTED_KEY.match(body):
+            return step
+    return 2
+
+
 def _dump(docs: list[Any], text: str) -> str:
     from ruamel.yaml.util import load_yaml_guess_indent
 
     yaml = _yaml()
     try:
-        _, indent, block_seq_indent = load_yaml_guess_indent(text)
+        # (column of a sequence item's content, column of its dash) relative to the parent
+        _, sequence, offset = load_yaml_guess_indent(text)
     except Exception:  # noqa: BLE001 - a guess only: fall back to ruamel's defaults
-        indent, block_seq_indent = None, None
-    if indent and block_seq_indent is not None:
-        yaml.indent(mapping=indent, sequence=indent + block_seq_indent,
-                    offset=block_seq_indent)
+        sequence, offset = None, None
+    mapping = _mapping_indent(text)
+    if sequence and offset is not None:
+        yaml.indent(mapping=mapping, sequence=sequence, offset=offset)
+    else:
+        yaml.indent(mapping=mapping, sequence=mapping, offset=0)
     buf = io.StringIO()
     if text.lstrip().startswith("---") or len(docs) > 1:
         yaml.explicit_start = text.lstrip().startswith("---")
