@@ -91,6 +91,41 @@ def test_store_down_changes_nothing_and_the_rerun_migrates(
     assert vault_layout.store_values() == vault_layout.values
 
 
+def test_store_down_at_the_write_leaves_the_embedded_state_and_the_rerun_migrates(
+        vault_layout: Layout, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
+        cli: Cli, monkeypatch: pytest.MonkeyPatch, openbao: Any,
+        fault_proxy: Callable[..., Any]) -> None:
+    """The plan read the store; the store goes down just before the write."""
+    from deparrow_secrets.operations import migrate as migration
+
+    start_eso(eso, vault_layout)
+    files = _files(vault_layout)
+    port = int(openbao.addr.rsplit(":", 1)[1])
+    proxy = fault_proxy(port)
+    monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "2")
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "3")
+    original = migration.write_store
+
+    def down_first(*args: Any, **kwargs: Any) -> Any:
+        proxy.mode = "drop"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(migration, "write_store", down_first)
+    run = vault_layout.migrate(cli, "--from", "files", str(vault_layout.overlay))
+    assert run.code == 3, run.text
+    _assert_embedded_intact(vault_layout, kube_api, files)
+    assert vault_layout.store_values() == {}
+    _no_canary(vault_layout, run.out, run.err)
+    monkeypatch.setattr(migration, "write_store", original)
+    proxy.mode = "pass"
+    again = vault_layout.migrate(cli, "--from", "files", str(vault_layout.overlay),
+                                 "-o", "json")
+    assert again.code == 0, again.text
+    assert again.json()["resumedFrom"] == "planned"
+    assert vault_layout.store_values() == vault_layout.values
+
+
 def test_sync_that_never_completes_is_undone_and_the_rerun_resumes(
         vault_layout: Layout, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
         cli: Cli) -> None:
