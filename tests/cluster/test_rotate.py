@@ -255,6 +255,12 @@ def test_dry_run_writes_nothing(vault_rot: Rot) -> None:
     run = rot.rotate("--all", "--dry-run", "-o", "json")
     assert run.code == 0, run.text
     assert run.json()["outcome"] == "planned"
+    assert {w["name"]: w["action"] for w in run.json()["workloads"]} == \
+        {"web": "restart", "db-client": "restart", "cache": "reloader"}
+    text = rot.rotate("--secret", "redis-credentials", "--dry-run")
+    assert text.code == 0, text.text
+    assert "would rotate REDIS_PASSWORD" in text.out
+    assert "force-sync and verify by hash" in text.out
     assert rot.versions() == versions
     assert not any(r.verb in ("patch", "update", "create") for r in rot.api.requests)
 
@@ -384,6 +390,7 @@ def test_another_writer_between_plan_and_write_is_a_conflict(
 
 @pytest.mark.parametrize("args,stdin,fragment", [
     (["NO_SUCH_KEY"], "", "'NO_SUCH_KEY' is not in the catalog"),
+    (["DEPARROW_JWT_SECRET", "s3cr3t-Typed-Here"], "", "not shown: it may be a value"),
     (["POSTGRES_REPLICATION_PASSWORD"], "", "does not use POSTGRES_REPLICATION_PASSWORD"),
     (["--all"], "", "confirm with --yes"),
     (["GRAFANA_ADMIN_USER"], "", "no new value given for: GRAFANA_ADMIN_USER"),
@@ -397,6 +404,7 @@ def test_bad_input_exit_2_nothing_written(vault_rot: Rot, args: list[str], stdin
     run = rot.rotate(*args, stdin=stdin)
     assert run.code == 2, run.text
     assert fragment in run.err, run.text
+    assert "s3cr3t-Typed-Here" not in run.err + run.out
     assert rot.versions() == versions
     assert not any(r.verb in ("patch", "update", "create") for r in rot.api.requests)
 

@@ -29,6 +29,7 @@ the version written), force-syncs, waits, restarts what was already restarted. E
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +74,7 @@ UPDATE_FAILED = "UpdateFailed"
 UNDO_MIN_TIMEOUT = 120.0  # an undo given up half-way is worse than a slow one
 
 Progress = Callable[[str, bool], None]
+_KEY_LIKE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class StepFailed(DeparrowError):
@@ -229,7 +231,11 @@ def select_keys(project: Project, env: EnvironmentConfig, keys: list[str],
                 if v.source != "default"]
     for key in keys:
         if key not in catalog.values:
-            raise InputError(f"'{key}' is not in the catalog",
+            # An argument that does not look like a key name may be a value typed on the
+            # command line by mistake: not echoed.
+            shown = f"'{key}'" if _KEY_LIKE.fullmatch(key) else "an argument (not shown: it " \
+                "may be a value; values are never given on the command line)"
+            raise InputError(f"{shown} is not in the catalog",
                              hint="known keys: " + ", ".join(catalog.values))
         if key not in needed:
             value = catalog.values[key]
