@@ -734,3 +734,27 @@ def test_namespace_deletion_and_deletecollection(api: FakeKubeApiServer,
     assert api.list("v1", "Secret", "tmp") == []
     assert {n["metadata"]["name"] for n in api.list("v1", "Namespace")} >= {
         "default", "kube-system", NS, "external-secrets"}
+
+
+def test_kubectl_client_side_apply_and_kustomize_secret_generator(
+        api: FakeKubeApiServer, kubectl: Kubectl, tmp_path: Path) -> None:
+    # what the migration from in-cluster Secrets starts from: Secrets made by `kubectl apply`
+    # (with last-applied-configuration) and by a kustomize secretGenerator (hash suffix)
+    manifest = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: legacy\n"
+                f"  namespace: {NS}\nstringData:\n  A: one\n")
+    assert "created" in kubectl("apply", "--validate=false", "-f", "-", stdin=manifest).stdout
+    out = kubectl("apply", "--validate=false", "-f", "-",
+                  stdin=manifest.replace("one", "two")).stdout
+    assert "configured" in out
+    legacy = api.get("v1", "Secret", "legacy", NS)
+    assert legacy is not None and legacy["data"] == {"A": base64.b64encode(b"two").decode()}
+    assert "kubectl.kubernetes.io/last-applied-configuration" in legacy["metadata"][
+        "annotations"]
+    kust = tmp_path / "kust"
+    kust.mkdir()
+    (kust / "kustomization.yaml").write_text(
+        f"namespace: {NS}\nsecretGenerator:\n- name: gen\n  literals:\n  - A=one\n")
+    kubectl("apply", "--validate=false", "-k", str(kust))
+    names = [s["metadata"]["name"] for s in api.list("v1", "Secret", NS)]
+    generated = [n for n in names if n.startswith("gen-")]
+    assert len(generated) == 1 and len(generated[0]) == len("gen-") + 10
