@@ -44,7 +44,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -562,7 +562,6 @@ _SKIP_OWNERSHIP: tuple[FieldPath, ...] = (
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DATA_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-_NAMESPACE_KIND_NAMES = {"Namespace"}
 
 
 def _clone(value: Any) -> Any:
@@ -1995,23 +1994,3 @@ def _jsonpath(obj: Obj, expr: str) -> Any:
     if not cur:
         return None
     return cur[0] if not isinstance(cur[0], (dict, list)) else json.dumps(cur[0])
-
-
-def load_crds(paths: Iterable[Path]) -> list[Obj]:
-    """CustomResourceDefinition objects from YAML files (parsed once per process)."""
-    out = []
-    for path in paths:
-        out += [d for d in _load_yaml_cached(str(path)) if d and d.get("kind") ==
-                "CustomResourceDefinition"]
-    return _clone(out)
-
-
-_YAML_CACHE: dict[str, list[Obj]] = {}
-
-
-def _load_yaml_cached(path: str) -> list[Obj]:
-    if path not in _YAML_CACHE:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, encoding="utf-8") as fh:
-            _YAML_CACHE[path] = list(yaml.load_all(fh, Loader=loader))
-    return _YAML_CACHE[path]
