@@ -18,11 +18,24 @@ Usage::
         api.fail_next("patch", "externalsecrets", status=409)
         api.request_log                                      # [("list", "/api/v1/..."), ...]
 
+Test hooks (Python, never logged in ``request_log``): ``put`` (create or replace, status as
+given), ``get``, ``list`` (with selectors), ``delete`` (with garbage collection), ``patch``
+(merge/strategic/JSON, atomic), ``update_status``, ``event``/``events_for`` (Events as a
+controller's recorder writes them), ``versions``/``owned_by``/``owned_versions`` (cheap polling
+for simulated controllers), ``wait_for``; faults: ``deny`` (403), ``fail_next`` (any status),
+``set_delay`` (slow server), ``stop``/``start`` (down, then back on the same port),
+``clear_faults``; accounting: ``request_log`` ((verb, path) pairs), ``requests`` (with query,
+status, content type, user agent), ``count(verb, resource)``, ``reset_log``;
+``kubeconfig(path, context, namespace)``. Helpers for ESO objects and a healthy ESO install
+are in ``kube_objects.py``; controllers in ``eso_simulator.py`` and ``workload_simulator.py``.
+
 Layout of the module: a registry of resource types (built-in table + types registered by
 CustomResourceDefinition objects, :class:`Registry`), the object storage with resourceVersion,
-generation, managed fields and garbage collection (:class:`FakeKubeApiServer` ``_write``/
-``_delete_object``), selectors (:class:`LabelSelector`, :func:`field_value`), the patch
-engines (``kube_patch.py``), the watch hub (:class:`WatchHub`) and the HTTP layer.
+generation, managed fields, indexes by type and owner and garbage collection
+(:class:`FakeKubeApiServer` ``_create``/``_update``/``_delete_object``), server-side apply
+(``_apply``), selectors (:class:`LabelSelector`, :class:`FieldSelector`), the patch engines
+(``kube_patch.py``), the watch hub (:class:`WatchHub`) and the HTTP layer (``_handle``,
+``_route``, ``_serve``; the HTTPS server is ``tls_server.py``).
 
 What is real and what is simplified is listed in :data:`FIDELITY` (kept next to the code so
 that it stays true).
