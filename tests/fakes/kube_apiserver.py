@@ -106,8 +106,9 @@ Namespace deletion removes its objects at once; no admission (webhook configurat
 stored, never called), no RBAC objects evaluated (403 only through deny()); no validation of
 objects beyond names, labels, Secret/ConfigMap keys and data, immutable Secrets and CRD
 pruning; no defaulting of built-in kinds except Deployment/StatefulSet/ReplicaSet replicas
-and Secret type; no protobuf (415: kubectl's typed create commands fail); no OpenAPI
-(/openapi/* is 404: run kubectl apply/create/replace with --validate=false); no subresources
+and Secret type; no protobuf (415: kubectl's typed create commands fail); OpenAPI v3 only
+as a stub that tells kubectl every kind takes fieldValidation (so kubectl validates on the
+server, where only CRD pruning exists), no schemas and no /openapi/v2; no subresources
 but status (no scale, exec, logs, token requests, eviction); bookmarks every second when
 asked; one watch history of 20,000 events.
 """
@@ -1521,6 +1522,8 @@ class FakeKubeApiServer:
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> _Route | _Response:
         parts = [p for p in path.split("/") if p]
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._openapi_v3(path)
         if path == "/version":
             return _Response(200, {"major": "1", "minor": "37", "gitVersion": "v1.37.0-fake",
                                    "gitCommit": "0" * 40, "gitTreeState": "clean",
@@ -1568,6 +1571,39 @@ class FakeKubeApiServer:
                                    "groupVersion": f"{group}/{version}" if group else version,
                                    "resources": resources})
         return self._resource_route(method, group, version, rest, query)
+
+    def _openapi_v3(self, path: str) -> _Response:
+        """Just enough OpenAPI v3 for kubectl to see that every kind takes the
+        ``fieldValidation`` query parameter (k8s.io/cli-runtime resource
+        QueryParamVerifierV3): kubectl then validates on the server (fieldValidation=Strict)
+        instead of downloading schemas. No schemas are served."""
+        with self._lock:
+            gvs = sorted({(rt.group, rt.version) for rt in self.registry._types.values()})
+            if path == "/openapi/v3":
+                paths = {}
+                for group, version in gvs:
+                    name = f"apis/{group}/{version}" if group else f"api/{version}"
+                    paths[name] = {"serverRelativeURL": f"/openapi/v3/{name}?hash=fake"}
+                return _Response(200, {"paths": paths})
+            parts = path[len("/openapi/v3/"):].split("/")
+            group, version = (parts[1], parts[2]) if parts[0] == "apis" and len(parts) == 3 \
+                else ("", parts[1] if len(parts) == 2 else "")
+            types = self.registry.in_group_version(group, version)
+        if not types:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        doc_paths: Obj = {}
+        for rt in types:
+            prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            scope = "/namespaces/{namespace}" if rt.namespaced else ""
+            doc_paths[f"{prefix}{scope}/{rt.plural}/{{name}}"] = {"patch": {
+                "x-kubernetes-group-version-kind": {"group": group, "version": version,
+                                                    "kind": rt.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query",
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}}}}
+        return _Response(200, {"openapi": "3.0.0", "info": {"title": "Kubernetes (fake)",
+                                                             "version": "v1.37.0"},
+                               "paths": doc_paths, "components": {"schemas": {}}})
 
     def _api_group(self, group: str, versions: builtins.list[str]) -> Obj:
         ordered = sorted(versions, key=lambda v: (v != "v1", v))
