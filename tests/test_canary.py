@@ -99,6 +99,9 @@ def test_values_appear_only_in_the_store_and_the_export(
     run("export", "--env", "dev")
     run("rollback", "REDIS_PASSWORD", "--env", "dev")
     run("status", "--env", "dev")
+    run("audit")
+    run("audit", "--verify", "-o", "json")
+    run("audit", "--key", "REDIS_PASSWORD", "--env", "dev")
     run("export", "--env", "dev")
     # Rejected input: the messages name key, file and line, never the value.
     run("set", "DEPARROW_JWT_SECRET", stdin=canaries["rejected short value"], code=2)

@@ -68,6 +68,14 @@ BAD_CONFIGS = [
      ["expected a mapping, got a string", "hint: write `key: value` lines"]),
     ("top_level_not_a_mapping", "render", "(top level)",
      ["expected a mapping, got a list", "hint:"]),
+    ("azure_identity_id_not_guid", "render", "environments.staging.store.identityId",
+     ["identityId must be the managed identity's client id (a GUID)",
+      "az identity show --name <IDENTITY> --resource-group <GROUP> --query clientId"]),
+    ("vault_client_token_vault_audience", "render", "environments.staging.store.audience",
+     ["tokenReview: client-token with audience 'vault' cannot log in", "(403)",
+      "remove `audience:`", "tokenReview: reviewer-jwt"]),
+    ("vault_bad_token_review", "status", "environments.staging.store.tokenReview",
+     ["'outside' is not allowed", "in-cluster, reviewer-jwt, client-token"]),
 ]
 
 

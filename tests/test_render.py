@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import eso_rules
 from deparrow_secrets.render.validate import validate_object
 from deparrow_secrets.stores.local import LocalStore
 from helpers import (
@@ -52,7 +53,17 @@ VAULT_NAMESPACED = """\
       path: apps/deparrow/{env}
       role: deparrow-{env}
       authMount: k8s-prod
-      namespace: admin"""
+      namespace: admin
+      tokenReview: client-token"""
+# The mount named like the path's first segment (ESO's buildPath strips it from a bare
+# key), Vault outside the cluster with a reviewer JWT.
+VAULT_SAME_MOUNT = """\
+      provider: vault
+      server: https://vault.example.com:8200
+      mount: deparrow
+      path: deparrow/{env}
+      audience: vault
+      tokenReview: reviewer-jwt"""
 AWS = """\
       provider: aws
       region: us-east-1
@@ -94,6 +105,7 @@ VARIANTS = {
     "azure-wi+azure-mi": project_config(
         AZURE_WI, AZURE_MI,
         production_extra="    optionalKeys: [OPENAI_API_KEY, ANTHROPIC_API_KEY]\n"),
+    "vault-same-mount+aws": project_config(VAULT_SAME_MOUNT, AWS_PLAIN),
     "azure-mi+azure-wi": project_config(AZURE_MI, AZURE_WI,
                                         staging_extra="    ha: true\n",
                                         production_extra="    ha: false\n"),
@@ -184,7 +196,7 @@ def check_builds(r: Rendered) -> None:
         else:
             wanted = ["Namespace", "ServiceAccount", "SecretStore"]
             wanted += ["ExternalSecret"] * len(secrets)
-            if env["store"]["provider"] == "vault":
+            if env["store"].get("tokenReview") == "client-token":
                 wanted.append("ClusterRoleBinding")
             assert kinds == sorted(wanted), env_name
         for obj in objects:
@@ -306,7 +318,10 @@ def expected_ref(provider: str, env_name: str, store: dict[str, Any], key: str) 
         return {"key": f"{prefix}/{remote.get('group', 'secrets')}",
                 "property": remote.get("property", key)}
     if provider == "vault":
-        return {"key": store.get("path", f"deparrow/{env_name}"), "property": key}
+        # `<mount>/<path>`: what ESO's buildPath resolves right even when the path's first
+        # segment is the mount's name (checked against the port in eso_rules).
+        path = store.get("path", f"deparrow/{env_name}")
+        return {"key": f"{store.get('mount', 'secret')}/{path}", "property": key}
     assert provider == "azure"
     return {"key": key.replace("_", "-")}
 
@@ -326,7 +341,8 @@ def check_remote_refs(r: Rendered) -> None:
             assert remote_objects == {f"deparrow/{env_name}/{g}"
                                       for g in ("secrets", "database", "redis")}
         if provider == "vault":
-            assert remote_objects == {env["store"].get("path", f"deparrow/{env_name}")}
+            assert remote_objects == {f"{env['store'].get('mount', 'secret')}/"
+                                      f"{env['store'].get('path', f'deparrow/{env_name}')}"}
         if provider == "azure":
             assert all(ref.replace("-", "").isalnum() for ref in remote_objects)
 
@@ -383,20 +399,28 @@ def check_identities(r: Rendered) -> None:
             if "audience" in cfg:
                 want_sa["audiences"] = [cfg["audience"]]
             assert kube["serviceAccountRef"] == want_sa
-            (binding,) = r.objects(env_name, "ClusterRoleBinding")
-            assert binding["roleRef"]["name"] == "system:auth-delegator"
-            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SA,
-                                            "namespace": "deparrow"}]
+            bindings = r.objects(env_name, "ClusterRoleBinding")
+            if cfg.get("tokenReview") == "client-token":
+                (binding,) = bindings
+                assert binding["roleRef"]["name"] == "system:auth-delegator"
+                assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SA,
+                                                "namespace": "deparrow"}]
+            else:  # Vault's pod or the reviewer JWT's account reviews: nothing for ESO's
+                assert bindings == []
             assert annotations == {}
         else:
             assert "authManagedIdentity" not in block
-            assert (block["vaultUrl"], block["tenantId"]) == (cfg["vaultUrl"], cfg["tenantId"])
+            assert block["vaultUrl"] == cfg["vaultUrl"]
             if cfg["auth"] == "workload-identity":
                 assert block["authType"] == "WorkloadIdentity"
                 assert block["serviceAccountRef"] == {"name": SA}
                 assert "identityId" not in block
                 assert annotations["azure.workload.identity/client-id"] == cfg["clientId"]
+                # the tenant once, on the ServiceAccount (ESO's example)
+                assert "tenantId" not in block
+                assert annotations["azure.workload.identity/tenant-id"] == cfg["tenantId"]
             else:
+                assert block["tenantId"] == cfg["tenantId"]
                 assert block["authType"] == "ManagedIdentity"
                 assert block["identityId"] == cfg["identityId"]
                 assert "serviceAccountRef" not in block
@@ -409,3 +433,24 @@ def test_secret_stores_authenticate_as_eso_expects(rendered: Rendered) -> None:
 
 def test_committed_secret_stores_authenticate_as_eso_expects(committed: Rendered) -> None:
     check_identities(committed)
+
+
+def check_eso_rules(r: Rendered) -> None:
+    for env_name, env in r.config["environments"].items():
+        cfg = env["store"]
+        if cfg["provider"] == "local":
+            continue
+        data_path = None
+        if cfg["provider"] == "vault":
+            data_path = (f"{cfg.get('mount', 'secret')}/data/"
+                         f"{cfg.get('path', f'deparrow/{env_name}')}")
+        assert eso_rules.problems(r.built[env_name], vault_data_path=data_path,
+                                  token_review=cfg.get("tokenReview", "in-cluster")) == []
+
+
+def test_rendered_objects_pass_esos_own_rules(rendered: Rendered) -> None:
+    check_eso_rules(rendered)
+
+
+def test_committed_objects_pass_esos_own_rules(committed: Rendered) -> None:
+    check_eso_rules(committed)

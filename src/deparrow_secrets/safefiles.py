@@ -263,3 +263,43 @@ def remove_file(root: Path, path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def open_append(root: Path, path: Path, *, mode: int = PRIVATE_FILE,
+                private_dir: bool = False) -> tuple[int, bool]:
+    """A read-write O_APPEND descriptor of regular file `path`, created with `mode` when
+    absent (whatever the umask), never reached or opened through a link.
+
+    Returns (descriptor, created). For logs that grow a line at a time: each write
+    lands at the end, after every earlier one. The caller closes the descriptor.
+    """
+    path = _abs(path)
+    dir_fd = open_dir(root, path.parent, create=True, private=private_dir)
+    flags = os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        try:
+            fd = os.open(path.name, flags | os.O_CREAT | os.O_EXCL, mode, dir_fd=dir_fd)
+            created = True
+        except FileExistsError:
+            try:
+                fd = os.open(path.name, flags | os.O_NONBLOCK, dir_fd=dir_fd)
+            except OSError:
+                st = os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False)
+                if stat.S_ISLNK(st.st_mode):
+                    raise _link_error(path) from None
+                raise
+            created = False
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(f"{path} is not a regular file",
+                                 hint="move it out of the way, then run the command again")
+            if created:
+                os.fchmod(fd, mode)
+                os.fsync(dir_fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, created
+    finally:
+        os.close(dir_fd)

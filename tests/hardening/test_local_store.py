@@ -51,8 +51,9 @@ READ_ONLY = [["status"], ["status", "-o", "json"], ["verify", "--env", "dev"],
 def test_read_only_commands_create_nothing_in_a_store(project: Path, cli) -> None:
     assert cli("provision", "--env", "dev").code == 0
     before = files(project)
-    assert sorted(p.name for p in state(project).iterdir()) == ["store.db", "store.key"]
-    for args in READ_ONLY:
+    assert sorted(p.name for p in state(project).iterdir()) == [
+        "ledger.head", "ledger.jsonl", "ledger.key", "store.db", "store.key"]
+    for args in [*READ_ONLY, ["audit"], ["audit", "--verify"]]:
         cli(*args)
     assert files(project) == before  # no -wal/-shm, no mode or content change
 

@@ -44,6 +44,14 @@ environments:
       role: deparrow-secrets-production
 """
 
+# Vault outside the cluster (OpenBao here), reviewing ESO's token with that token: no
+# audience, so the token carries the API server's own.
+VAULT_CLIENT_TOKEN_CONFIG = VAULT_CONFIG.replace(
+    "      audience: vault\n", "      tokenReview: client-token\n")
+# Vault outside the cluster with a token reviewer JWT: audience `vault` is fine there.
+VAULT_REVIEWER_CONFIG = VAULT_CONFIG.replace(
+    "      audience: vault\n", "      audience: vault\n      tokenReview: reviewer-jwt\n")
+
 AZURE_CONFIG = """\
 environments:
   staging:

@@ -6,7 +6,10 @@ with the token reviewer JWT or, when none is configured, with the login JWT itse
 (the mode the `system:auth-delegator` binding of the ESO ServiceAccount is for).
 This server answers like kube-apiserver for the tokens it issued: the ServiceAccount
 as `system:serviceaccount:<ns>:<name>`, and the audiences of the token that were
-asked for (none in common: not authenticated).
+asked for (none in common: not authenticated). Like kube-apiserver, it authenticates
+the caller first: a bearer token whose audiences do not include the API server's own
+(`API_AUDIENCES`) gets 401, which is why Vault reviewing a `vault`-only token with that
+same token fails.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
+API_AUDIENCES = ("https://kubernetes.default.svc.cluster.local",
+                 "https://kubernetes.default.svc")
 
 
 def _b64(data: bytes) -> str:
@@ -69,6 +74,17 @@ class TokenReviewServer:
                 if self.path != PATH:
                     self.send_response(404)
                     self.end_headers()
+                    return
+                bearer = server.tokens.get(
+                    self.headers.get("Authorization", "").removeprefix("Bearer "))
+                if bearer is None or not set(bearer.audiences) & set(API_AUDIENCES):
+                    data = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                       "reason": "Unauthorized", "code": 401}).encode()
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
                     return
                 answer = server.review(body)
                 data = json.dumps(answer).encode()

@@ -14,7 +14,7 @@ from policy_configs import ACCOUNT, AWS_CONFIG
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.policy import build_plan, run_setup
-from deparrow_secrets.policy.aws import ACTIONS, iam_policy_document, policy_name
+from deparrow_secrets.policy.aws import iam_policy_document, policy_name
 from deparrow_secrets.policy.model import Options
 from deparrow_secrets.stores.layout import Layout
 
@@ -72,6 +72,40 @@ def test_schema_rejects_what_it_should() -> None:
         assert list(identity_validator().iter_errors(bad)), bad
 
 
+KMS_KEY = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"
+
+
+def test_metadata_and_kms_key_only_when_configured(write_config, load) -> None:  # type: ignore[no-untyped-def]
+    text = AWS_CONFIG.replace(
+        "      roleArn: arn:aws:iam::123456789012:role/eso/deparrow-external-secrets\n",
+        "      roleArn: arn:aws:iam::123456789012:role/eso/deparrow-external-secrets\n"
+        f"      fetchMetadata: true\n      kmsKeyArn: {KMS_KEY}\n")
+    assert text != AWS_CONFIG
+    config = load(write_config(text))
+    document = build_plan(config, config.environment("production"),
+                          Options(oidc_provider=OIDC)).piece("iamPolicy").data["document"]
+    assert not list(identity_validator().iter_errors(json.loads(json.dumps(document))))
+    read, decrypt = document["Statement"]
+    assert read["Action"] == ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    assert decrypt == {
+        "Sid": "DecryptDeparrowSecretsProduction", "Effect": "Allow", "Action": "kms:Decrypt",
+        "Resource": KMS_KEY,
+        "Condition": {"StringEquals": {"kms:ViaService":
+                                       "secretsmanager.us-east-1.amazonaws.com"}}}
+    # staging asked for neither
+    staging = build_plan(config, config.environment("staging"), Options(oidc_provider=OIDC))
+    assert len(staging.piece("iamPolicy").data["document"]["Statement"]) == 1
+
+
+@pytest.mark.parametrize("bad", ["arn:aws:kms:us-east-1:123456789012:alias/deparrow",
+                                 "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e"])
+def test_kms_key_must_be_a_key_arn(write_config, run_cli, bad) -> None:  # type: ignore[no-untyped-def]
+    text = AWS_CONFIG.replace("      region: us-east-1\n",
+                              f'      region: us-east-1\n      kmsKeyArn: "{bad}"\n', 1)
+    result = run_cli("--config", str(write_config(text)), "policy", "--env", "staging")
+    assert result.code == 2 and "kmsKeyArn" in result.err, result.err
+
+
 def _env(name: str):  # type: ignore[no-untyped-def]
     from deparrow_secrets.config.settings import EnvironmentConfig, StoreConfig
 
@@ -79,7 +113,7 @@ def _env(name: str):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("env_name", ENVS)
-def test_policy_grammar_two_actions_one_environment(config, env_name) -> None:  # type: ignore[no-untyped-def]
+def test_policy_grammar_one_action_one_environment(config, env_name) -> None:  # type: ignore[no-untyped-def]
     plan = build_plan(config, config.environment(env_name), Options(oidc_provider=OIDC))
     document = plan.piece("iamPolicy").data["document"]
     # valid JSON of the IAM policy grammar (round trip through text as AWS receives it)
@@ -89,8 +123,9 @@ def test_policy_grammar_two_actions_one_environment(config, env_name) -> None:  
     statement = document["Statement"][0]
     assert statement["Effect"] == "Allow"
     actions = statement["Action"]
-    assert sorted(actions) == sorted(ACTIONS) == sorted(
-        ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"])
+    # ESO's data[].remoteRef calls GetSecretValue only (DescribeSecret: metadataPolicy
+    # Fetch and PushSecret, which the rendered ExternalSecrets do not use).
+    assert actions == ["secretsmanager:GetSecretValue"]
     assert not any("*" in a for a in actions)
     assert resources(document) == [
         f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:deparrow/{env_name}/*"]
@@ -256,3 +291,36 @@ def test_setup_refuses_another_account(aws_env, write_config, load) -> None:  # 
     with pytest.raises(ConfigError, match="belong to account 123456789012"):
         run_setup(config, config.environment("production"))
     assert not aws_env.client("iam").list_policies(Scope="Local")["Policies"]
+
+
+def test_dry_run_fails_where_the_real_run_fails(aws_env, config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """issue 9.14: credentials that may not list policy versions fail the dry run too."""
+    import botocore.exceptions
+
+    from deparrow_secrets.errors import AccessDeniedError
+    from deparrow_secrets.policy import aws as aws_policy
+
+    env = config.environment("production")
+    run_setup(config, env)
+    aws_env.client("iam").create_policy_version(
+        PolicyArn=f"arn:aws:iam::{ACCOUNT}:policy/DeparrowSecrets-production",
+        PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}),
+        SetAsDefault=True)
+    real_clients = aws_policy._clients
+
+    def denying_clients(*args):  # type: ignore[no-untyped-def]
+        iam, sts = real_clients(*args)
+
+        def denied(**_: object) -> None:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "not allowed"}},
+                "ListPolicyVersions")
+
+        iam.list_policy_versions = denied
+        return iam, sts
+
+    monkeypatch.setattr(aws_policy, "_clients", denying_clients)
+    for dry in (True, False):
+        with pytest.raises(AccessDeniedError):
+            run_setup(config, env, Options(dry_run=dry))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from policy_configs import AWS_CONFIG, AZURE_CONFIG, VAULT_CONFIG
+from policy_configs import AWS_CONFIG, AZURE_CONFIG, VAULT_CLIENT_TOKEN_CONFIG, VAULT_CONFIG
 from ruamel.yaml import YAML
 
 from deparrow_secrets.render.validate import validate_object
@@ -82,7 +82,8 @@ def test_hcl_is_the_policy_alone(write_config, run_cli) -> None:  # type: ignore
 
 
 def test_yaml_manifests_validate(write_config, run_cli) -> None:  # type: ignore[no-untyped-def]
-    for config, env, kinds in ((VAULT_CONFIG, "production",
+    for config, env, kinds in ((VAULT_CONFIG, "production", ["ServiceAccount", "SecretStore"]),
+                               (VAULT_CLIENT_TOKEN_CONFIG, "production",
                                 ["ServiceAccount", "ClusterRoleBinding", "SecretStore"]),
                                (AWS_CONFIG, "production", ["ServiceAccount"]),
                                (AZURE_CONFIG, "production", ["ServiceAccount", "SecretStore"]),
@@ -125,8 +126,8 @@ def test_eso_install_guidance(write_config, run_cli) -> None:  # type: ignore[no
 
 
 def test_setup_vault_json_and_text(bao, write_config, run_cli, ca_file) -> None:  # type: ignore[no-untyped-def]
-    base = ["--config", str(write_config(VAULT_CONFIG)), "setup", "--env", "production",
-            "--kubernetes-host", "https://k8s.example:6443", "--kubernetes-ca-cert",
+    base = ["--config", str(write_config(VAULT_CLIENT_TOKEN_CONFIG)), "setup", "--env",
+            "production", "--kubernetes-host", "https://k8s.example:6443", "--kubernetes-ca-cert",
             str(ca_file)]
     first = run_cli(*base, "-o", "json")
     assert first.code == 0, first.err
@@ -190,7 +191,8 @@ def test_setup_vault_unreachable_or_refused(openbao, write_config, run_cli, monk
             monkeypatch.delenv(name)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "1")
-    base = ["--config", str(write_config(VAULT_CONFIG)), "setup", "--env", "production",
+    base = ["--config", str(write_config(VAULT_CLIENT_TOKEN_CONFIG)), "setup", "--env",
+            "production", "--kubernetes-host", "https://k8s.example:6443",
             "--kubernetes-ca-cert", str(ca_file)]
     monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("VAULT_TOKEN", "not-a-real-token")

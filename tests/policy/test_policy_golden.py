@@ -11,7 +11,13 @@ import os
 from pathlib import Path
 
 import pytest
-from policy_configs import AWS_CONFIG, AZURE_CONFIG, VAULT_CONFIG
+from policy_configs import (
+    AWS_CONFIG,
+    AZURE_CONFIG,
+    VAULT_CLIENT_TOKEN_CONFIG,
+    VAULT_CONFIG,
+    VAULT_REVIEWER_CONFIG,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 OIDC = "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLED539D4633E53DE1B71EXAMPLE"
@@ -25,6 +31,9 @@ CASES = [
      ["--oidc-provider", OIDC, "--cluster", "deparrow-prod"], ["text", "json", "shell"]),
     ("aws-staging-placeholders", AWS_CONFIG, "staging", [], ["text"]),
     ("vault-production", VAULT_CONFIG, "production", [], ["text", "json", "hcl", "yaml"]),
+    ("vault-production-client-token", VAULT_CLIENT_TOKEN_CONFIG, "production",
+     ["--kubernetes-host", "https://203.0.113.10:6443"], ["text", "yaml"]),
+    ("vault-production-reviewer-jwt", VAULT_REVIEWER_CONFIG, "production", [], ["text"]),
     ("azure-production-workload-identity", AZURE_CONFIG, "production", AZURE_FULL,
      ["text", "json", "shell"]),
     ("azure-staging-managed-identity", AZURE_CONFIG, "staging",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,10 @@ import hvac
 import hvac.exceptions
 import pytest
 import requests
-from policy_configs import VAULT_CONFIG
+from policy_configs import VAULT_CLIENT_TOKEN_CONFIG, VAULT_CONFIG, VAULT_REVIEWER_CONFIG
 from policy_tokenreview import TokenReviewServer
 
-from deparrow_secrets.errors import ConfigError, InputError
+from deparrow_secrets.errors import AccessDeniedError, ConfigError, InputError
 from deparrow_secrets.policy import build_plan, run_setup
 from deparrow_secrets.policy.model import Options
 from deparrow_secrets.policy.vault import acl_policy_hcl, role_data
@@ -27,6 +28,12 @@ UNREACHABLE = "https://kubernetes.example.invalid:6443"
 @pytest.fixture
 def config(write_config, load):  # type: ignore[no-untyped-def]
     return load(write_config(VAULT_CONFIG))
+
+
+@pytest.fixture
+def outside(write_config, load):  # type: ignore[no-untyped-def]
+    """Vault outside the cluster, tokenReview client-token (OpenBao is not in a pod)."""
+    return load(write_config(VAULT_CLIENT_TOKEN_CONFIG))
 
 
 @pytest.fixture
@@ -117,79 +124,123 @@ def test_shared_policy_names_are_refused(write_config, load) -> None:  # type: i
 # --------------------------------------------------------------------------- OpenBao
 
 
-def test_setup_token_with_only_the_policy_reads_production_only(bao, config, ca_file) -> None:  # type: ignore[no-untyped-def]
+def test_setup_token_with_only_the_policy_reads_production_only(bao, outside, ca_file) -> None:  # type: ignore[no-untyped-def]
     # Vault stores any https kubernetes_host without contacting it (a CA is needed
     # because OpenBao does not run in a pod and has no local one).
     options = Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file))
-    report = run_setup(config, config.environment("production"), options)
+    report = run_setup(outside, outside.environment("production"), options)
     assert [c.action for c in report.changes] == ["enabled", "created", "created", "created"]
     token = bao.client().auth.token.create(policies=[PROD_POLICY], no_default_policy=True,
                                            ttl="5m")["auth"]["client_token"]
     assert_reads_only_production(client_with(bao, token))
 
 
-def test_setup_twice_changes_nothing(bao, config, ca_file) -> None:  # type: ignore[no-untyped-def]
-    env = config.environment("production")
+def test_setup_twice_changes_nothing(bao, outside, ca_file) -> None:  # type: ignore[no-untyped-def]
+    env = outside.environment("production")
     options = Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file))
-    run_setup(config, env, options)
+    run_setup(outside, env, options)
     before = snapshot(bao)
-    second = run_setup(config, env, options)
+    second = run_setup(outside, env, options)
     assert not second.changed
     assert [c.action for c in second.changes] == ["unchanged"] * 4
     assert snapshot(bao) == before
     assert before["auth"]["kubernetes/"] == "kubernetes"
     assert before["policy"] == acl_policy_hcl(env)
     role = before["role"]
-    for key, value in role_data(config, env).items():
-        assert role[key] == value, key
+    for key, value in role_data(outside, env).items():
+        assert role.get(key, "") == value, key
     # without the CA option the config is left as it is (not reset to in-cluster mode)
-    third = run_setup(config, env, Options(kubernetes_host=UNREACHABLE))
+    third = run_setup(outside, env, Options(kubernetes_host=UNREACHABLE))
     assert not third.changed
     assert snapshot(bao) == before
 
 
-def test_setup_repairs_drift(bao, config, ca_file) -> None:  # type: ignore[no-untyped-def]
-    env = config.environment("production")
+def test_setup_repairs_drift(bao, outside, ca_file) -> None:  # type: ignore[no-untyped-def]
+    env = outside.environment("production")
     options = Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file))
-    run_setup(config, env, options)
+    run_setup(outside, env, options)
     root = bao.client()
     root.write_data(PROD_ROLE, data={"token_policies": ["deparrow-secrets-production", "admin"],
-                                     "token_ttl": "10m", "audience": ""})
+                                     "token_ttl": "10m", "audience": "vault"})
     root.sys.create_or_update_acl_policy(PROD_POLICY, 'path "secret/*" { capabilities = ["read"] }')
-    dry = run_setup(config, env, Options(kubernetes_host="https://other:6443",
+    dry = run_setup(outside, env, Options(kubernetes_host="https://other:6443",
                                          kubernetes_ca_cert=str(ca_file), dry_run=True))
     assert [c.action for c in dry.changes] == ["unchanged", "would update", "would update",
                                                 "would update"]
     assert root.read(PROD_ROLE)["data"]["token_ttl"] == 600
-    report = run_setup(config, env, options)
+    report = run_setup(outside, env, options)
     actions = {c.item: (c.action, c.detail) for c in report.changes}
     assert actions[f"policy {PROD_POLICY}"][0] == "updated"
     assert actions[f"role {PROD_ROLE}"] == ("updated", "changed: audience, token_policies, "
                                             "token_ttl")
-    assert not run_setup(config, env, options).changed
+    assert not run_setup(outside, env, options).changed
 
 
-def test_outside_the_cluster_needs_a_ca(bao, config, write_config, run_cli) -> None:  # type: ignore[no-untyped-def]
-    result = run_cli("--config", str(write_config(VAULT_CONFIG)), "setup", "--env", "production")
-    assert result.code == 2
-    assert "does not run in a pod" in result.err and "--kubernetes-ca-cert" in result.err
-    assert "Traceback" not in result.err
+def test_outside_the_cluster_needs_a_ca(bao, write_config, run_cli) -> None:  # type: ignore[no-untyped-def]
+    path = str(write_config(VAULT_CLIENT_TOKEN_CONFIG))
+    for dry in ([], ["--dry-run"]):
+        result = run_cli("--config", path, "setup", "--env", "production",
+                         "--kubernetes-host", UNREACHABLE, *dry)
+        assert result.code == 2, result.err
+        assert "does not run in a pod" in result.err and "--kubernetes-ca-cert" in result.err
+        assert "Traceback" not in result.err
+    assert "kubernetes/" not in bao.client().sys.list_auth_methods()["data"]
 
 
-def test_bad_ca_file_is_refused(tmp_path, config) -> None:  # type: ignore[no-untyped-def]
+def test_in_cluster_mode_refuses_outside_options(config, write_config, run_cli,  # type: ignore[no-untyped-def]
+                                                 ca_file) -> None:
+    path = str(write_config(VAULT_CONFIG))
+    for command in ("policy", "setup"):
+        result = run_cli("--config", path, command, "--env", "production",
+                         "--kubernetes-ca-cert", str(ca_file))
+        assert result.code == 2, result.err
+        assert "tokenReview" in result.err and "client-token" in result.err
+
+
+def test_rerun_without_host_keeps_the_host(bao, outside, ca_file) -> None:  # type: ignore[no-untyped-def]
+    """issue 9.14: a rerun without --kubernetes-host keeps the host the first run set."""
+    env = outside.environment("production")
+    run_setup(outside, env, Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file)))
+    for options in (Options(), Options(dry_run=True), Options(kubernetes_ca_cert=str(ca_file))):
+        report = run_setup(outside, env, options)
+        assert not report.changed, report.changes
+        assert bao.client().read("auth/kubernetes/config")["data"]["kubernetes_host"] == \
+            UNREACHABLE
+
+
+def test_dry_run_fails_where_the_real_run_fails(bao, outside, ca_file, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """issue 9.14: a token that may not write the auth config fails the dry run too."""
+    root = bao.client()
+    root.sys.create_or_update_acl_policy("reader-only", 'path "sys/*" { capabilities = ["read"] }\n'
+                                         'path "auth/*" { capabilities = ["read"] }\n'
+                                         'path "sys/capabilities-self" '
+                                         '{ capabilities = ["update"] }')
+    weak = root.auth.token.create(policies=["reader-only"], ttl="5m")["auth"]["client_token"]
+    monkeypatch.setenv("VAULT_TOKEN", weak)
+    env = outside.environment("production")
+    options = Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file))
+    with pytest.raises(AccessDeniedError) as real:
+        run_setup(outside, env, options)
+    with pytest.raises(AccessDeniedError) as dry:
+        run_setup(outside, env, Options(kubernetes_host=UNREACHABLE,
+                                        kubernetes_ca_cert=str(ca_file), dry_run=True))
+    assert "sys/auth/kubernetes" in str(real.value) and "sys/auth/kubernetes" in str(dry.value)
+
+
+def test_bad_ca_file_is_refused(tmp_path, outside) -> None:  # type: ignore[no-untyped-def]
     bad = tmp_path / "ca.crt"
     bad.write_text("not a certificate\n")
     with pytest.raises(InputError, match="no PEM certificate"):
-        run_setup(config, config.environment("production"),
+        run_setup(outside, outside.environment("production"),
                   Options(kubernetes_ca_cert=str(bad)))
 
 
-def test_reviewer_jwt_is_kept_and_never_printed(bao, config, ca_file, tmp_path,  # type: ignore[no-untyped-def]
+def test_reviewer_jwt_is_kept_and_never_printed(bao, ca_file, tmp_path,  # type: ignore[no-untyped-def]
                                                 write_config, run_cli) -> None:
-    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXZpZXdlciJ9.c2lnbmF0dXJlLXNlY3JldA"
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXZpZXdlciJ9." + secrets.token_urlsafe(24)
     jwt_file = tmp_path / "reviewer.jwt"
     jwt_file.write_text(jwt + "\n")
-    path = str(write_config(VAULT_CONFIG))
+    path = str(write_config(VAULT_REVIEWER_CONFIG))
     base = ["--config", path, "setup", "--env", "production", "--kubernetes-host", UNREACHABLE,
             "--kubernetes-ca-cert", str(ca_file)]
     first = run_cli(*base, "--token-reviewer-jwt-file", str(jwt_file))
@@ -208,14 +259,18 @@ def test_reviewer_jwt_is_kept_and_never_printed(bao, config, ca_file, tmp_path, 
     # a change that would drop it is refused
     moved = run_cli("--config", path, "setup", "--env", "production", "--kubernetes-host",
                     "https://moved.example:6443", "--kubernetes-ca-cert", str(ca_file))
-    assert moved.code == 2 and "would remove it" in moved.err
+    assert moved.code == 2 and "--token-reviewer-jwt-file" in moved.err
 
 
-def test_eso_login_end_to_end(bao, config, tokenreview) -> None:  # type: ignore[no-untyped-def]
-    """ESO's own path: the ServiceAccount's token, TokenReview, the role, the policy."""
+API_AUDIENCE = "https://kubernetes.default.svc.cluster.local"
+
+
+def test_eso_login_end_to_end(bao, outside, tokenreview) -> None:  # type: ignore[no-untyped-def]
+    """ESO's own path in tokenReview client-token: the ServiceAccount's token (no
+    audience asked: the API server's own), TokenReview with that token, role, policy."""
     options = Options(kubernetes_host=tokenreview.url,
                       kubernetes_ca_cert=str(tokenreview.ca_file))
-    run_setup(config, config.environment("production"), options)
+    run_setup(outside, outside.environment("production"), options)
     anonymous = client_with(bao, "")
 
     def login(namespace: str, name: str, audiences: list[str]) -> str:
@@ -224,23 +279,53 @@ def test_eso_login_end_to_end(bao, config, tokenreview) -> None:  # type: ignore
                                                  use_token=False)
         return str(answer["auth"]["client_token"])
 
-    token = login("deparrow", "deparrow-external-secrets-sa", ["vault"])
+    token = login("deparrow", "deparrow-external-secrets-sa", [API_AUDIENCE])
     # Vault reviewed the token with the token itself (no reviewer JWT): the
     # system:auth-delegator binding of the ServiceAccount is what allows that.
     assert tokenreview.bearers[-1] == f"Bearer {next(iter(tokenreview.tokens))}"
-    assert tokenreview.reviews[-1]["spec"]["audiences"] == ["vault"]
     assert_reads_only_production(client_with(bao, token))
-    for namespace, name, audiences in (("other", "deparrow-external-secrets-sa", ["vault"]),
-                                       ("deparrow", "default", ["vault"]),
-                                       ("deparrow", "deparrow-external-secrets-sa",
-                                        ["https://kubernetes.default.svc"])):
+    for namespace, name, audiences in (("other", "deparrow-external-secrets-sa", [API_AUDIENCE]),
+                                       ("deparrow", "default", [API_AUDIENCE]),
+                                       # what the broken combination produced: 403
+                                       ("deparrow", "deparrow-external-secrets-sa", ["vault"])):
         with pytest.raises((hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest)):
             login(namespace, name, audiences)
 
 
+def test_client_token_with_a_vault_audience_is_refused(write_config, run_cli, tmp_path,  # type: ignore[no-untyped-def]
+                                                       ca_file) -> None:
+    path = str(write_config(VAULT_CLIENT_TOKEN_CONFIG.replace(
+        "      tokenReview: client-token\n", "      tokenReview: client-token\n"
+        "      audience: vault\n", 1)))
+    for args in (["render"], ["policy", "--env", "staging"],
+                 ["setup", "--env", "staging", "--dry-run", "--kubernetes-ca-cert", str(ca_file)]):
+        result = run_cli("--config", path, *args)
+        assert result.code == 2, (args, result.err)
+        assert "audience" in result.err and "403" in result.err
+        assert "remove `audience:`" in result.err
+    assert not (tmp_path / "deparrow").exists()
+
+
+def test_reviewer_jwt_end_to_end(bao, write_config, load, tokenreview, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """tokenReview reviewer-jwt: Vault reviews with the reviewer's token; ESO's token may
+    carry only the `vault` audience."""
+    config = load(write_config(VAULT_REVIEWER_CONFIG))
+    reviewer = tokenreview.issue("vault", "vault-reviewer", [API_AUDIENCE])
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text(reviewer + "\n")
+    run_setup(config, config.environment("production"),
+              Options(kubernetes_host=tokenreview.url, kubernetes_ca_cert=str(tokenreview.ca_file),
+                      token_reviewer_jwt_file=str(jwt_file)))
+    jwt = tokenreview.issue("deparrow", "deparrow-external-secrets-sa", ["vault"])
+    answer = client_with(bao, "").auth.kubernetes.login("deparrow-secrets-production", jwt,
+                                                        use_token=False)
+    assert tokenreview.bearers[-1] == f"Bearer {reviewer}"
+    assert_reads_only_production(client_with(bao, answer["auth"]["client_token"]))
+
+
 def test_setup_in_a_vault_namespace(bao, write_config, load, ca_file) -> None:  # type: ignore[no-untyped-def]
     """`namespace:` of the store: everything lands in that namespace, paths relative to it."""
-    config = load(write_config(VAULT_CONFIG.replace(
+    config = load(write_config(VAULT_CLIENT_TOKEN_CONFIG.replace(
         "      policy: deparrow-secrets-production\n",
         "      policy: deparrow-secrets-production\n      namespace: team\n")))
     assert bao.api("POST", "sys/namespaces/team", {})[0] == 200
@@ -261,3 +346,82 @@ def test_setup_in_a_vault_namespace(bao, write_config, load, ca_file) -> None:  
     got = reader.secrets.kv.v2.read_secret_version("deparrow/production",
                                                    raise_on_deleted_version=True)
     assert got["data"]["data"] == {"K": "team-value"}
+
+
+@pytest.mark.parametrize("mode_config", ["client-token", "reviewer-jwt"])
+def test_policy_setup_and_render_agree(bao, write_config, load, ca_file, tmp_path,  # type: ignore[no-untyped-def]
+                                       mode_config) -> None:
+    """What `policy` prints for auth/<mount>/config and the role is what `setup` writes,
+    and its manifests are what `render` writes, in each outside mode."""
+    from deparrow_secrets.config.catalog import load_catalog
+    from deparrow_secrets.render.manifests import eso_objects
+
+    text = VAULT_CLIENT_TOKEN_CONFIG if mode_config == "client-token" else VAULT_REVIEWER_CONFIG
+    config = load(write_config(text))
+    env = config.environment("production")
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyIn0." + secrets.token_urlsafe(16))
+    options = Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file),
+                      token_reviewer_jwt_file=str(jwt_file) if mode_config == "reviewer-jwt"
+                      else None)
+    plan = build_plan(config, env, options)
+    run_setup(config, env, options)
+    stored = bao.client().read("auth/kubernetes/config")["data"]
+    printed = plan.piece("kubernetesAuth").data
+    assert printed["tokenReview"] == mode_config
+    assert stored["kubernetes_host"] == printed["config"]["kubernetes_host"]
+    assert stored["disable_local_ca_jwt"] is printed["config"]["disable_local_ca_jwt"] is True
+    assert stored["kubernetes_ca_cert"].strip() == ca_file.read_text().strip()
+    assert stored["token_reviewer_jwt_set"] is ("token_reviewer_jwt" in printed["config"])
+    role = bao.client().read(PROD_ROLE)["data"]
+    for key, value in plan.piece("role").data["data"].items():
+        assert role.get(key, "") == value, key
+    rendered = {o["kind"]: o for o in eso_objects(config, load_catalog(), env)}
+    shown = {o["kind"]: o for p in plan.pieces if p.format == "yaml" for o in p.data}
+    assert {k: shown[k] for k in shown} == {k: rendered[k] for k in shown}
+    assert ("ClusterRoleBinding" in rendered) is (mode_config == "client-token")
+    assert set(shown) == set(rendered) - {"ExternalSecret"}
+
+
+def test_mode_options_and_prerequisites_are_checked_before_any_write(  # type: ignore[no-untyped-def]
+        bao, write_config, load, ca_file, tmp_path) -> None:
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyIn0." + secrets.token_urlsafe(16))
+    client = load(write_config(VAULT_CLIENT_TOKEN_CONFIG))
+    env = client.environment("production")
+    with pytest.raises(ConfigError, match="tokenReview reviewer-jwt"):
+        build_plan(client, env, Options(token_reviewer_jwt_file=str(jwt_file)))
+    with pytest.raises(InputError, match="needs the API server's address"):
+        run_setup(client, env, Options(kubernetes_ca_cert=str(ca_file)))
+    reviewer = load(write_config(VAULT_REVIEWER_CONFIG))
+    with pytest.raises(InputError, match="no token reviewer JWT"):
+        run_setup(reviewer, reviewer.environment("production"),
+                  Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file)))
+    assert "kubernetes/" not in bao.client().sys.list_auth_methods()["data"]
+
+
+def test_client_token_removes_a_reviewer_jwt(bao, write_config, load, ca_file,  # type: ignore[no-untyped-def]
+                                            tmp_path) -> None:
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyIn0." + secrets.token_urlsafe(16))
+    reviewer = load(write_config(VAULT_REVIEWER_CONFIG))
+    run_setup(reviewer, reviewer.environment("production"),
+              Options(kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file),
+                      token_reviewer_jwt_file=str(jwt_file)))
+    assert bao.client().read("auth/kubernetes/config")["data"]["token_reviewer_jwt_set"]
+    client = load(write_config(VAULT_CLIENT_TOKEN_CONFIG))
+    report = run_setup(client, client.environment("production"))
+    detail = {c.item: c.detail for c in report.changes}["kubernetes auth config "
+                                                        "auth/kubernetes/config"]
+    assert "token_reviewer_jwt removed" in detail
+    assert not bao.client().read("auth/kubernetes/config")["data"]["token_reviewer_jwt_set"]
+
+
+def test_client_token_accepts_an_api_server_audience(write_config, load) -> None:  # type: ignore[no-untyped-def]
+    config = load(write_config(VAULT_CLIENT_TOKEN_CONFIG.replace(
+        "      tokenReview: client-token\n",
+        "      tokenReview: client-token\n"
+        "      audience: https://kubernetes.default.svc.cluster.local\n", 1)))
+    plan = build_plan(config, config.environment("staging"))
+    assert plan.piece("role").data["data"]["audience"] == \
+        "https://kubernetes.default.svc.cluster.local"

@@ -19,7 +19,10 @@ from deparrow_secrets.render.validate import SchemaProblem, is_eso_kind, validat
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GUIDE_SECRETSTORES = REPO_ROOT / "tests" / "fixtures" / "guide" / "secretstores.yaml"
 ESO_JSON = REPO_ROOT / "src" / "deparrow_secrets" / "render" / "schemas" / "eso.json"
-CRD_DIR = REPO_ROOT.parent / "shared" / "eso-crds"
+# ../shared from the main checkout, ../../shared from a worktree under /work/wt/<name>
+CRD_DIR = next((d for d in (REPO_ROOT.parent / "shared" / "eso-crds",
+                            REPO_ROOT.parent.parent / "shared" / "eso-crds") if d.is_dir()),
+               REPO_ROOT.parent / "shared" / "eso-crds")
 DERIVE_SCRIPT = REPO_ROOT / "tools" / "derive_eso_schemas.py"
 
 V1BETA1_MESSAGE = (

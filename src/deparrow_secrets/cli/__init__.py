@@ -55,6 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "Rotate values: store, verified sync, restarts, rollouts; undo on failure."),
     "impact": ("deparrow_secrets.cli.cluster_cmds:impact",
                "Which workloads and pods consume a Secret or key, and which are stale."),
+    "audit": ("deparrow_secrets.cli.audit_cmds:audit", "List and verify the change ledger."),
 }
 
 

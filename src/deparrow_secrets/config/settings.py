@@ -5,6 +5,7 @@ Every option defaults to the guide's names; a missing file means dev on `local`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,17 @@ CONFIG_FILE = "deparrow-secrets.yaml"
 ENVIRONMENTS = ["dev", "staging", "production"]
 PROVIDERS = ["local", "vault", "aws", "azure"]
 AZURE_AUTH = ["workload-identity", "managed-identity"]
+# How Vault's kubernetes auth reviews the token ESO logs in with (TokenReview):
+# - in-cluster: Vault runs in a pod of the cluster and reviews with its own pod's token
+#   (that account, not ESO's, needs system:auth-delegator);
+# - reviewer-jwt: Vault runs outside and reviews with a long-lived reviewer JWT (the
+#   reviewer's account needs system:auth-delegator);
+# - client-token: Vault runs outside and reviews each token with that token itself, so
+#   ESO's ServiceAccount needs system:auth-delegator and the token must be valid for
+#   the API server's own audience (a token whose only audience is `vault` gets 403).
+VAULT_TOKEN_REVIEW = ["in-cluster", "reviewer-jwt", "client-token"]
+GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/[A-Za-z0-9-]+"
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 # Go duration as ESO parses refreshInterval ("1h", "30m", "1h30m", "0").
@@ -38,11 +50,14 @@ class StoreConfig:
     audience: str | None = None
     vault_namespace: str | None = None
     policy: str = "deparrow-secrets-policy"
+    token_review: str = "in-cluster"
     # aws
     region: str | None = None
     account_id: str | None = None
     role_arn: str | None = None
     prefix: str | None = None
+    fetch_metadata: bool = False
+    kms_key_arn: str | None = None
     # azure
     vault_url: str | None = None
     tenant_id: str | None = None
@@ -184,9 +199,10 @@ _STORE_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
     # provider: {"allowed": ..., "required": ...}
     "local": {"allowed": ("provider", "path"), "required": ()},
     "vault": {"allowed": ("provider", "server", "mount", "path", "role", "authMount",
-                          "audience", "namespace", "policy"),
+                          "audience", "namespace", "policy", "tokenReview"),
               "required": ("server",)},
-    "aws": {"allowed": ("provider", "region", "accountId", "roleArn", "prefix"),
+    "aws": {"allowed": ("provider", "region", "accountId", "roleArn", "prefix",
+                        "fetchMetadata", "kmsKeyArn"),
             "required": ("region",)},
     "azure": {"allowed": ("provider", "vaultUrl", "tenantId", "auth", "clientId", "identityId"),
               "required": ("vaultUrl", "tenantId")},
@@ -219,18 +235,35 @@ def _parse_store(c: Checker, path: KeyPath, raw: Any, env: str) -> StoreConfig:
     if provider == "local":
         return StoreConfig(provider, path=s("path"))
     if provider == "vault":
-        return StoreConfig(
+        review = c.choice((*path, "tokenReview"), m.get("tokenReview", "in-cluster"),
+                          VAULT_TOKEN_REVIEW)
+        vault = StoreConfig(
             provider, server=s("server", URL, "URL"), mount=s("mount", STORE_PATH) or "secret",
             path=s("path", STORE_PATH, "Vault path"), role=s("role") or "deparrow-secrets",
             auth_mount=s("authMount", STORE_PATH) or "kubernetes", audience=s("audience"),
-            vault_namespace=s("namespace"), policy=s("policy") or "deparrow-secrets-policy")
+            vault_namespace=s("namespace"), policy=s("policy") or "deparrow-secrets-policy",
+            token_review=review)
+        if review == "client-token" and vault.audience and vault_only_audience(vault.audience):
+            raise c.fail(
+                (*path, "audience"),
+                f"tokenReview: client-token with audience '{vault.audience}' cannot log in: "
+                "Vault reviews ESO's token with that same token, and the API server rejects "
+                "a token whose only audience is not its own (403)",
+                hint="remove `audience:` (the token then carries the API server's default "
+                "audience), or set it to an audience the API server accepts, or use "
+                "`tokenReview: reviewer-jwt` with --token-reviewer-jwt-file")
+        return vault
     if provider == "aws":
+        fetch_metadata = c.boolean((*path, "fetchMetadata"), m.get("fetchMetadata", False))
         return StoreConfig(
             provider, region=s("region", r"[a-z]{2}(-[a-z]+)+-\d", "AWS region"),
             account_id=s("accountId", r"\d{12}", "AWS account id (12 digits, quoted)"),
             role_arn=s("roleArn", r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+",
                        "IAM role ARN"),
-            prefix=s("prefix", STORE_PATH, "secret name prefix"))
+            prefix=s("prefix", STORE_PATH, "secret name prefix"),
+            fetch_metadata=fetch_metadata,
+            kms_key_arn=s("kmsKeyArn", KMS_KEY_ARN,
+                          "KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)"))
     auth = c.choice((*path, "auth"), m.get("auth", "workload-identity"), AZURE_AUTH)
     cfg = StoreConfig(
         provider, vault_url=s("vaultUrl", r"https://[^\s/]+/?", "Key Vault URL"),
@@ -242,4 +275,18 @@ def _parse_store(c: Checker, path: KeyPath, raw: Any, env: str) -> StoreConfig:
     if auth == "managed-identity" and cfg.client_id:
         raise c.fail((*path, "clientId"), "clientId goes with `auth: workload-identity`",
                      hint="use identityId for managed identity")
+    if cfg.identity_id and not re.fullmatch(GUID, cfg.identity_id):
+        # ESO passes identityId as a client id to both of its Azure SDK paths
+        # (providers/v1/azure/keyvault/keyvault.go); a resource id never authenticates.
+        raise c.fail((*path, "identityId"), "identityId must be the managed identity's client "
+                     "id (a GUID), not a resource id or name",
+                     hint="az identity show --name <IDENTITY> --resource-group <GROUP> "
+                     "--query clientId --output tsv")
     return cfg
+
+
+def vault_only_audience(audience: str) -> bool:
+    """An audience only Vault uses (`vault`, `openbao`, `https://vault.example.com`), which
+    a Kubernetes API server never accepts as its own."""
+    lowered = audience.lower()
+    return ("vault" in lowered or "bao" in lowered) and "kubernetes" not in lowered

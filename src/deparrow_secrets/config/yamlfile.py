@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,6 @@ from typing import Any
 from deparrow_secrets.errors import InputError
 
 KeyPath = tuple[str | int, ...]
-
-_DUPLICATE = re.compile(r'found duplicate key "(.*?)" with value')
-
 
 def format_path(path: KeyPath) -> str:
     out = ""
@@ -72,39 +71,220 @@ def plain_with_lines(node: Any, path: KeyPath, lines: dict[KeyPath, int]) -> Any
     return str(node)
 
 
-def load_yaml(path: Path, error_cls: type[InputError] = InputError) -> Located:
-    """Parse one YAML document; syntax errors and duplicate keys become `error_cls`."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+MAX_YAML_BYTES = 1024 * 1024
+"""Size limit of the configuration and the catalog (lint has its own, larger one)."""
+MAX_YAML_DEPTH = 100
+"""Nesting limit: Kubernetes objects stay far below; ruamel's composer recurses per level."""
+MAX_ALIAS_NODES = 100_000
+"""How many nodes alias expansion may add (an alias bomb adds billions)."""
 
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+
+
+@dataclass(frozen=True)
+class YamlProblem(Exception):
+    """Why a YAML text is refused: position and kind only, never the text itself."""
+
+    kind: str
+    line: int | None = None
+    limit: bool = False
+    """Refused for a bound (size, depth, aliases), not for its syntax."""
+
+    def __str__(self) -> str:
+        return self.kind
+
+
+def read_bounded(path: Path, limit: int) -> str:
+    """The UTF-8 text of `path`, refused (YamlProblem) when over `limit` bytes or not UTF-8.
+
+    At most `limit + 1` bytes are read, so an oversize file costs no time.
+    """
+    with path.open("rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise YamlProblem(f"file is larger than the {limit // 1024} KiB limit", limit=True)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise YamlProblem("not UTF-8 text (a byte that is not UTF-8)", line) from None
+
+
+def _problem_from(exc: Exception) -> YamlProblem:
+    """A parser error as position and kind: ruamel's text quotes source lines, aliases,
+    anchors and values, none of which may reach a message about a file that can hold
+    secrets."""
+    from ruamel.yaml.error import MarkedYAMLError
+
+    if isinstance(exc, MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = (exc.problem or exc.context or "invalid syntax").strip().splitlines()
+        text = " ".join(_QUOTED.sub("", problem[0] if problem else "").split())
+        if text.startswith("found duplicate key"):
+            text = "duplicate key"
+        return YamlProblem(text.rstrip(" :,") or "invalid syntax", line)
+    if isinstance(exc, RecursionError):
+        return YamlProblem("nesting too deep", limit=True)
+    return YamlProblem(f"cannot parse ({type(exc).__name__})")
+
+
+def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
+                 max_alias_nodes: int = MAX_ALIAS_NODES) -> None:
+    """Refuse (YamlProblem) nesting deeper than `max_depth` and alias expansion that adds
+    more than `max_alias_nodes` nodes, from the event stream (the parser does not
+    recurse and expands nothing), before anything is built from the text."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.events import (
+        AliasEvent,
+        CollectionEndEvent,
+        CollectionStartEvent,
+        DocumentStartEvent,
+        ScalarEvent,
+    )
+
+    flow = _flow_depth(text, max_depth) if "[" in text or "{" in text else 0
+    if _ALIAS.search(text) is None and _block_depth_bound(text) + flow < max_depth:
+        return  # no alias, and too shallow to break the bound: no event pass needed
+    sizes: dict[str, int] = {}
+    stack: list[list[Any]] = []  # [anchor, nodes so far] of each open collection
+    expanded = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            line = event.start_mark.line + 1 if event.start_mark is not None else None
+            if isinstance(event, DocumentStartEvent):
+                sizes.clear()
+                continue
+            if isinstance(event, CollectionStartEvent):
+                stack.append([event.anchor, 1])
+                if len(stack) > max_depth:
+                    raise YamlProblem(f"nested deeper than {max_depth} levels", line, limit=True)
+                continue
+            if isinstance(event, CollectionEndEvent):
+                anchor, size = stack.pop()
+            elif isinstance(event, ScalarEvent):
+                anchor, size = event.anchor, 1
+            elif isinstance(event, AliasEvent):
+                anchor, size = None, sizes.get(event.anchor, 0)
+                if event.anchor not in sizes:
+                    if any(open_anchor == event.anchor for open_anchor, _ in stack):
+                        raise YamlProblem("alias inside the node it refers to", line, limit=True)
+                    raise YamlProblem("undefined alias", line)
+                expanded += size
+                if expanded > max_alias_nodes:
+                    raise YamlProblem(f"aliases expand to more than {max_alias_nodes} "
+                                      "nodes", line, limit=True)
+            else:
+                continue
+            if anchor is not None:
+                sizes[anchor] = size
+            if stack:
+                stack[-1][1] += size
+    except YamlProblem:
+        raise
+    except Exception as exc:  # noqa: BLE001 - ruamel's errors, reduced to position and kind
+        raise _problem_from(exc) from None
+
+
+_BRACKET = re.compile(r"[\[\]{}]")
+# An alias starts a node: at the start of a line, or after a space or a flow indicator.
+# `secret/data/*` or `arn:...:*` are not aliases; a `*` in a comment or a quoted string
+# may match, which only costs the event pass.
+_ALIAS = re.compile(r"(?:^|[\s\[{,])\*", re.MULTILINE)
+
+
+def _flow_depth(text: str, max_depth: int) -> int:
+    """The deepest flow nesting (`[[[...`), counted from the brackets alone and refused
+    beyond `max_depth`: ruamel's scanner is quadratic in open flow collections, so 5,000
+    of them would take seconds to reach the event check. Brackets inside quoted strings
+    count too: a false alarm needs more than `max_depth` unbalanced ones."""
+    depth = deepest = 0
+    for match in _BRACKET.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > max_depth:
+                line = text.count("\n", 0, match.start()) + 1
+                raise YamlProblem(f"nested deeper than {max_depth} levels", line, limit=True)
+            deepest = max(deepest, depth)
+        elif depth:
+            depth -= 1
+    return deepest
+
+
+def _block_depth_bound(text: str) -> int:
+    """An upper bound of block nesting: a nested block mapping is indented further, and
+    a sequence with a mapping in it takes two more columns or a `- ` (`? `) indicator on
+    the same line (`- - - x`), so no level comes for free."""
+    deepest = 0
+    for line in text.splitlines():
+        body = line.lstrip(" ")
+        indicators = body.count("- ") + body.count("? ") + body.endswith(("-", "?"))
+        deepest = max(deepest, len(line) - len(body) + 2 * indicators)
+    return deepest + 3
+
+
+def parse_documents(text: str) -> Iterator[Any]:
+    """ruamel round-trip nodes of every document of `text`, bounded (`check_bounds`);
+    any parser error or warning becomes a YamlProblem that quotes nothing."""
+    from ruamel.yaml import YAML
+
+    check_bounds(text)
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    with warnings.catch_warnings():
+        # ReusedAnchorWarning and friends print source lines (values) to stderr.
+        warnings.simplefilter("ignore")
+        try:
+            yield from yaml.load_all(text)
+        except Exception as exc:  # noqa: BLE001 - reduced to position and kind
+            raise _problem_from(exc) from None
+
+
+def load_yaml(path: Path, error_cls: type[InputError] = InputError,
+              limit: int = MAX_YAML_BYTES) -> Located:
+    """Parse one YAML document; syntax errors, duplicate keys and hostile input (oversize,
+    alias bomb, deep nesting) become `error_cls`."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_bounded(path, limit)
     except FileNotFoundError as exc:
         raise error_cls("file not found", file=name,
                         hint="check the path, or run from the project directory") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error_cls(f"cannot read file: {exc.__class__.__name__}", file=name) from exc
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+    except OSError as exc:
+        raise error_cls(f"cannot read file: {exc.__class__.__name__}", file=name) from None
+    except YamlProblem as problem:
+        raise error_cls(f"cannot read file: {problem.kind}", file=name, line=problem.line,
+                        hint="this file must be UTF-8 YAML of a sensible size") from None
     try:
-        node = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = (exc.problem or exc.context or "invalid YAML").strip()
-        duplicate = _DUPLICATE.match(problem)
-        if duplicate:
-            # ruamel's text quotes both values; the message names the key only.
-            raise error_cls(f"duplicate key '{duplicate.group(1)}'", file=name, line=line,
+        docs = list(parse_documents(text))
+    except YamlProblem as problem:
+        if problem.kind == "duplicate key":
+            duplicate = _duplicate_key(text, problem.line)
+            raise error_cls(f"duplicate key '{duplicate}'" if duplicate else "duplicate key",
+                            file=name, line=problem.line,
                             hint="a key may appear once per mapping: remove or merge the "
                             "repeated one") from None
-        raise error_cls(f"invalid YAML: {problem}", file=name, line=line,
-                        hint="fix the YAML syntax at that line") from None
-    except YAMLError as exc:
-        raise error_cls(f"invalid YAML: {exc.__class__.__name__}", file=name) from None
+        hint = ("the tool refuses YAML this large, deep or alias-expanding: write the data "
+                "out plainly" if problem.limit else "fix the YAML syntax at that line")
+        raise error_cls(f"invalid YAML: {problem.kind}", file=name, line=problem.line,
+                        hint=hint) from None
+    if len(docs) > 1:
+        raise error_cls("more than one YAML document", file=name,
+                        hint="this file holds one document: remove the `---` separators")
+    node = docs[0] if docs else None
     lines: dict[KeyPath, int] = {(): 1}
     return Located(plain_with_lines(node, (), lines), name, lines)
+
+
+def _duplicate_key(text: str, line: int | None) -> str | None:
+    """The key written at `line` (a configuration or catalog key, never a value)."""
+    if line is None:
+        return None
+    lines = text.splitlines()
+    if not 0 < line <= len(lines):
+        return None
+    match = re.match(r"\s*(?:-\s+)?([A-Za-z0-9_.-]+)\s*:", lines[line - 1])
+    return match.group(1) if match else None
 
 
 class Checker:

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deparrow_secrets.config.yamlfile import KeyPath, Located, plain_with_lines
+from deparrow_secrets.config.yamlfile import (
+    KeyPath,
+    Located,
+    YamlProblem,
+    parse_documents,
+    plain_with_lines,
+    read_bounded,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 LINT_SUFFIXES = (*YAML_SUFFIXES, ".json", ".hcl", ".env")
@@ -147,16 +154,44 @@ class ParseError:
     file: SourceFile
     line: int | None
     message: str
+    limit: bool = False
 
 
-def read_source(path: Path, display: str, reported: bool) -> SourceFile | None:
+@dataclass(frozen=True)
+class Unreadable:
+    """A file lint was asked to read and could not: a finding, not silence."""
+
+    path: Path
+    display: str
+    reported: bool
+    line: int | None
+    reason: str
+
+
+def read_source(path: Path, display: str,
+                reported: bool) -> SourceFile | Unreadable | None:
+    """The file as text; Unreadable when lint cannot read it; None for a JSON file that
+    is neither a policy nor a manifest (a lock file, say), which is not lint's business
+    even when it is large."""
     try:
-        if path.stat().st_size > _MAX_LINT_BYTES:
+        text = read_bounded(path, _MAX_LINT_BYTES)
+    except YamlProblem as problem:
+        if path.name.lower().endswith(".json") and not _interesting_head(path):
             return None
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
+        return Unreadable(path, display, reported, problem.line, problem.kind)
+    except OSError as exc:
+        return Unreadable(path, display, reported, None,
+                          f"cannot be read ({exc.strerror or type(exc).__name__})")
     return SourceFile(path, display, text, environment_of(path), reported, ignore_comments(text))
+
+
+def _interesting_head(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64 * 1024)
+    except OSError:
+        return True
+    return b'"Statement"' in head or b'"apiVersion"' in head
 
 
 def _root_line(node: Any) -> int:
@@ -192,36 +227,30 @@ def parse_structured(source: SourceFile) -> tuple[list[Document], ParseError | N
         if not _interesting_json(source.text):
             return [], None
         docs, error = _parse_yaml(source)
-        return (docs, None) if error is None else (_parse_json(source), None)
+        if error is None or error.limit:
+            return docs, error
+        return _parse_json(source), None
     return _parse_yaml(source)
 
 
 def _parse_yaml(source: SourceFile) -> tuple[list[Document], ParseError | None]:
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
+    """Every document, bounded in size, depth and alias expansion; a parser error is
+    reduced to position and kind (`config.yamlfile.parse_documents`), since the file may
+    hold a Secret and ruamel's texts quote source lines."""
     docs: list[Document] = []
     try:
-        for index, node in enumerate(yaml.load_all(source.text)):
+        for index, node in enumerate(parse_documents(source.text)):
             if node is None:
                 continue
             lines: dict[KeyPath, int] = {(): _root_line(node)}
             located = Located(plain_with_lines(node, (), lines), source.display, lines)
             docs.extend(_split_list(source, index, located))
-    except MarkedYAMLError as exc:
-        if "{{" in source.text:  # a template (Helm, Jinja): not YAML until rendered
-            return docs, None
-        mark = exc.problem_mark or exc.context_mark
-        problem = (exc.problem or exc.context or "invalid syntax").strip()
-        if problem.startswith("found duplicate key"):
-            problem = "duplicate key"  # ruamel's text quotes the values
-        return docs, ParseError(source, mark.line + 1 if mark else None, problem)
-    except YAMLError as exc:
-        return docs, ParseError(source, None, f"cannot parse: {type(exc).__name__}")
+    except YamlProblem as problem:
+        if ("{{" in source.text or "{%" in source.text) and not problem.limit:
+            return docs, None  # a template (Helm, Jinja): not YAML until rendered
+        return docs, ParseError(source, problem.line, problem.kind, problem.limit)
     except RecursionError:
-        return docs, ParseError(source, None, "nesting too deep")
+        return docs, ParseError(source, None, "nesting too deep", True)
     return docs, None
 
 

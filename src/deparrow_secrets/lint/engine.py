@@ -13,6 +13,7 @@ from deparrow_secrets.lint.documents import (
     LINT_NAMES,
     LINT_SUFFIXES,
     SourceFile,
+    Unreadable,
     parse_structured,
     read_source,
 )
@@ -67,12 +68,19 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
     cwd = Path(os.path.abspath(cwd or Path.cwd()))
     reported, context, config_file = collect(paths, project, cwd)
     files: list[SourceFile] = []
+    unreadable: list[Unreadable] = []
     for path, is_reported in [(p, True) for p in reported] + [(p, False) for p in context]:
         source = read_source(path, display_path(path, cwd), is_reported)
-        if source is not None:
+        if isinstance(source, Unreadable):
+            unreadable.append(source)
+        elif source is not None:
             files.append(source)
     ctx = LintContext(project, files, [])
-    findings: list[Finding] = []
+    findings: list[Finding] = [
+        Finding(rule="file-unreadable", severity=RULES["file-unreadable"].severity,
+                file=u.display, line=u.line, message=f"cannot lint this file: {u.reason}",
+                fix=RULES["file-unreadable"].fix)
+        for u in unreadable if u.reported]
     for source in files:
         if config_file is not None and source.path == config_file:
             ctx.config_file = source
@@ -80,7 +88,7 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
             continue
         docs, error = parse_structured(source)
         ctx.documents.extend(docs)
-        if error is not None and source.kind == "yaml":
+        if error is not None and (source.kind == "yaml" or error.limit):
             findings.append(ctx.finding("yaml-invalid", None, (), f"cannot parse: {error.message}",
                                         file=source, line=error.line))
     from deparrow_secrets.lint.rules import CHECKS
@@ -91,15 +99,18 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
     ignored = set(ignore)
     kept: dict[tuple[object, ...], Finding] = {}
     for finding in findings:
-        source = by_display.get(finding.file)
-        if source is None or not source.reported or finding.rule in ignored:
+        if finding.rule in ignored:
             continue
-        if source.ignored(finding.rule, finding.line):
-            continue
+        if finding.rule != "file-unreadable":
+            shown = by_display.get(finding.file)
+            if shown is None or not shown.reported or shown.ignored(finding.rule,
+                                                                    finding.line):
+                continue
         kept.setdefault((finding.rule, finding.file, finding.line, finding.key_path,
                          finding.message), finding)
     return LintResult(sorted(kept.values(), key=Finding.sort_key),
-                      [f.display for f in files if f.reported], ctx.notes)
+                      [f.display for f in files if f.reported]
+                      + [u.display for u in unreadable if u.reported], ctx.notes)
 
 
 def unknown_rules(ids: Iterable[str]) -> list[str]:

@@ -65,6 +65,10 @@ _RULES = [
     # ------------------------------------------------------------------ manifests (schema)
     Rule("yaml-invalid", ERROR, "A YAML (or JSON) file that cannot be parsed.",
          "Fix the syntax at the reported line."),
+    Rule("file-unreadable", ERROR,
+         "A file lint was asked to check and cannot read: not UTF-8, over the size limit, "
+         "or not readable.",
+         "Make it UTF-8 text of a sensible size (or exclude it from the paths linted)."),
     Rule("eso-v1beta1", ERROR,
          "An External Secrets Operator kind in external-secrets.io/v1beta1, which ESO no "
          "longer serves since 0.17 (kubectl: \"no matches for kind\").",
@@ -112,6 +116,13 @@ _RULES = [
          "`refreshPolicy: CreatedOnce`; rotated values never reach the cluster and "
          "force-sync annotations are ignored.",
          "Use `refreshPolicy: Periodic` (the default) with an interval such as 1h."),
+    Rule("azure-tenant-twice", ERROR,
+         "An Azure workload identity SecretStore with `tenantId` whose ServiceAccount also "
+         "carries the `azure.workload.identity/tenant-id` annotation: ESO refuses it "
+         "(\"multiple tenantID found\", providers/v1/azure/keyvault/keyvault.go), so the "
+         "store is never Ready.",
+         "Give the tenant once: drop `tenantId` from the SecretStore and keep the "
+         "ServiceAccount annotation, as ESO's workload identity example does."),
     # ------------------------------------------------------------------ catalog
     Rule("azure-name-underscore", ERROR,
          "An Azure Key Vault remote name with an underscore; Key Vault names allow only "
@@ -125,8 +136,9 @@ _RULES = [
          "an HA environment's ExternalSecrets.",
          "Add it to the ExternalSecret (or run `deparrow-secrets render`)."),
     Rule("target-not-consumed", WARNING,
-         "An ExternalSecret whose target Secret no workload of the environment references "
-         "(checked when workloads are present).",
+         "An ExternalSecret whose target Secret no workload deployed with it references "
+         "(one kustomization's build, with its name prefix and suffix, or one file; "
+         "silent when no workload is in scope).",
          "Reference the Secret from the workload (envFrom, secretKeyRef, volume) or remove "
          "the ExternalSecret; check the target name for typos."),
     # ------------------------------------------------------------------ policies
@@ -138,8 +150,8 @@ _RULES = [
     Rule("policy-wildcard-action", ERROR,
          "An IAM policy with wildcard actions (`secretsmanager:*`, `*`, `Get*`, NotAction) "
          "or a Vault policy granting sudo/root.",
-         "List the actions ESO needs: secretsmanager:GetSecretValue and DescribeSecret "
-         "(Vault: read)."),
+         "List the actions ESO needs: secretsmanager:GetSecretValue (DescribeSecret only "
+         "for metadataPolicy: Fetch and PushSecret; Vault: read)."),
     # ------------------------------------------------------------------ scan
     Rule("known-value", ERROR,
          "A secret value of the environment (or its base64 form) found in a file of the "

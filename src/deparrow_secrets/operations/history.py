@@ -8,6 +8,7 @@ from datetime import datetime
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError, NotFoundError
+from deparrow_secrets.ledger import Change
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
@@ -87,8 +88,15 @@ def _target(store: SecretStore, remote_key: str, prop: str, current: Snapshot,
                         "roll back", remote_key=remote_key)
 
 
+class _Unrecorded(Change):
+    """`rollback --sync` records the whole run itself, with the sync, once."""
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
-                 version: str | None = None) -> RollbackResult:
+                 version: str | None = None, *, record: bool = True) -> RollbackResult:
     """Restore `key`'s previous value (or its value in `version`) and nothing else.
 
     The remote object holds other keys too; rolling the whole object back would revert
@@ -99,17 +107,24 @@ def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, k
     ref = project.layout(env).ref(key)
     if version is not None:
         check_version_id(version)
-    current = store.read(ref.key)
-    if current is None:
-        raise NotFoundError("nothing to roll back: the object does not exist",
-                            remote_key=ref.key)
-    source, value = _target(store, ref.key, ref.property, current, version)
-    if current.values.get(ref.property) == value:
-        raise NotFoundError(f"{key} already has the value it had in version {source}: "
-                            "nothing to roll back", remote_key=ref.key)
-    values = dict(current.values)
-    values[ref.property] = value
-    new = store.write(ref.key, values, current.version)
+    with (Change(project, env, "rollback", keys=[key]) if record
+          else _Unrecorded(project, env, "rollback", keys=[key])) as change:
+        if version is not None:
+            change.fact("requestedVersion", version)
+        current = store.read(ref.key)
+        if current is None:
+            raise NotFoundError("nothing to roll back: the object does not exist",
+                                remote_key=ref.key)
+        source, value = _target(store, ref.key, ref.property, current, version)
+        change.fact("restoredFrom", source)
+        if current.values.get(ref.property) == value:
+            raise NotFoundError(f"{key} already has the value it had in version {source}: "
+                                "nothing to roll back", remote_key=ref.key)
+        values = dict(current.values)
+        values[ref.property] = value
+        change.attempting(ref.key, current.version, current.values)
+        new = store.write(ref.key, values, current.version)
+        change.wrote(ref.key, current.version, current.values, new, values)
     return RollbackResult(ref.key, new, source, [key], current.version)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from deparrow_secrets.config.catalog import CatalogValue, GeneratePolicy
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import ConflictError, InputError, SoftDeletedError
+from deparrow_secrets.ledger import Change
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.values_input import check_policy
 from deparrow_secrets.secret import SecretValue
@@ -147,6 +148,16 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
                          hint="supply them with --values-file FILE or on stdin with --stdin, "
                          "or run interactively to be asked")
     result = ProvisionResult(plans)
+    with Change(project, env, "provision",
+                keys=[k.key for p in plans for k in p.writes]) as change:
+        _write_plans(project, env, store, plans, supplied, recover_deleted, result, change)
+    result.plans = plans
+    return result
+
+
+def _write_plans(project: Project, env: EnvironmentConfig, store: SecretStore,
+                 plans: list[ObjectPlan], supplied: Mapping[str, SecretValue],
+                 recover_deleted: bool, result: ProvisionResult, change: Change) -> None:
     for i, plan in enumerate(plans):
         for attempt in range(CONFLICT_ATTEMPTS):
             if attempt:
@@ -160,20 +171,24 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
             merged = dict(plan.existing)
             for planned in plan.writes:
                 merged[planned.prop] = _new_value(project, planned, supplied)
+            change.attempting(plan.remote_key, plan.version, plan.existing,
+                              [k.key for k in plan.writes])
             try:
                 result.written[plan.remote_key] = store.write(plan.remote_key, merged,
                                                               plan.version)
+                change.wrote(plan.remote_key, plan.version, plan.existing,
+                             result.written[plan.remote_key], merged,
+                             [k.key for k in plan.writes])
                 break
             except SoftDeletedError:
                 if not recover_deleted or attempt == CONFLICT_ATTEMPTS - 1:
                     raise
                 store.recover(plan.remote_key)
                 result.recovered.append(plan.remote_key)
+                change.fact("recovered", list(result.recovered))
             except ConflictError:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise
-    result.plans = plans
-    return result
 
 
 def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
@@ -185,14 +200,21 @@ def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key:
     Returns the new version.
     """
     ref = project.layout(env).ref(key)
-    for attempt in range(CONFLICT_ATTEMPTS):
-        _backoff(attempt)
-        snap = store.read(ref.key)
-        values = dict(snap.values) if snap else {}
-        values[ref.property] = value
-        try:
-            return store.write(ref.key, values, snap.version if snap else None)
-        except ConflictError:
-            if attempt == CONFLICT_ATTEMPTS - 1:
-                raise
+    with Change(project, env, "set", keys=[key]) as change:
+        for attempt in range(CONFLICT_ATTEMPTS):
+            _backoff(attempt)
+            snap = store.read(ref.key)
+            values = dict(snap.values) if snap else {}
+            values[ref.property] = value
+            change.attempting(ref.key, snap.version if snap else None,
+                              snap.values if snap else None)
+            try:
+                version = store.write(ref.key, values, snap.version if snap else None)
+            except ConflictError:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+                continue
+            change.wrote(ref.key, snap.version if snap else None,
+                         snap.values if snap else None, version, values)
+            return version
     raise AssertionError("unreachable")

@@ -1,13 +1,18 @@
 """AWS: the IAM policy, the IRSA role trust policy and the ServiceAccount annotation.
 
 Least privilege for one environment: the policy allows only
-`secretsmanager:GetSecretValue` and `secretsmanager:DescribeSecret`, only on
+`secretsmanager:GetSecretValue`, only on
 `arn:<partition>:secretsmanager:<region>:<account>:secret:<prefix>/*` where `<prefix>`
 is the environment's prefix (default `deparrow/<env>`). The `*` is needed because
 AWS appends `-XXXXXX` (six random characters) to every secret ARN, so the
 environment's objects (`<prefix>/secrets`, `<prefix>/database`, `<prefix>/redis`)
 can only be named with a wildcard; it stays inside the environment's prefix. ESO's
-`data[].remoteRef` needs GetSecretValue; DescribeSecret serves metadata lookups.
+`data[].remoteRef` and `dataFrom.extract` need only GetSecretValue
+(providers/v1/aws/secretsmanager/secretsmanager.go); it calls DescribeSecret only for
+`metadataPolicy: Fetch` and PushSecret, so that is granted only with
+`fetchMetadata: true`. Secrets encrypted with a customer-managed KMS key
+(`kmsKeyArn`) also need `kms:Decrypt` on that key, through Secrets Manager only
+(`kms:ViaService`).
 
 The guide's policy (`secret:deparrow/*`) lets staging read production; its eksctl
 command attaches a policy nobody created under that name.
@@ -49,7 +54,9 @@ if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
 
 IAM_VERSION = "2012-10-17"
-ACTIONS = ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret")
+READ_ACTION = "secretsmanager:GetSecretValue"
+METADATA_ACTION = "secretsmanager:DescribeSecret"
+KMS_ACTION = "kms:Decrypt"
 STS_AUDIENCE = "sts.amazonaws.com"
 OIDC_PLACEHOLDER = "<OIDC_PROVIDER>"
 CLUSTER_PLACEHOLDER = "<CLUSTER_NAME>"
@@ -97,16 +104,28 @@ def policy_arn(env: EnvironmentConfig, account: str) -> str:
     return f"arn:{partition(env.store.region or '')}:iam::{account}:policy/{policy_name(env)}"
 
 
+def actions(env: EnvironmentConfig) -> list[str]:
+    """What ESO calls for this environment's ExternalSecrets (and metadata if asked)."""
+    return [READ_ACTION, METADATA_ACTION] if env.store.fetch_metadata else [READ_ACTION]
+
+
 def iam_policy_document(env: EnvironmentConfig, account: str) -> dict[str, Any]:
-    return {
-        "Version": IAM_VERSION,
-        "Statement": [{
-            "Sid": f"ReadDeparrowSecrets{env.name.capitalize()}",
+    statements: list[dict[str, Any]] = [{
+        "Sid": f"ReadDeparrowSecrets{env.name.capitalize()}",
+        "Effect": "Allow",
+        "Action": actions(env),
+        "Resource": secret_arn_pattern(env, account),
+    }]
+    if env.store.kms_key_arn:
+        statements.append({
+            "Sid": f"DecryptDeparrowSecrets{env.name.capitalize()}",
             "Effect": "Allow",
-            "Action": list(ACTIONS),
-            "Resource": secret_arn_pattern(env, account),
-        }],
-    }
+            "Action": KMS_ACTION,
+            "Resource": env.store.kms_key_arn,
+            "Condition": {"StringEquals": {
+                "kms:ViaService": f"secretsmanager.{env.store.region}.amazonaws.com"}},
+        })
+    return {"Version": IAM_VERSION, "Statement": statements}
 
 
 def normalize_oidc_provider(raw: str | None) -> str | None:
@@ -177,8 +196,12 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
         "iamPolicy", f"IAM policy {name}", "json",
         {"name": name, "arn": p_arn, "document": document},
         notes=(f"Only this environment's secrets: {env.remote_path}/* (AWS appends "
-               "-XXXXXX to every secret ARN, hence the *). GetSecretValue for "
-               "ExternalSecret data; DescribeSecret for metadata.",)))
+               "-XXXXXX to every secret ARN, hence the *). GetSecretValue is all the "
+               "rendered ExternalSecrets need"
+               + ("; DescribeSecret because fetchMetadata is set" if env.store.fetch_metadata
+                  else " (set fetchMetadata: true for metadataPolicy: Fetch or PushSecret)")
+               + ("; kms:Decrypt on the configured key, only via Secrets Manager."
+                  if env.store.kms_key_arn else "."),)))
     result.pieces.append(Piece(
         "trustPolicy", f"IRSA role {role_name}: trust policy", "json",
         {"roleName": role_name, "rolePath": role_path, "roleArn": role_arn,
@@ -356,16 +379,19 @@ def _setup_policy(iam: Any, env: EnvironmentConfig, account: str,
     if _document(version["PolicyVersion"]["Document"]) == desired:
         report.add(item, "unchanged", f"{arn} (default version {default_id})")
         return
-    if report.dry_run:
-        report.add(item, "updated", f"{arn}: a new default version would replace "
-                   f"{default_id}")
-        return
+    # Read-only, so a dry run makes this call too and fails where the real run would.
     versions = _call(env, "iam list-policy-versions", arn, iam.list_policy_versions,
                      PolicyArn=arn)["Versions"]
+    oldest = min((v for v in versions if not v["IsDefaultVersion"]),
+                 key=lambda v: v["CreateDate"]) if len(versions) >= MAX_POLICY_VERSIONS \
+        else None
+    if report.dry_run:
+        report.add(item, "updated", f"{arn}: a new default version would replace "
+                   f"{default_id}" + (f"; the oldest version {oldest['VersionId']} would be "
+                                      "deleted" if oldest else ""))
+        return
     deleted = ""
-    if len(versions) >= MAX_POLICY_VERSIONS:
-        oldest = min((v for v in versions if not v["IsDefaultVersion"]),
-                     key=lambda v: v["CreateDate"])
+    if oldest is not None:
         _call(env, "iam delete-policy-version", arn, iam.delete_policy_version,
               PolicyArn=arn, VersionId=oldest["VersionId"])
         deleted = f"; deleted the oldest version {oldest['VersionId']}"

@@ -16,6 +16,15 @@ wrapping and tools endpoints ESO never calls).
 The guide's policy (`secret/data/deparrow/*`) lets staging read production and is
 never written; its role has no audience, no TTL and attaches the default policy.
 
+How Vault reviews ESO's token is the store's `tokenReview` (config/settings.py names
+the three modes): `in-cluster` (Vault in a pod: its own CA and token, no
+--kubernetes-ca-cert, no binding for ESO), `reviewer-jwt` (Vault outside: CA, host and
+a reviewer JWT; the reviewer's account holds system:auth-delegator) and `client-token`
+(Vault outside without a reviewer JWT: ESO's ServiceAccount gets the
+system:auth-delegator binding, and its token's audience must be one the API server
+accepts). `policy`, `setup` and `render` all follow the configured mode, and the CLI
+options must agree with it.
+
 `setup` talks to Vault with the tool's own (admin) credentials, as every command does
 (VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT...: see stores/vault.py), and
 is idempotent: it enables the auth method only when absent and writes the config,
@@ -170,17 +179,82 @@ def read_reviewer_jwt(path: str) -> str:
     return text
 
 
-def config_plan_data(options: Options) -> dict[str, Any]:
-    """auth/<mount>/config as printed: files by reference (@FILE, as the vault CLI reads)."""
-    data: dict[str, Any] = {"kubernetes_host": kubernetes_host(options)}
-    if options.kubernetes_ca_cert:
-        data["kubernetes_ca_cert"] = f"@{options.kubernetes_ca_cert}"
-        data["disable_local_ca_jwt"] = True
-    else:
-        data["disable_local_ca_jwt"] = False
-    if options.token_reviewer_jwt_file:
-        data["token_reviewer_jwt"] = f"@{options.token_reviewer_jwt_file}"
+HOST_PLACEHOLDER = "<KUBERNETES_API_SERVER_URL>"
+CA_PLACEHOLDER = "@<CLUSTER_CA_CERT_FILE>"
+JWT_PLACEHOLDER = "@<TOKEN_REVIEWER_JWT_FILE>"
+MODE_SUMMARY = {
+    "in-cluster": "tokenReview: in-cluster: Vault runs in the cluster and reviews ESO's token "
+                  "with its own pod's service account token and CA (that account needs "
+                  "system:auth-delegator, which the Vault Helm chart binds).",
+    "reviewer-jwt": "tokenReview: reviewer-jwt: Vault runs outside the cluster, trusts the "
+                    "given CA and reviews ESO's token with the token reviewer JWT (its "
+                    "ServiceAccount needs system:auth-delegator).",
+    "client-token": "tokenReview: client-token: Vault runs outside the cluster, trusts the "
+                    "given CA and reviews ESO's token with that same token: ESO's "
+                    "ServiceAccount needs system:auth-delegator and its token an audience "
+                    "the API server accepts.",
+}
+
+
+def token_review(env: EnvironmentConfig) -> str:
+    return env.store.token_review
+
+
+def needs_auth_delegator(env: EnvironmentConfig) -> bool:
+    """ESO's own ServiceAccount reviews tokens only in client-token mode."""
+    return token_review(env) == "client-token"
+
+
+def check_mode_options(config: Config, env: EnvironmentConfig, options: Options) -> None:
+    """The CLI options must fit the configured review mode (exit 2 naming the fix)."""
+    mode = token_review(env)
+    key = f"environments.{env.name}.store.tokenReview"
+    where = str(config.file) if config.file else None
+    if mode == "in-cluster" and (options.kubernetes_ca_cert or options.token_reviewer_jwt_file):
+        flag = "--kubernetes-ca-cert" if options.kubernetes_ca_cert else \
+            "--token-reviewer-jwt-file"
+        raise ConfigError(
+            f"{flag} is for Vault outside the cluster, and {env.name} has tokenReview "
+            "in-cluster (the default)", file=where, key_path=key,
+            hint="set `tokenReview: reviewer-jwt` (with --token-reviewer-jwt-file) or "
+            "`tokenReview: client-token` under the store, re-run `render`, then this command")
+    if mode == "client-token" and options.token_reviewer_jwt_file:
+        raise ConfigError(
+            f"--token-reviewer-jwt-file is for tokenReview reviewer-jwt, and {env.name} has "
+            "tokenReview client-token", file=where, key_path=key,
+            hint="set `tokenReview: reviewer-jwt` to review with that JWT (re-run `render`: "
+            "ESO's ServiceAccount then needs no system:auth-delegator binding)")
+
+
+def config_plan_data(env: EnvironmentConfig, options: Options) -> dict[str, Any]:
+    """auth/<mount>/config as printed: files by reference (@FILE, as the vault CLI reads),
+    placeholders where an outside mode needs a file or address not given."""
+    mode = token_review(env)
+    if mode == "in-cluster":
+        return {"kubernetes_host": kubernetes_host(options), "disable_local_ca_jwt": False}
+    data: dict[str, Any] = {
+        "kubernetes_host": kubernetes_host(options) if options.kubernetes_host
+        else HOST_PLACEHOLDER,
+        "kubernetes_ca_cert": f"@{options.kubernetes_ca_cert}" if options.kubernetes_ca_cert
+        else CA_PLACEHOLDER,
+        "disable_local_ca_jwt": True}
+    if mode == "reviewer-jwt":
+        data["token_reviewer_jwt"] = (f"@{options.token_reviewer_jwt_file}"
+                                      if options.token_reviewer_jwt_file else JWT_PLACEHOLDER)
     return data
+
+
+def audience_warning(env: EnvironmentConfig) -> str | None:
+    if env.store.audience:
+        return None
+    if token_review(env) == "client-token":
+        return (f"no audience under environments.{env.name}.store: right for tokenReview "
+                "client-token (ESO's token carries the API server's default audience), but "
+                "Vault 1.21+ warns about a role without one; if you set one it must be an "
+                "audience the API server accepts, never `vault`")
+    return (f"no audience under environments.{env.name}.store: the role accepts tokens of "
+            "any audience and Vault 1.21+ warns about it; set `audience: vault` there and "
+            "re-run `render` and `setup` so the role and serviceAccountRef.audiences agree")
 
 
 def shared_names(config: Config, env: EnvironmentConfig) -> list[tuple[str, str]]:
@@ -209,7 +283,9 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
     mount = auth_mount(env)
     hcl = acl_policy_hcl(env)
     role = role_data(config, env)
-    cfg = config_plan_data(options)
+    check_mode_options(config, env, options)
+    mode = token_review(env)
+    cfg = config_plan_data(env, options)
 
     result.pieces.append(Piece(
         "aclPolicy", f"Vault ACL policy {store.policy}", "hcl",
@@ -217,17 +293,10 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
          "rules": [{"path": data_path(env), "capabilities": ["read"]},
                    {"path": "auth/token/lookup-self", "capabilities": ["read"]},
                    {"path": "auth/token/revoke-self", "capabilities": ["update"]}]}))
-    config_notes = (
-        ("Vault runs in the cluster: it uses its pod's CA certificate and service account "
-         "token (that account needs system:auth-delegator).",)
-        if not options.kubernetes_ca_cert else
-        ("Vault runs outside the cluster: it trusts the given CA and reviews tokens with "
-         + ("the given token reviewer JWT." if options.token_reviewer_jwt_file else
-            "the ESO ServiceAccount's own token, hence its system:auth-delegator binding."),))
     result.pieces.append(Piece(
         "kubernetesAuth", f"Kubernetes auth method at auth/{mount} and its config", "json",
         {"mount": mount, "type": "kubernetes", "configPath": f"auth/{mount}/config",
-         "config": cfg}, notes=config_notes))
+         "tokenReview": mode, "config": cfg}, notes=(MODE_SUMMARY[mode],)))
     result.pieces.append(Piece(
         "role", f"Kubernetes auth role {role_path(env)}", "json",
         {"path": role_path(env), "data": role},
@@ -236,11 +305,12 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
                f"{_duration(TOKEN_TTL)}.",)))
     result.pieces.append(Piece(
         "serviceAccount", "ServiceAccount", "yaml", [service_account(config, env)]))
-    result.pieces.append(Piece(
-        "clusterRoleBinding", "ClusterRoleBinding to system:auth-delegator", "yaml",
-        [auth_delegator_binding(config)],
-        notes=("Lets the ESO ServiceAccount's token be used for TokenReview calls "
-               "(Vault outside the cluster without a token reviewer JWT).",)))
+    if needs_auth_delegator(env):
+        result.pieces.append(Piece(
+            "clusterRoleBinding", "ClusterRoleBinding to system:auth-delegator", "yaml",
+            [auth_delegator_binding(config)],
+            notes=("Lets the ESO ServiceAccount's token be used for TokenReview calls "
+                   "(tokenReview: client-token).",)))
     result.pieces.append(Piece(
         "secretStore", "SecretStore (as `render` writes it; shown for its auth block)", "yaml",
         [secret_store(config, env)],
@@ -271,18 +341,18 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
     result.pieces.append(Piece(
         "commands", "Commands (vault CLI; bao takes the same)", "shell", commands,
         notes=(f"Idempotent alternative: deparrow-secrets setup --env {env.name}",
-               "The ServiceAccount, ClusterRoleBinding and SecretStore are in the rendered "
-               "manifests.")))
+               "The ServiceAccount"
+               + (", ClusterRoleBinding" if needs_auth_delegator(env) else "")
+               + " and SecretStore are in the rendered manifests.")))
 
-    if not store.audience:
+    warning = audience_warning(env)
+    if warning:
+        result.warnings.append(warning)
+    if any(str(value).lstrip("@").startswith("<") for value in cfg.values()):
         result.warnings.append(
-            f"no audience under environments.{env.name}.store: the role accepts tokens of any "
-            "audience and Vault 1.21+ warns about it; set `audience: vault` there and re-run "
-            "`render` and `setup` so the role and serviceAccountRef.audiences agree")
-    if options.kubernetes_ca_cert and not options.kubernetes_host:
-        result.warnings.append(
-            f"--kubernetes-ca-cert without --kubernetes-host: {DEFAULT_KUBERNETES_HOST} is "
-            "only reachable from inside the cluster")
+            f"tokenReview {mode}: replace the <PLACEHOLDERS> of auth/{mount}/config with "
+            "--kubernetes-host and --kubernetes-ca-cert (and, for reviewer-jwt, "
+            "--token-reviewer-jwt-file), or pass them to `setup`")
     for other, what in shared_names(config, env):
         result.warnings.append(
             f"environment {other} uses the same {what} on this Vault: setting up one "
@@ -412,7 +482,9 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
             key_path=f"environments.{env.name}.store",
             hint="give each environment its own `policy:` and `role:` (for example "
             f"deparrow-secrets-{env.name})")
-    host = kubernetes_host(options)
+    check_mode_options(config, env, options)
+    if options.kubernetes_host:
+        kubernetes_host(options)  # refuse a malformed one before anything else
     ca = read_ca_cert(options.kubernetes_ca_cert) if options.kubernetes_ca_cert else None
     jwt = read_reviewer_jwt(options.token_reviewer_jwt_file) \
         if options.token_reviewer_jwt_file else None
@@ -425,6 +497,15 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
         methods = listing.get("data") or listing
         existing = methods.get(f"{mount}/")
         fresh = existing is None
+        if existing is not None and existing.get("type") != "kubernetes":
+            raise ConfigError(
+                f"auth/{mount} is a {existing.get('type')} auth method, not kubernetes",
+                file=str(config.file) if config.file else None,
+                key_path=f"environments.{env.name}.store.authMount",
+                hint="set authMount to a free path or to the kubernetes auth method's path")
+        # What the config needs (host, CA, reviewer JWT) is settled before anything is
+        # written, so a refusal leaves Vault as it was.
+        config_step = _config_step(admin, env, options, ca, jwt, fresh)
         if existing is None:
             if not report.dry_run:
                 admin.write("enable auth method", f"sys/auth/{mount}",
@@ -432,17 +513,14 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
                              "description": "Kubernetes service accounts (deparrow-secrets)"},
                             caps="create, update, sudo")
             report.add(f"auth method auth/{mount}", "enabled", "kubernetes")
-        elif existing.get("type") != "kubernetes":
-            raise ConfigError(
-                f"auth/{mount} is a {existing.get('type')} auth method, not kubernetes",
-                file=str(config.file) if config.file else None,
-                key_path=f"environments.{env.name}.store.authMount",
-                hint="set authMount to a free path or to the kubernetes auth method's path")
         else:
             report.add(f"auth method auth/{mount}", "unchanged", "kubernetes")
 
         # 2. its config
-        _setup_config(admin, report, mount, host, ca, jwt, fresh)
+        item, action, detail, body = config_step
+        if body is not None and not report.dry_run:
+            admin.write("write auth config", f"auth/{mount}/config", body)
+        report.add(item, action, detail)
 
         # 3. the policy
         name = env.store.policy
@@ -475,49 +553,112 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
                 report.add(f"role {path}", "updated", "changed: " + ", ".join(changed))
             else:
                 report.add(f"role {path}", "unchanged")
+        if report.dry_run:
+            _check_write_access(admin, config, env, report)
     finally:
         admin.close()
-    if not env.store.audience:
-        report.warnings.append(
-            f"no audience under environments.{env.name}.store: the role accepts any audience; "
-            "set `audience: vault`, re-render and re-run setup")
+    warning = audience_warning(env)
+    if warning:
+        report.warnings.append(warning)
     return report
 
 
-def _setup_config(admin: _Admin, report: SetupReport, mount: str, host: str,
-                  ca: str | None, jwt: str | None, fresh: bool) -> None:
+def _check_write_access(admin: _Admin, config: Config, env: EnvironmentConfig,
+                        report: SetupReport) -> None:
+    """A dry run fails where the real run would: a write it would make without the
+    capability for it is refused the same way (asked with sys/capabilities-self)."""
+    targets: list[tuple[str, bool]] = []  # (path, needs sudo)
+    for change in report.changes:
+        if not change.action.startswith("would "):
+            continue
+        if change.item.startswith("auth method "):
+            targets.append((f"sys/auth/{auth_mount(env)}", True))
+        elif change.item.startswith("kubernetes auth config "):
+            targets.append((f"auth/{auth_mount(env)}/config", False))
+        elif change.item.startswith("policy "):
+            targets.append((f"sys/policies/acl/{env.store.policy}", False))
+        elif change.item.startswith("role "):
+            targets.append((role_path(env), False))
+    if not targets:
+        return
+    body = {"paths": [path for path, _ in targets]}
+    answer = admin.call("check capabilities", "sys/capabilities-self", "update",
+                        lambda: admin.client.adapter.post("/v1/sys/capabilities-self",
+                                                          json=body))
+    data = answer.get("data", answer) if isinstance(answer, dict) else {}
+    for path, sudo in targets:
+        have = set(data.get(path) or [])
+        if "root" in have or (have & {"create", "update"} and (not sudo or "sudo" in have)):
+            continue
+        caps = "create, update, sudo" if sudo else "create, update"
+        raise AccessDeniedError(
+            f"access denied to {path} (dry run: the real run would stop here)",
+            hint=f"setup needs [{caps}] on {path}: run it with an admin token "
+            "(VAULT_TOKEN, ~/.vault-token)", environment=env.name, provider="vault",
+            remote_key=path)
+
+
+def _config_step(admin: _Admin, env: EnvironmentConfig, options: Options, ca: str | None,
+                 jwt: str | None, fresh: bool
+                 ) -> tuple[str, str, str, dict[str, Any] | None]:
+    """(item, action, detail, body to write or None) for auth/<mount>/config in the
+    configured review mode. What a previous run set and this one does not pass (host,
+    CA, reviewer JWT) is kept, never reset; what is missing is refused here."""
+    mount = auth_mount(env)
+    mode = token_review(env)
     path = f"auth/{mount}/config"
     item = f"kubernetes auth config {path}"
-    desired: dict[str, Any] = {"kubernetes_host": host}
+    current = None if fresh else admin.get("read auth config", path)
+    have = ((current or {}).get("data") if current else None) or None
+    have_host = str(have.get("kubernetes_host") or "") if have else ""
+    have_ca = str(have.get("kubernetes_ca_cert") or "") if have else ""
+    have_jwt = bool(have and have.get("token_reviewer_jwt_set"))
+    if options.kubernetes_host:
+        host = kubernetes_host(options)
+    elif have_host:
+        host = have_host
+    elif mode == "in-cluster":
+        host = DEFAULT_KUBERNETES_HOST
+    else:
+        raise InputError(f"tokenReview {mode}: Vault needs the API server's address",
+                         hint="pass --kubernetes-host with the API server's address as Vault "
+                         "reaches it")
+    if mode != "in-cluster" and ca is None and not have_ca.strip():
+        raise InputError(f"tokenReview {mode}: {NO_LOCAL_CA}", hint=CA_HINT)
+    if mode == "reviewer-jwt" and jwt is None and not have_jwt:
+        raise InputError("tokenReview reviewer-jwt: no token reviewer JWT is configured",
+                         hint="pass --token-reviewer-jwt-file FILE (a token of a "
+                         "ServiceAccount bound to system:auth-delegator)")
+    desired: dict[str, Any] = {"kubernetes_host": host,
+                               "disable_local_ca_jwt": mode != "in-cluster"}
     if ca is not None:
         desired["kubernetes_ca_cert"] = ca
-        desired["disable_local_ca_jwt"] = True
-    current = None if fresh else admin.get("read auth config", path)
-    have = (current or {}).get("data") if current else None
     if have is None:
         body = dict(desired)
-        body.setdefault("disable_local_ca_jwt", False)
         if jwt is not None:
             body["token_reviewer_jwt"] = jwt
-        if not report.dry_run:
-            admin.write("write auth config", path, body)
-        report.add(item, "created", f"kubernetes_host={host}")
-        return
+        return item, "created", f"kubernetes_host={host} ({mode})", body
     changed = _diff(have, desired)
-    if not changed and jwt is None:
-        report.add(item, "unchanged", f"kubernetes_host={host}")
-        return
-    if jwt is None and have.get("token_reviewer_jwt_set"):
+    drop_jwt = have_jwt and mode == "client-token"
+    if not changed and jwt is None and not drop_jwt:
+        return item, "unchanged", f"kubernetes_host={host} ({mode})", None
+    if jwt is None and have_jwt and mode == "in-cluster":
         raise InputError(
             f"{path} has a token reviewer JWT, and rewriting the config ({', '.join(changed)} "
             "changed) would remove it",
-            hint="pass --token-reviewer-jwt-file FILE to keep one")
+            hint="pass --token-reviewer-jwt-file FILE to keep one (with `tokenReview: "
+            "reviewer-jwt` under the store)")
+    if jwt is None and have_jwt and mode == "reviewer-jwt":
+        raise InputError(
+            f"{path} has a token reviewer JWT that Vault never returns, and rewriting the "
+            f"config ({', '.join(changed)} changed) needs it again",
+            hint="pass --token-reviewer-jwt-file FILE")
     # A write replaces the whole config: carry over what the user did not ask to change.
     body = {k: have[k] for k in CONFIG_KEEP if have.get(k) not in (None, "", [])}
     body.update(desired)
     if jwt is not None:
         body["token_reviewer_jwt"] = jwt
         changed.append("token_reviewer_jwt (not readable, always rewritten)")
-    if not report.dry_run:
-        admin.write("write auth config", path, body)
-    report.add(item, "updated", "changed: " + ", ".join(changed))
+    if drop_jwt:
+        changed.append("token_reviewer_jwt removed (tokenReview client-token)")
+    return item, "updated", "changed: " + ", ".join(changed), body

@@ -63,12 +63,16 @@ def _provider_block(config: Config, env: EnvironmentConfig) -> Obj:
         return {"aws": {"service": "SecretsManager", "region": store.region,
                         "auth": {"jwt": {"serviceAccountRef": sa_ref}}}}
     if env.provider == "azure":
-        block: Obj = {"vaultUrl": store.vault_url, "tenantId": store.tenant_id}
+        block: Obj = {"vaultUrl": store.vault_url}
         if store.auth == "managed-identity":
+            block["tenantId"] = store.tenant_id
             block["authType"] = "ManagedIdentity"
             if store.identity_id:
                 block["identityId"] = store.identity_id
         else:
+            # The tenant is given once, on the ServiceAccount (ESO's example): a tenantId
+            # here as well fails with "multiple tenantID found"
+            # (providers/v1/azure/keyvault/keyvault.go, test "duplicated tenantId").
             block["authType"] = "WorkloadIdentity"
             block["serviceAccountRef"] = sa_ref
         return {"azurekv": block}
@@ -89,12 +93,30 @@ def secret_store(config: Config, env: EnvironmentConfig) -> Obj:
             "spec": {"provider": _provider_block(config, env)}}
 
 
+def vault_remote_key(env: EnvironmentConfig, path: str) -> str:
+    """The remoteRef.key that ESO's Vault provider resolves to `<mount>/data/<path>`.
+
+    ESO's buildPath (providers/v1/vault/client_get.go) strips a leading `<mount>/` from
+    the key, then a leading `data/`, and puts `<mount>/data/` in front of the rest. A
+    bare `<path>` whose first segment equals the mount name would lose that segment
+    (mount `deparrow`, path `deparrow/staging` reads `deparrow/data/staging`), so the
+    key always starts with the mount; a path that itself starts with `data/` needs the
+    `data/` written out, or buildPath would strip it as the KV v2 infix.
+    """
+    mount = env.store.mount.strip("/")
+    path = path.strip("/")
+    if path == "data" or path.startswith("data/"):
+        return f"{mount}/data/{path}"
+    return f"{mount}/{path}"
+
+
 def external_secret(config: Config, layout: Layout, secret: KubernetesSecret) -> Obj:
     env = layout.env
     data = []
     for key in layout.catalog.secret_keys(secret, env.ha, env.optional_keys):
         ref = layout.ref(key)
-        remote: Obj = {"key": ref.key}
+        remote: Obj = {"key": vault_remote_key(env, ref.key) if env.provider == "vault"
+                       else ref.key}
         if ref.property != WHOLE:
             remote["property"] = ref.property
         data.append({"secretKey": key, "remoteRef": remote})
@@ -125,7 +147,9 @@ def eso_objects(config: Config, catalog: Catalog, env: EnvironmentConfig) -> lis
     """Everything ESO needs in one environment, in apply order."""
     layout = Layout(catalog, env)
     objs = [service_account(config, env)]
-    if env.provider == "vault":
+    if env.provider == "vault" and env.store.token_review == "client-token":
+        # Only when Vault reviews ESO's token with that token itself: in the other modes
+        # the reviewer is Vault's pod or the reviewer JWT's account, not ESO's.
         objs.append(auth_delegator_binding(config))
     objs.append(secret_store(config, env))
     objs += [external_secret(config, layout, s) for s in catalog.secrets

@@ -15,12 +15,18 @@
   types of the top level; kustomize rejects unknown fields).
 - Other kinds (CRDs of other operators) are not checked; a missing apiVersion or kind
   is an "unknown-kind" problem.
+- ESO objects are checked as the API server would store them: `null` values are
+  dropped where the CRD schema does not allow null (structural schema pruning), then
+  the CRD's defaults are filled in (apiextensions defaulting runs after that pruning),
+  so a Vault `auth.kubernetes` without `mountPath` is valid, as the API server fills in
+  `kubernetes`.
 
 Problem messages never contain field values, so a Secret's data/stringData cannot leak.
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import importlib
@@ -271,6 +277,34 @@ def is_eso_kind(obj: Any) -> bool:
     return meta is not None and _split_api_version(meta[0])[0] == ESO_GROUP
 
 
+def _allows_null(schema: Any) -> bool:
+    kind = schema.get("type") if isinstance(schema, Mapping) else None
+    return kind == "null" or (isinstance(kind, list) and "null" in kind)
+
+
+def admitted(value: Any, schema: Any) -> Any:
+    """`value` as the API server stores it under a CRD's structural schema: nulls the
+    schema does not allow pruned, then absent fields with a `default` filled in (the
+    apiextensions order: prune, default, validate)."""
+    if isinstance(value, Mapping):
+        properties = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
+        extra = schema.get("additionalProperties") if isinstance(schema, Mapping) else None
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            sub = properties.get(key, extra if isinstance(extra, Mapping) else {})
+            if item is None and not _allows_null(sub):
+                continue
+            out[key] = admitted(item, sub)
+        for key, sub in properties.items():
+            if key not in out and isinstance(sub, Mapping) and "default" in sub:
+                out[key] = admitted(copy.deepcopy(sub["default"]), sub)
+        return out
+    if isinstance(value, list | tuple):
+        items = schema.get("items", {}) if isinstance(schema, Mapping) else {}
+        return [admitted(item, items) for item in value]
+    return value
+
+
 def _validate_eso(obj: Mapping[str, Any], api_version: str, kind: str) -> list[SchemaProblem]:
     info = _eso_document()["kinds"].get(kind)
     if info is None:
@@ -286,7 +320,8 @@ def _validate_eso(obj: Mapping[str, Any], api_version: str, kind: str) -> list[S
             message = f"{api_version} is not a served version of {kind} in ESO v2.9; use {use}"
         return [SchemaProblem(path="apiVersion", message=message, rule=RULE_ESO_V1BETA1)]
     validator = _eso_validator(kind, version)
-    return _problems_from_errors(validator.iter_errors(_plain(obj)))
+    return _problems_from_errors(validator.iter_errors(admitted(_plain(obj),
+                                                                validator.schema)))
 
 
 # --------------------------------------------------------------------------- Kubernetes

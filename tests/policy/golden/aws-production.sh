@@ -11,8 +11,7 @@ cat > DeparrowSecrets-production.json <<'EOF'
       "Sid": "ReadDeparrowSecretsProduction",
       "Effect": "Allow",
       "Action": [
-        "secretsmanager:GetSecretValue",
-        "secretsmanager:DescribeSecret"
+        "secretsmanager:GetSecretValue"
       ],
       "Resource": "arn:aws:secretsmanager:us-east-1:123456789012:secret:deparrow/production/*"
     }

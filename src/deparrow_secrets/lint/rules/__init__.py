@@ -21,6 +21,7 @@ CHECKS: list[Check] = [
     embedded.check_placeholders,
     embedded.check_env_files,
     stores.check_service_account_ref,
+    stores.check_azure_tenant,
     stores.check_refresh,
     stores.check_shared_paths,
     stores.check_shared_stores,

@@ -12,6 +12,7 @@ from deparrow_secrets.lint.documents import Document, SourceFile
 from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.rules.embedded import pod_specs
 from deparrow_secrets.lint.rules.stores import STORE_KINDS, providers, remote_keys
+from deparrow_secrets.lint.scopes import deployment_scopes
 from deparrow_secrets.render.validate import ESO_GROUP
 from deparrow_secrets.stores.layout import azure_name
 
@@ -178,21 +179,26 @@ def _consumed(doc: Document) -> set[str]:
 
 
 def check_targets_consumed(ctx: LintContext) -> Iterator[Finding]:
-    workloads = [d for d in ctx.manifests() if list(pod_specs(d))]
-    if not workloads:
+    """Judged within what is deployed together (`lint.scopes`): each top-level
+    kustomization's build, or the file itself for an ExternalSecret no kustomization
+    includes. Silent where no workload is in scope (ESO's examples have none)."""
+    externals = list(ctx.manifests(["ExternalSecret"], group=ESO_GROUP))
+    if not externals:
         return
-    for doc in ctx.manifests(["ExternalSecret"], group=ESO_GROUP):
-        env = doc.file.env
-        scope = [w for w in workloads if w.file.env in (env, None)]
-        if not scope:
+    scopes = deployment_scopes(ctx)
+    for doc in externals:
+        judged = [(workloads, scope.prefix, scope.suffix) for scope in scopes.of(doc)
+                  if (workloads := [d for d in scope.docs if list(pod_specs(d))])]
+        if not judged:
             continue
-        consumed = set().union(*(_consumed(w) for w in scope))
-        name = target_name(doc)
-        if name not in consumed:
-            path = ("spec", "target", "name") if doc.get(("spec", "target", "name")) else (
-                "metadata", "name")
-            where = f"the {env} overlay" if env else "the shared manifests"
-            yield ctx.finding(
-                "target-not-consumed", doc, path,
-                f"{doc.describe()}: no workload in {where} references its target Secret "
-                f"{name} ({len(scope)} workload(s) checked)")
+        explicit = doc.get(("spec", "target", "name"))
+        raw = explicit if isinstance(explicit, str) and explicit else doc.name
+        if any({raw, f"{prefix}{raw}{suffix}"} & set().union(*(_consumed(w) for w in workloads))
+               for workloads, prefix, suffix in judged):
+            continue
+        count = max(len(w) for w, _, _ in judged)
+        path = ("spec", "target", "name") if explicit else ("metadata", "name")
+        yield ctx.finding(
+            "target-not-consumed", doc, path,
+            f"{doc.describe()}: no workload deployed with it references its target Secret "
+            f"{raw} ({count} workload(s) checked)")

@@ -46,8 +46,8 @@ def check_config(ctx: LintContext) -> Iterator[Finding]:
                 line=line("environments", env.name, "refreshInterval"))
     environments = doc.data.get("environments") if isinstance(doc.data, dict) else None
     for path, value in walk_strings(environments, ("environments",)):
-        if "store" not in path:
-            continue
+        if "store" not in path or path[-1] in ("role", "policy", "authMount"):
+            continue  # names chosen by the user, not values to fill in
         kind = placeholder_kind(value)
         if kind:
             yield ctx.finding(

@@ -15,6 +15,11 @@ from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.placeholders import placeholder_kind
 from deparrow_secrets.render.validate import ESO_GROUP
 
+# Fields of ESO objects that name things (Kubernetes objects, remote objects and their
+# properties, roles): placeholder-value judges values, not names.
+OBJECT_NAME_FIELDS = frozenset({"name", "namespace", "kind", "key", "secretKey", "property",
+                                "role", "roleId", "username", "mountPath", "version"})
+
 
 def is_secret(doc: Document) -> bool:
     return doc.api_version == "v1" and doc.kind == "Secret"
@@ -131,6 +136,8 @@ def check_placeholders(ctx: LintContext) -> Iterator[Finding]:
                         yield found
         elif doc.group == ESO_GROUP:
             for path, value in walk_strings(data.get("spec"), ("spec",)):
+                if path and path[-1] in OBJECT_NAME_FIELDS:
+                    continue  # a name chosen by the user: "example-db" is not a placeholder
                 found = _placeholder(ctx, doc, path, value, format_path(path))
                 if found:
                     yield found

@@ -39,6 +39,24 @@ def too_broad(pattern: str, envs: set[str], wildcards: str = "*?") -> bool:
     return not any(segment in envs for segment in complete)
 
 
+def vault_path_too_broad(pattern: str, envs: set[str]) -> bool:
+    """True when a Vault policy path covers more than one environment.
+
+    Vault has two wildcards: `+` stands for exactly one path segment (anywhere), `*` for
+    any suffix (at the end only). A segment naming an environment scopes the path to it
+    even after a `+` (`secret/data/+/staging`); one after a `*` cannot."""
+    if "*" not in pattern and "+" not in pattern:
+        return False
+    for segment in pattern.split("/"):
+        if "*" in segment:
+            return True  # everything from here on is open
+        if "+" in segment:
+            continue
+        if segment in envs:
+            return False
+    return True
+
+
 def _policy_documents(node: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath,
                                                                        Mapping[str, Any]]]:
     """IAM policy documents anywhere in a document (`PolicyDocument`, `document`, ...)."""
@@ -137,7 +155,7 @@ def vault_policy_findings(ctx: LintContext, source: SourceFile) -> Iterator[Find
         path = match.group("path")
         line = _line_of(text, match.start("path"))
         key = (f'path "{path}"',)
-        if too_broad(path, envs, "*+"):
+        if vault_path_too_broad(path, envs):
             yield ctx.finding("policy-too-broad", None, key,
                               f'Vault policy: path "{path}" covers more than one environment',
                               file=source, line=line)

@@ -87,6 +87,42 @@ def check_service_account_ref(ctx: LintContext) -> Iterator[Finding]:
                                       "role is bound to a ServiceAccount ESO does not use")
 
 
+AZURE_TENANT_ANNOTATION = "azure.workload.identity/tenant-id"
+
+
+def check_azure_tenant(ctx: LintContext) -> Iterator[Finding]:
+    """Workload identity with the tenant in the store and on the ServiceAccount deployed
+    with it (`lint.scopes`): ESO's default path refuses it, "multiple tenantID found"
+    (providers/v1/azure/keyvault/keyvault.go; its test "duplicated tenantId")."""
+    from deparrow_secrets.lint.scopes import deployment_scopes
+
+    scopes = None
+    for doc in ctx.manifests(STORE_KINDS, group=ESO_GROUP):
+        for name, block in providers(doc):
+            if name != "azurekv" or block.get("authType") != "WorkloadIdentity":
+                continue
+            ref = block.get("serviceAccountRef")
+            sa_name = ref.get("name") if isinstance(ref, Mapping) else None
+            if not block.get("tenantId") or not isinstance(sa_name, str):
+                continue
+            scopes = scopes or deployment_scopes(ctx)
+            annotated = [d for scope in scopes.of(doc) for d in scope.docs
+                         if d.kind == "ServiceAccount" and d.name == sa_name
+                         and _annotation(d, AZURE_TENANT_ANNOTATION)]
+            if not annotated:
+                continue
+            yield ctx.finding(
+                "azure-tenant-twice", doc, ("spec", "provider", name, "tenantId"),
+                f"{doc.describe()}: tenantId is set and ServiceAccount {sa_name} "
+                f"({annotated[0].file.display}) carries {AZURE_TENANT_ANNOTATION}: ESO fails "
+                "with \"multiple tenantID found\" and the store is never Ready")
+
+
+def _annotation(doc: Document, name: str) -> object:
+    annotations = doc.get(("metadata", "annotations"))
+    return annotations.get(name) if isinstance(annotations, Mapping) else None
+
+
 def check_refresh(ctx: LintContext) -> Iterator[Finding]:
     for doc in ctx.manifests(["ExternalSecret"], group=ESO_GROUP):
         interval = doc.get(("spec", "refreshInterval"))
