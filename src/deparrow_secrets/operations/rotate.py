@@ -840,8 +840,10 @@ class _Run:
                 self.record_ledger(exc)
                 raise  # the record keeps `writing`: a rerun finds out whether it landed
             except ConflictError as exc:
-                self._undo_partial_write()
-                self.record_ledger(exc)
+                try:
+                    self._undo_partial_write()
+                finally:
+                    self.record_ledger(exc)
                 raise
             rec.step = "write"
             self.save()
@@ -1140,7 +1142,7 @@ def rollback_sync(project: Project, env: EnvironmentConfig, store: SecretStore,
         plan = _plan_from_record(project, env, client, record)
         run = _Run(project, env, store, client, plan, record, options, progress)
         run.extra_facts = {"sync": True}
-    run.result.steps.append(StepReport("write", "done", 0.0,
+    run.result.steps.append(StepReport("write", "done" if rolled else "already-done", 0.0,
                                        f"{key} restored as a new version"))
     started = time.monotonic()
     try:
