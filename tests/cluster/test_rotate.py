@@ -505,3 +505,17 @@ def test_rollback_sync_that_fails_needs_a_person_and_a_rerun_finishes(vault_rot:
     assert again.json()["resumedAfter"] == "restart"
     assert sum(rot.versions().values()) == sum(versions.values()) + 1  # one rollback write
     rot.assert_secrets_carry_the_store()
+
+
+def test_no_restart_syncs_and_verifies_but_leaves_the_workloads(vault_rot: Rot) -> None:
+    rot = vault_rot
+    before = rot.raw()
+    run = rot.rotate("DEPARROW_JWT_SECRET", "--no-restart", "-o", "json")
+    assert run.code == 0, run.text
+    doc = run.json()
+    assert rot.raw()["DEPARROW_JWT_SECRET"] != before["DEPARROW_JWT_SECRET"]
+    rot.assert_secrets_carry_the_store()
+    assert [(s["step"], s["status"]) for s in doc["steps"]][-2:] == \
+        [("restart", "skipped"), ("wait", "skipped")]
+    assert not any(r.verb == "patch" and "/deployments/" in r.path for r in rot.api.requests)
+    assert rot.workloads.rollouts[("Deployment", NS, "web")] == 0
