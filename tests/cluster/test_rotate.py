@@ -95,6 +95,12 @@ class Rot:
         self.api.put(dep)
 
 
+def ledger_records(rot: Rot, command: str | None = None) -> list[dict[str, Any]]:
+    path = rot.root / ".deparrow-secrets" / "ledger.jsonl"
+    found = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return [r for r in found if command is None or r["command"] == command]
+
+
 def unstick(rot: Rot, name: str) -> None:
     """The cause fixed: the Deployment rolls out again (the person's part before a rerun)."""
     rot.workloads.stick(NS, name, False)
@@ -234,6 +240,35 @@ def test_rotation_lands_is_verified_and_rolls_every_consumer_once_then_rollback_
     assert rollouts[("Deployment", NS, "db-client")] == 2
     assert rot.tool_restarts("web") == 2
 
+    # the change ledger: one record per command, keyed hashes, sync times, workloads
+    [rotated] = ledger_records(rot, "rotate")
+    assert rotated["keys"] == ["POSTGRES_PASSWORD", "REDIS_PASSWORD"]
+    assert rotated["outcome"] == {"status": "ok"}
+    assert [(o["remoteKey"], o["before"], o["after"]) for o in rotated["objects"]] == \
+        [(o["remoteKey"], o["versionBefore"], o["versionAfter"]) for o in doc["objects"]]
+    for o in rotated["objects"]:
+        assert o["hashBefore"].startswith("hmac-sha256:") and o["hashAfter"] != o["hashBefore"]
+    facts = rotated["facts"]
+    assert sorted(facts["workloadsRolled"]) == ["Deployment/cache", "Deployment/db-client",
+                                                "Deployment/web"]
+    assert facts["workloadsLeftToReloader"] == ["Deployment/cache"]
+    assert set(facts["esoSync"]) == {"deparrow-secrets-external",
+                                     "postgres-credentials-external",
+                                     "redis-credentials-external"}
+    assert all(v["refreshTime"] and v["syncedResourceVersion"]
+               for v in facts["esoSync"].values())
+    assert all(facts["secretsVerified"].values())
+    [rolled_back] = ledger_records(rot, "rollback")
+    assert rolled_back["keys"] == ["POSTGRES_PASSWORD"] and rolled_back["facts"]["sync"]
+    assert rolled_back["outcome"] == {"status": "ok"}
+    assert sorted(rolled_back["facts"]["workloadsRolled"]) == ["Deployment/db-client",
+                                                               "Deployment/web"]
+    if rot.provider == "aws":  # the database object holds only the rolled-back key's group
+        [db] = [o for o in rotated["objects"] if o["remoteKey"].endswith("/database")]
+        assert rolled_back["objects"][0]["hashAfter"] == db["hashBefore"]
+    verify = rot.cli("audit", "--verify", "--env", rot.env)
+    assert verify.code == 0, verify.text
+
 
 def test_paused_deployment_is_reported_not_touched_and_text_output(vault_rot: Rot) -> None:
     rot = vault_rot
@@ -255,6 +290,12 @@ def test_dry_run_writes_nothing(vault_rot: Rot) -> None:
     run = rot.rotate("--all", "--dry-run", "-o", "json")
     assert run.code == 0, run.text
     assert run.json()["outcome"] == "planned"
+    assert {w["name"]: w["action"] for w in run.json()["workloads"]} == \
+        {"web": "restart", "db-client": "restart", "cache": "reloader"}
+    text = rot.rotate("--secret", "redis-credentials", "--dry-run")
+    assert text.code == 0, text.text
+    assert "would rotate REDIS_PASSWORD" in text.out
+    assert "force-sync and verify by hash" in text.out
     assert rot.versions() == versions
     assert not any(r.verb in ("patch", "update", "create") for r in rot.api.requests)
 
@@ -273,6 +314,12 @@ def _assert_rolled_back(rot: Rot, run: Run, before: dict[str, str], step: str) -
         assert s["restoredVerified"] is True
     rot.assert_secrets_carry_the_store()
     assert [u["step"] for u in doc["undo"]][:2] == ["restore", "sync"]
+    record = ledger_records(rot, "rotate")[-1]
+    assert record["outcome"] == {"status": "failed", "error": "StepFailed", "exitCode": 8}
+    assert record["facts"]["failedStep"] == step and record["facts"]["result"] == "rolled-back"
+    written, restored = record["objects"][0], record["objects"][1]
+    assert restored["before"] == written["after"]
+    assert restored["hashAfter"] == written["hashBefore"]  # the old content, exactly
 
 
 def _redis_object(rot: Rot) -> str:
@@ -380,10 +427,13 @@ def test_another_writer_between_plan_and_write_is_a_conflict(
     assert "another writer" in run.err
     assert rot.raw()["DEPARROW_JWT_SECRET"] == before["DEPARROW_JWT_SECRET"]
     assert not any(r.verb == "patch" for r in rot.api.requests)
+    record = ledger_records(rot, "rotate")[-1]
+    assert record["outcome"] == {"status": "failed", "error": "ConflictError", "exitCode": 5}
 
 
 @pytest.mark.parametrize("args,stdin,fragment", [
     (["NO_SUCH_KEY"], "", "'NO_SUCH_KEY' is not in the catalog"),
+    (["DEPARROW_JWT_SECRET", "s3cr3t-Typed-Here"], "", "not shown: it may be a value"),
     (["POSTGRES_REPLICATION_PASSWORD"], "", "does not use POSTGRES_REPLICATION_PASSWORD"),
     (["--all"], "", "confirm with --yes"),
     (["GRAFANA_ADMIN_USER"], "", "no new value given for: GRAFANA_ADMIN_USER"),
@@ -397,7 +447,9 @@ def test_bad_input_exit_2_nothing_written(vault_rot: Rot, args: list[str], stdin
     run = rot.rotate(*args, stdin=stdin)
     assert run.code == 2, run.text
     assert fragment in run.err, run.text
+    assert "s3cr3t-Typed-Here" not in run.err + run.out
     assert rot.versions() == versions
+    assert ledger_records(rot, "rotate") == []
     assert not any(r.verb in ("patch", "update", "create") for r in rot.api.requests)
 
 
@@ -453,3 +505,17 @@ def test_rollback_sync_that_fails_needs_a_person_and_a_rerun_finishes(vault_rot:
     assert again.json()["resumedAfter"] == "restart"
     assert sum(rot.versions().values()) == sum(versions.values()) + 1  # one rollback write
     rot.assert_secrets_carry_the_store()
+
+
+def test_no_restart_syncs_and_verifies_but_leaves_the_workloads(vault_rot: Rot) -> None:
+    rot = vault_rot
+    before = rot.raw()
+    run = rot.rotate("DEPARROW_JWT_SECRET", "--no-restart", "-o", "json")
+    assert run.code == 0, run.text
+    doc = run.json()
+    assert rot.raw()["DEPARROW_JWT_SECRET"] != before["DEPARROW_JWT_SECRET"]
+    rot.assert_secrets_carry_the_store()
+    assert [(s["step"], s["status"]) for s in doc["steps"]][-2:] == \
+        [("restart", "skipped"), ("wait", "skipped")]
+    assert not any(r.verb == "patch" and "/deployments/" in r.path for r in rot.api.requests)
+    assert rot.workloads.rollouts[("Deployment", NS, "web")] == 0

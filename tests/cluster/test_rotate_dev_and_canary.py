@@ -140,6 +140,11 @@ def test_no_value_and_no_data_hash_in_any_rotate_output(
     assert run("rotate", "--env", "staging", "GRAFANA_ADMIN_USER", "--stdin", *kc,
                stdin=f"GRAFANA_ADMIN_USER={supplied}\nREDIS_PASSWORD={supplied}\n").code == 2
 
+    state = rot.root / ".deparrow-secrets"
+    for path in state.glob("ledger*"):
+        outputs[str(path.name)] = path.read_bytes()
+    assert len([r for r in (state / "ledger.jsonl").read_text().splitlines()
+                if '"command":"rotate"' in r]) >= 5
     assert len(values) >= 20 and len(hashes) >= 9
     found = find_values(outputs, values)
     found += [f"{where}: {name}" for name, h in hashes.items()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_rotate import NS, Rot, build
+from test_rotate import NS, Rot, build, ledger_records
 
 from fakes.kube_apiserver import FakeKubeApiServer
 from helpers import Run, clean_env, run_cli
@@ -75,6 +75,11 @@ def test_killed_after_each_step_the_rerun_finishes_without_repeating(
     for name in ("web", "db-client", "cache"):
         assert rollouts[("Deployment", NS, name)] == 1, name
     assert not record.exists()
+    [entry] = ledger_records(rot, "rotate")  # the killed run left none, the rerun one
+    assert entry["outcome"] == {"status": "ok"}
+    assert len(entry["objects"]) == 1 and entry["objects"][0]["hashBefore"]
+    if step != "plan":
+        assert entry["facts"]["resumedAfter"] == doc["resumedAfter"]
 
 
 def test_an_other_rotation_waits_for_the_interrupted_one(rot: Rot, openbao: Any) -> None:

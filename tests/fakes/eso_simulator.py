@@ -258,6 +258,10 @@ class _EsState:
         default_factory=lambda: (set(), set()))
 
 
+def _rv(obj: Obj) -> str:
+    return str(obj["metadata"]["resourceVersion"])
+
+
 def _condition(type_: str, status: str, reason: str, message: str) -> Obj:
     return {"type": type_, "status": status, "reason": reason, "message": message,
             "lastTransitionTime": rfc3339(time.time())}
@@ -427,12 +431,11 @@ class EsoSimulator:
                     continue
                 self._observe(es, state, now)
                 secret = self.api.get("v1", "Secret", state.target, ns)
+                state.secret_rv = secret["metadata"]["resourceVersion"] if secret else None
+                # the reconcile records the versions its own writes make (state.secret_rv,
+                # state.seen_meta); anything else that changes meanwhile is seen next pass
                 self._reconcile(es, state, secret)
-                refreshed = self.api.get("v1", "Secret", state.target, ns)
-                state.secret_rv = refreshed["metadata"]["resourceVersion"] if refreshed else None
-                latest = self.api.get(ESO_API, "ExternalSecret", name, ns)
-                if latest is not None:
-                    self._observe(latest, state, time.monotonic(), enqueue=False)
+                state.es_rv = None
             for uid in list(self._states):
                 if uid not in live:
                     del self._states[uid]
@@ -785,6 +788,7 @@ class EsoSimulator:
                                         *(meta.get("finalizers") or []), FINALIZER]}},
                                     manager=COMPONENT)
                 meta = es["metadata"]
+                self._observe(es, state, time.monotonic(), enqueue=False)
         if self._should_skip_store(es):
             state.due = float("inf")
             return
@@ -792,9 +796,9 @@ class EsoSimulator:
         ns = meta["namespace"]
         if secret is not None and (secret["metadata"].get("labels") or {}).get(
                 LABEL_MANAGED) != "true":
-            self.api.patch("v1", "Secret", name, ns,
-                           {"metadata": {"labels": {LABEL_MANAGED: "true"}}},
-                           manager=f"externalsecrets.external-secrets.io/{meta['name']}")
+            state.secret_rv = _rv(self.api.patch(
+                "v1", "Secret", name, ns, {"metadata": {"labels": {LABEL_MANAGED: "true"}}},
+                manager=f"externalsecrets.external-secrets.io/{meta['name']}"))
             state.due = time.monotonic()  # Requeue: true
             return
         if not self.should_refresh(es) and self.is_secret_valid(secret, es):
@@ -846,6 +850,7 @@ class EsoSimulator:
                                          f"creationPolicy={policy} is not Owner", requeue=False)
                 if existing is not None:
                     self.api.delete("v1", "Secret", name, ns)
+                    state.secret_rv = None
                     self.api.event(es, "Deleted", MSG_DELETED, component=COMPONENT)
                 return "SecretDeleted", MSG_DELETED
             if deletion == "Retain":
@@ -868,7 +873,7 @@ class EsoSimulator:
         status["binding"] = {"name": name}
         if existing is None:
             try:
-                self.api.put(secret, manager=manager, check_rv=True)
+                state.secret_rv = _rv(self.api.put(secret, manager=manager, check_rv=True))
             except ApiError as exc:
                 raise ReconcileError(MSG_ERROR_UPDATE, exc.message) from exc
             self.writes += 1
@@ -880,14 +885,14 @@ class EsoSimulator:
             # EC updateSecret: only metadata may change on an immutable Secret
             meta_only = dict(copy.deepcopy(existing), metadata=secret["metadata"])
             if meta_only != existing:
-                self.api.put(meta_only, manager=manager, check_rv=True)
+                state.secret_rv = _rv(self.api.put(meta_only, manager=manager, check_rv=True))
             if {k: v for k, v in secret.items() if k != "metadata"} != {
                     k: v for k, v in existing.items() if k != "metadata"}:
                 raise ReconcileError(MSG_ERROR_IMMUTABLE, f"unable to update secret {name}: "
                                      "secret is immutable", requeue=False)
             return "SecretSynced", MSG_SYNCED
         try:
-            self.api.put(secret, manager=manager, check_rv=True)
+            state.secret_rv = _rv(self.api.put(secret, manager=manager, check_rv=True))
         except ApiError as exc:
             if exc.code == 409:  # requeue at once, as EC does on a conflict
                 raise ReconcileError(MSG_ERROR_UPDATE, exc.message) from exc

@@ -18,11 +18,24 @@ Usage::
         api.fail_next("patch", "externalsecrets", status=409)
         api.request_log                                      # [("list", "/api/v1/..."), ...]
 
+Test hooks (Python, never logged in ``request_log``): ``put`` (create or replace, status as
+given), ``get``, ``list`` (with selectors), ``delete`` (with garbage collection), ``patch``
+(merge/strategic/JSON, atomic), ``update_status``, ``event``/``events_for`` (Events as a
+controller's recorder writes them), ``versions``/``owned_by``/``owned_versions`` (cheap polling
+for simulated controllers), ``wait_for``; faults: ``deny`` (403), ``fail_next`` (any status),
+``set_delay`` (slow server), ``stop``/``start`` (down, then back on the same port),
+``clear_faults``; accounting: ``request_log`` ((verb, path) pairs), ``requests`` (with query,
+status, content type, user agent), ``count(verb, resource)``, ``reset_log``;
+``kubeconfig(path, context, namespace)``. Helpers for ESO objects and a healthy ESO install
+are in ``kube_objects.py``; controllers in ``eso_simulator.py`` and ``workload_simulator.py``.
+
 Layout of the module: a registry of resource types (built-in table + types registered by
 CustomResourceDefinition objects, :class:`Registry`), the object storage with resourceVersion,
-generation, managed fields and garbage collection (:class:`FakeKubeApiServer` ``_write``/
-``_delete_object``), selectors (:class:`LabelSelector`, :func:`field_value`), the patch
-engines (``kube_patch.py``), the watch hub (:class:`WatchHub`) and the HTTP layer.
+generation, managed fields, indexes by type and owner and garbage collection
+(:class:`FakeKubeApiServer` ``_create``/``_update``/``_delete_object``), server-side apply
+(``_apply``), selectors (:class:`LabelSelector`, :class:`FieldSelector`), the patch engines
+(``kube_patch.py``), the watch hub (:class:`WatchHub`) and the HTTP layer (``_handle``,
+``_route``, ``_serve``; the HTTPS server is ``tls_server.py``).
 
 What is real and what is simplified is listed in :data:`FIDELITY` (kept next to the code so
 that it stays true).
@@ -44,7 +57,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
@@ -93,8 +106,9 @@ Namespace deletion removes its objects at once; no admission (webhook configurat
 stored, never called), no RBAC objects evaluated (403 only through deny()); no validation of
 objects beyond names, labels, Secret/ConfigMap keys and data, immutable Secrets and CRD
 pruning; no defaulting of built-in kinds except Deployment/StatefulSet/ReplicaSet replicas
-and Secret type; no protobuf (415: kubectl's typed create commands fail); no OpenAPI
-(/openapi/* is 404: run kubectl apply/create/replace with --validate=false); no subresources
+and Secret type; no protobuf (415: kubectl's typed create commands fail); OpenAPI v3 only
+as a stub that tells kubectl every kind takes fieldValidation (so kubectl validates on the
+server, where only CRD pruning exists), no schemas and no /openapi/v2; no subresources
 but status (no scale, exec, logs, token requests, eviction); bookmarks every second when
 asked; one watch history of 20,000 events.
 """
@@ -562,7 +576,6 @@ _SKIP_OWNERSHIP: tuple[FieldPath, ...] = (
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DATA_KEY_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-_NAMESPACE_KIND_NAMES = {"Namespace"}
 
 
 def _clone(value: Any) -> Any:
@@ -1509,6 +1522,8 @@ class FakeKubeApiServer:
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> _Route | _Response:
         parts = [p for p in path.split("/") if p]
+        if path == "/openapi/v3" or path.startswith("/openapi/v3/"):
+            return self._openapi_v3(path)
         if path == "/version":
             return _Response(200, {"major": "1", "minor": "37", "gitVersion": "v1.37.0-fake",
                                    "gitCommit": "0" * 40, "gitTreeState": "clean",
@@ -1556,6 +1571,39 @@ class FakeKubeApiServer:
                                    "groupVersion": f"{group}/{version}" if group else version,
                                    "resources": resources})
         return self._resource_route(method, group, version, rest, query)
+
+    def _openapi_v3(self, path: str) -> _Response:
+        """Just enough OpenAPI v3 for kubectl to see that every kind takes the
+        ``fieldValidation`` query parameter (k8s.io/cli-runtime resource
+        QueryParamVerifierV3): kubectl then validates on the server (fieldValidation=Strict)
+        instead of downloading schemas. No schemas are served."""
+        with self._lock:
+            gvs = sorted({(rt.group, rt.version) for rt in self.registry._types.values()})
+            if path == "/openapi/v3":
+                paths = {}
+                for group, version in gvs:
+                    name = f"apis/{group}/{version}" if group else f"api/{version}"
+                    paths[name] = {"serverRelativeURL": f"/openapi/v3/{name}?hash=fake"}
+                return _Response(200, {"paths": paths})
+            parts = path[len("/openapi/v3/"):].split("/")
+            group, version = (parts[1], parts[2]) if parts[0] == "apis" and len(parts) == 3 \
+                else ("", parts[1] if len(parts) == 2 else "")
+            types = self.registry.in_group_version(group, version)
+        if not types:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        doc_paths: Obj = {}
+        for rt in types:
+            prefix = f"/apis/{group}/{version}" if group else f"/api/{version}"
+            scope = "/namespaces/{namespace}" if rt.namespaced else ""
+            doc_paths[f"{prefix}{scope}/{rt.plural}/{{name}}"] = {"patch": {
+                "x-kubernetes-group-version-kind": {"group": group, "version": version,
+                                                    "kind": rt.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query",
+                                "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}}}}
+        return _Response(200, {"openapi": "3.0.0", "info": {"title": "Kubernetes (fake)",
+                                                             "version": "v1.37.0"},
+                               "paths": doc_paths, "components": {"schemas": {}}})
 
     def _api_group(self, group: str, versions: builtins.list[str]) -> Obj:
         ordered = sorted(versions, key=lambda v: (v != "v1", v))
@@ -1995,23 +2043,3 @@ def _jsonpath(obj: Obj, expr: str) -> Any:
     if not cur:
         return None
     return cur[0] if not isinstance(cur[0], (dict, list)) else json.dumps(cur[0])
-
-
-def load_crds(paths: Iterable[Path]) -> list[Obj]:
-    """CustomResourceDefinition objects from YAML files (parsed once per process)."""
-    out = []
-    for path in paths:
-        out += [d for d in _load_yaml_cached(str(path)) if d and d.get("kind") ==
-                "CustomResourceDefinition"]
-    return _clone(out)
-
-
-_YAML_CACHE: dict[str, list[Obj]] = {}
-
-
-def _load_yaml_cached(path: str) -> list[Obj]:
-    if path not in _YAML_CACHE:
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        with open(path, encoding="utf-8") as fh:
-            _YAML_CACHE[path] = list(yaml.load_all(fh, Loader=loader))
-    return _YAML_CACHE[path]

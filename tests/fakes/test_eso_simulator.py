@@ -612,3 +612,23 @@ def test_reconcile_within_the_interval_reads_nothing(cluster: FakeKubeApiServer,
     cluster.wait_for(lambda: sim.reconciles > reconciles)
     quiet_ticks(sim)
     assert sim.store_reads == reads
+
+
+def test_switching_to_orphan_releases_the_secret_before_deletion(
+        cluster: FakeKubeApiServer, vault: Any, simulator: Any) -> None:
+    key = f"eso-sim/{secrets.token_hex(4)}/undo-migration"
+    write_vault(vault, key, {"a": "1"})
+    simulator(lambda store: vault)
+    cluster.put(vault_store_obj())
+    cluster.put(external_secret("rel", [ref("A", key, "a")]))
+    cluster.wait_for(lambda: secret_data(cluster, "rel") == {"A": b"1"})
+    before = synced(cluster, "rel")
+    cluster.patch(ESO, "ExternalSecret", "rel", NS,
+                  {"spec": {"target": {"creationPolicy": "Orphan"}}})
+    cluster.wait_for(lambda: synced(cluster, "rel") != before)
+    released = cluster.get("v1", "Secret", "rel", NS)
+    assert released is not None
+    assert "ownerReferences" not in released["metadata"]
+    assert LABEL_OWNER not in released["metadata"]["labels"]
+    cluster.delete(ESO, "ExternalSecret", "rel", NS)
+    assert secret_data(cluster, "rel") == {"A": b"1"}

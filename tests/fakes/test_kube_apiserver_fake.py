@@ -544,12 +544,17 @@ def test_kubectl_server_side_apply_twice_is_a_no_op(api: FakeKubeApiServer, kube
         "    name: vault\n    kind: SecretStore\n  target:\n    name: app\n"
         "    creationPolicy: Owner\n  data:\n  - secretKey: A\n    remoteRef:\n"
         "      key: deparrow/prod/app\n      property: A\n")
-    out = kubectl("apply", "--server-side", "--validate=false", "-f", str(manifest)).stdout
+    out = kubectl("apply", "--server-side", "-f", str(manifest)).stdout
     assert "serviceaccount/deparrow serverside-applied" in out
     assert "externalsecret.external-secrets.io/app serverside-applied" in out
+    assert "fieldValidation=Strict" in api.requests[-1].query  # validated on the server
     before = api.resource_version
-    kubectl("apply", "--server-side", "--validate=false", "-f", str(manifest))
+    kubectl("apply", "--server-side", "-f", str(manifest))
     assert api.resource_version == before  # nothing written the second time
+    typo = manifest.read_text().replace("refreshInterval", "refreshIntervall")
+    refused = kubectl("apply", "--server-side", "-f", "-", stdin=typo, check=False)
+    assert refused.returncode == 1
+    assert 'strict decoding error: unknown field "spec.refreshIntervall"' in refused.stderr
     es = api.get(ESO, "ExternalSecret", "app", NS)
     assert es is not None
     assert [m["manager"] for m in es["metadata"]["managedFields"]] == ["kubectl"]
@@ -587,7 +592,7 @@ def test_kubectl_stale_resource_version_is_a_conflict(api: FakeKubeApiServer,
     api.patch("v1", "Secret", "r", NS, {"metadata": {"labels": {"x": "y"}}})
     path = tmp_path / "stale.json"
     path.write_text(json.dumps(stale))
-    out = kubectl("replace", "--validate=false", "-f", str(path), check=False)
+    out = kubectl("replace", "-f", str(path), check=False)
     assert out.returncode != 0
     assert "the object has been modified" in out.stderr
 
@@ -734,3 +739,26 @@ def test_namespace_deletion_and_deletecollection(api: FakeKubeApiServer,
     assert api.list("v1", "Secret", "tmp") == []
     assert {n["metadata"]["name"] for n in api.list("v1", "Namespace")} >= {
         "default", "kube-system", NS, "external-secrets"}
+
+
+def test_kubectl_client_side_apply_and_kustomize_secret_generator(
+        api: FakeKubeApiServer, kubectl: Kubectl, tmp_path: Path) -> None:
+    # what the migration from in-cluster Secrets starts from: Secrets made by `kubectl apply`
+    # (with last-applied-configuration) and by a kustomize secretGenerator (hash suffix)
+    manifest = ("apiVersion: v1\nkind: Secret\nmetadata:\n  name: legacy\n"
+                f"  namespace: {NS}\nstringData:\n  A: one\n")
+    assert "created" in kubectl("apply", "-f", "-", stdin=manifest).stdout
+    out = kubectl("apply", "-f", "-", stdin=manifest.replace("one", "two")).stdout
+    assert "configured" in out
+    legacy = api.get("v1", "Secret", "legacy", NS)
+    assert legacy is not None and legacy["data"] == {"A": base64.b64encode(b"two").decode()}
+    assert "kubectl.kubernetes.io/last-applied-configuration" in legacy["metadata"][
+        "annotations"]
+    kust = tmp_path / "kust"
+    kust.mkdir()
+    (kust / "kustomization.yaml").write_text(
+        f"namespace: {NS}\nsecretGenerator:\n- name: gen\n  literals:\n  - A=one\n")
+    kubectl("apply", "-k", str(kust))
+    names = [s["metadata"]["name"] for s in api.list("v1", "Secret", NS)]
+    generated = [n for n in names if n.startswith("gen-")]
+    assert len(generated) == 1 and len(generated[0]) == len("gen-") + 10

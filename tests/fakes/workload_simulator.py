@@ -165,9 +165,15 @@ class WorkloadSimulator:
                                 ("StatefulSet", self._statefulset),
                                 ("DaemonSet", self._daemonset)):
             for obj in self.api.list("apps/v1", kind):
-                if self._changed(obj):
-                    reconcile(obj)
-                    self._settle(kind, obj)
+                # the fingerprint read before the work: the pass after our own writes runs
+                # once more and settles, and a client's change made meanwhile is not lost
+                fingerprint = self._fingerprint(obj)
+                uid = obj["metadata"]["uid"]
+                if self._settled.get(uid) == fingerprint and self._available(
+                        self._current_rs.get(uid, "")):
+                    continue
+                reconcile(obj)
+                self._settled[uid] = fingerprint
         # the version read before the pass: a change made during it gets its own pass
         self._seen_rv = rv
 
@@ -212,17 +218,6 @@ class WorkloadSimulator:
             out.append(rv)
             out += [grand_rv for _, grand_rv in self.api.owned_versions(uid)]
         return tuple(out)
-
-    def _changed(self, obj: Obj) -> bool:
-        uid = obj["metadata"]["uid"]
-        return self._settled.get(uid) != self._fingerprint(obj) or not self._available(
-            self._current_rs.get(uid, ""))
-
-    def _settle(self, kind: str, obj: Obj) -> None:
-        fresh = self.api.get("apps/v1", kind, obj["metadata"]["name"],
-                             obj["metadata"]["namespace"])
-        if fresh is not None:
-            self._settled[fresh["metadata"]["uid"]] = self._fingerprint(fresh)
 
     def _available(self, uid: str) -> bool:
         return self._ready_at.get(uid, 0.0) <= time.monotonic()

@@ -119,15 +119,18 @@ def show_result(result: Any, output: str) -> None:
         verb = "rolled back and synced"
     click.echo(f"{p.environment} ({p.provider}): {verb} {', '.join(p.keys)}"
                + (f" (resumed after step {p.resumed_after})" if p.resumed_after else ""))
+    planned = result.outcome == "planned"
     for o in p.objects:
         line = f"  store   {o.remote_key}: version {o.version_before} -> " \
-               f"{o.version_after or '(not written)'}"
+               f"{'a new version' if planned else o.version_after or '(not written)'}"
         if o.restored_version:
             line += f", restored as {o.restored_version}"
         click.echo(line)
     for s in p.secrets:
         via = f" via ExternalSecret/{s.external_secret}" if s.external_secret else ""
-        line = f"  secret  {s.name}{via}: hash verified {'yes' if s.hash_verified else 'no'}"
+        line = f"  secret  {s.name}{via}: " + ("force-sync and verify by hash" if planned
+                                                 else "hash verified "
+                                                 + ("yes" if s.hash_verified else "no"))
         if result.undo:
             line += f"; old value verified {'yes' if s.restored_verified else 'no'}"
         click.echo(line)

@@ -88,8 +88,15 @@ def _target(store: SecretStore, remote_key: str, prop: str, current: Snapshot,
                         "roll back", remote_key=remote_key)
 
 
+class _Unrecorded(Change):
+    """`rollback --sync` records the whole run itself, with the sync, once."""
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
 def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
-                 version: str | None = None) -> RollbackResult:
+                 version: str | None = None, *, record: bool = True) -> RollbackResult:
     """Restore `key`'s previous value (or its value in `version`) and nothing else.
 
     The remote object holds other keys too; rolling the whole object back would revert
@@ -100,7 +107,8 @@ def rollback_key(project: Project, env: EnvironmentConfig, store: SecretStore, k
     ref = project.layout(env).ref(key)
     if version is not None:
         check_version_id(version)
-    with Change(project, env, "rollback", keys=[key]) as change:
+    with (Change(project, env, "rollback", keys=[key]) if record
+          else _Unrecorded(project, env, "rollback", keys=[key])) as change:
         if version is not None:
             change.fact("requestedVersion", version)
         current = store.read(ref.key)

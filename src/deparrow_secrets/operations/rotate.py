@@ -29,6 +29,7 @@ the version written), force-syncs, waits, restarts what was already restarted. E
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +74,7 @@ UPDATE_FAILED = "UpdateFailed"
 UNDO_MIN_TIMEOUT = 120.0  # an undo given up half-way is worse than a slow one
 
 Progress = Callable[[str, bool], None]
+_KEY_LIKE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 
 
 class StepFailed(DeparrowError):
@@ -229,7 +231,11 @@ def select_keys(project: Project, env: EnvironmentConfig, keys: list[str],
                 if v.source != "default"]
     for key in keys:
         if key not in catalog.values:
-            raise InputError(f"'{key}' is not in the catalog",
+            # An argument that does not look like a key name may be a value typed on the
+            # command line by mistake: not echoed.
+            shown = f"'{key}'" if _KEY_LIKE.fullmatch(key) else "an argument (not shown: it " \
+                "may be a value; values are never given on the command line)"
+            raise InputError(f"{shown} is not in the catalog",
                              hint="known keys: " + ", ".join(catalog.values))
         if key not in needed:
             value = catalog.values[key]
@@ -451,6 +457,13 @@ class _Run:
         self.calls_before = client.calls if client else 0
         self.seen_failures: set[tuple[str, str, str]] = set()
         self.plan_seconds = 0.0  # planning happens before the run; reported as its step
+        self.started_at = _iso_now()
+        # Contents before/after each write, kept only until the ledger record is made
+        # (it stores keyed hashes of them, never the values).
+        self.contents: dict[str, tuple[Mapping[str, SecretValue] | None,
+                                       Mapping[str, SecretValue] | None]] = {}
+        self.sync_times: dict[str, dict[str, dict[str, str]]] = {"forward": {}, "undo": {}}
+        self.extra_facts: dict[str, Any] = {}
 
     # -------------------------------------------------------------- helpers
 
@@ -524,10 +537,8 @@ class _Run:
                 values[layout.ref(key).property] = self.plan.new_values[key]
             rec.writing = True
             self.save()
-            try:
-                after = self.store.write(obj.remote_key, values, obj.version_before)
-            finally:
-                values.clear()
+            after = self.store.write(obj.remote_key, values, obj.version_before)
+            self.contents[obj.remote_key] = (current.values, values)
             self.result.store_writes += 1
             written += 1
             self.kill_hook("write-sent")
@@ -594,7 +605,7 @@ class _Run:
                 continue
             if live_secret is not None and hashes_equal(live_secret.data_hash, exp.data_hash) \
                     and (condition(es) or {}).get("status") == "True":
-                self._mark_synced(t, undo)
+                self._mark_synced(t, undo, es)
                 verified += 1
                 continue  # already there (an earlier run's force-sync landed)
             srv = str((es.get("status") or {}).get("syncedResourceVersion") or "")
@@ -607,7 +618,12 @@ class _Run:
         return (f"{len(self.plan.secrets)} ExternalSecret(s) synced, each Secret's data hash "
                 "equals the store's" + (f" ({verified} already)" if verified else ""))
 
-    def _mark_synced(self, t: SecretTarget, undo: bool) -> None:
+    def _mark_synced(self, t: SecretTarget, undo: bool, es: Obj | None = None) -> None:
+        if es is not None and t.external_secret:
+            status = es.get("status") or {}
+            self.sync_times["undo" if undo else "forward"][t.external_secret] = {
+                "refreshTime": str(status.get("refreshTime") or ""),
+                "syncedResourceVersion": str(status.get("syncedResourceVersion") or "")}
         if undo:
             t.restored_verified = True
             return
@@ -639,7 +655,7 @@ class _Run:
                 same = live_secret is not None and hashes_equal(
                     live_secret.data_hash, expected[t.name].data_hash)
                 if ready and moved and same:
-                    self._mark_synced(t, undo)
+                    self._mark_synced(t, undo, es)
                     del waiting[es_name]
                     continue
                 if not ready:
@@ -820,10 +836,14 @@ class _Run:
                 self.kill_hook("plan")
             try:
                 self.timed("write", res.steps, self.write, already=rec.done("write"))
-            except UncertainWriteError:
+            except UncertainWriteError as exc:
+                self.record_ledger(exc)
                 raise  # the record keeps `writing`: a rerun finds out whether it landed
-            except ConflictError:
-                self._undo_partial_write()
+            except ConflictError as exc:
+                try:
+                    self._undo_partial_write()
+                finally:
+                    self.record_ledger(exc)
                 raise
             rec.step = "write"
             self.save()
@@ -837,9 +857,77 @@ class _Run:
         finally:
             res.seconds = time.monotonic() - started
             res.api_calls = (self.client.calls - self.calls_before) if self.client else 0
+        self.record_ledger()
         if res.outcome in ("rotated", "rolled-back"):
             rotation_state.clear(self.project, self.env.name)
         return res
+
+    def _content(self, remote_key: str, version: str | None) -> Mapping[str, SecretValue] | None:
+        if version is None:
+            return None
+        try:
+            snap = self.store.read(remote_key, version)
+        except DeparrowError:
+            return None  # a version gone or unreadable: recorded without its hash
+        return snap.values if snap else None
+
+    def record_ledger(self, error: DeparrowError | None = None) -> None:
+        """One change-ledger record for this run: the writes (with keyed hashes of the
+        contents, never values), ESO sync times, workloads rolled, the outcome."""
+        from deparrow_secrets import ledger
+
+        res, plan = self.result, self.plan
+        objects = []
+        for o in plan.objects:
+            rec = self.record.objects.get(o.remote_key)
+            if o.version_after is None and not (rec and rec.writing):
+                continue
+            before, after = self.contents.get(o.remote_key) or (
+                self._content(o.remote_key, o.version_before),
+                self._content(o.remote_key, o.version_after))
+            objects.append(ledger.ObjectChange(o.remote_key, o.version_before,
+                                               o.version_after, before, after, o.keys))
+            if o.restored_version:
+                objects.append(ledger.ObjectChange(
+                    o.remote_key, o.version_after, o.restored_version, after,
+                    self._content(o.remote_key, o.restored_version), o.keys))
+        if error is not None:
+            outcome = ledger.outcome_of(error)
+        elif res.outcome == "rotated":
+            outcome = {"status": "ok"}
+        else:
+            outcome = {"status": "failed", "error": "StepFailed", "exitCode": res.exit_code}
+        facts: dict[str, Any] = {
+            "rotation": self.record.id, "result": "conflict" if error else res.outcome,
+            "sources": plan.sources,
+            "esoSync": self.sync_times["forward"],
+            "secretsVerified": {t.name: t.hash_verified for t in plan.secrets},
+            "workloadsRestarted": [c.ref for c in plan.consumers if c.restarted],
+            "workloadsRolled": [c.ref for c in plan.consumers if c.rolled_out],
+            "workloadsLeftToReloader": [c.ref for c in plan.consumers
+                                        if c.action == "reloader"],
+            "workloadsPaused": [c.ref for c in plan.consumers if c.action == "paused"],
+            "steps": {s.name: {"status": s.status, "seconds": round(s.seconds, 3)}
+                      for s in res.steps}}
+        facts.update(self.extra_facts)
+        if plan.resumed_after:
+            facts["resumedAfter"] = plan.resumed_after
+        if res.failed_step:
+            facts["failedStep"] = res.failed_step
+        if res.undo:
+            facts["undo"] = {s.name: {"status": s.status, "seconds": round(s.seconds, 3)}
+                             for s in res.undo}
+            facts["esoSyncUndo"] = self.sync_times["undo"]
+            facts["secretsRestoredVerified"] = {t.name: t.restored_verified
+                                                for t in plan.secrets}
+        try:
+            ledger.record(self.project, self.env, plan.kind, keys=plan.keys, objects=objects,
+                          outcome=outcome, facts=facts, started=self.started_at)
+        finally:
+            for _before, after in self.contents.values():
+                if isinstance(after, dict):
+                    after.clear()
+            self.contents.clear()
 
     def _forward(self) -> None:
         rec, res = self.record, self.result
@@ -920,6 +1008,12 @@ class _Run:
         self.timed("restart", undo, lambda: self.restart(at, restarted))
         self.timed("wait", undo, lambda: self.wait_rollouts(
             at, restarted, undo=True, excused=tuple(cause.workloads)))
+
+
+def _iso_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _force_value(es: Obj, now: float) -> str:
@@ -1024,13 +1118,22 @@ def rollback_sync(project: Project, env: EnvironmentConfig, store: SecretStore,
     rolled = None
     if record is None:
         assert plan_only is not None
-        rolled = rollback_key(project, env, store, key, version)
+        try:
+            rolled = rollback_key(project, env, store, key, version, record=False)
+        except ConflictError as exc:  # the write was tried: the ledger says how it ended
+            from deparrow_secrets import ledger
+
+            ledger.record(project, env, "rollback", keys=[key],
+                          outcome=ledger.outcome_of(exc), facts={"sync": True})
+            raise
         record = RotationRecord("rollback", env.name, [key], restart_time(), objects={
             rolled.remote_key: ObjectRecord([key], rolled.previous_version, rolled.version)})
         plan_only.objects = [ObjectChange(rolled.remote_key, [key], rolled.previous_version,
                                           rolled.version)]
         run = _Run(project, env, store, client, plan_only, record, options, progress)
         run.result.store_writes = 1
+        run.extra_facts = {"sync": True, "restoredFrom": rolled.restored_from,
+                           **({"requestedVersion": version} if version else {})}
         run.record_workloads()
         record.step = "write"
         run.save()
@@ -1038,7 +1141,8 @@ def rollback_sync(project: Project, env: EnvironmentConfig, store: SecretStore,
     else:
         plan = _plan_from_record(project, env, client, record)
         run = _Run(project, env, store, client, plan, record, options, progress)
-    run.result.steps.append(StepReport("write", "done", 0.0,
+        run.extra_facts = {"sync": True}
+    run.result.steps.append(StepReport("write", "done" if rolled else "already-done", 0.0,
                                        f"{key} restored as a new version"))
     started = time.monotonic()
     try:
@@ -1050,7 +1154,7 @@ def rollback_sync(project: Project, env: EnvironmentConfig, store: SecretStore,
     finally:
         run.result.seconds = time.monotonic() - started
         run.result.api_calls = (client.calls - run.calls_before) if client else 0
+    run.record_ledger()
     if run.result.outcome == "rotated":
-        run.result.outcome = "rotated"
         rotation_state.clear(project, env.name)
     return rolled, run.result
