@@ -316,16 +316,18 @@ def test_a_key_the_catalog_does_not_have_is_refused(
 
 
 def test_rotate_leaked_without_rotation_exits_2_before_anything(
-        vault_layout: Layout, kube_api: FakeKubeApiServer, cli: Cli) -> None:
-    from deparrow_secrets.operations.migrate import rotation_available
+        vault_layout: Layout, kube_api: FakeKubeApiServer, cli: Cli,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without operations/rotate.py: refused up front, nothing migrated."""
+    from deparrow_secrets.operations import migrate as migration
 
-    if rotation_available():
-        pytest.skip("rotation is available: test_migrate_rotate covers --rotate-leaked")
+    monkeypatch.setattr(migration, "rotation_available", lambda: False)
     files = _files(vault_layout)
     run = vault_layout.migrate(cli, "--from", "files", str(vault_layout.overlay),
                                "--rotate-leaked")
     assert run.code == 2, run.text
     assert "rotation is not available" in run.err
+    assert "deparrow-secrets rotate --env staging KEY..." in run.err
     assert vault_layout.store_values() == {}
     assert _files(vault_layout) == files
 
