@@ -687,13 +687,20 @@ def migrate(project: Project, env: EnvironmentConfig, client: KubeClient | None,
     try:
         _apply_and_verify(project, env, client, open_store, opts, plan, result, base_state,
                           progress)
-    except BaseException as exc:
-        if client is not None and env.uses_eso and not isinstance(exc, KeyboardInterrupt):
+    except BaseException as exc:  # Ctrl-C while waiting included: undo, then re-raise
+        if client is not None and env.uses_eso:
             try:
                 undone = _restore(client, project, plan, base_state["created"],
                                   base_state["preexisting"])
-            except DeparrowError:
-                undone = []
+            except DeparrowError as undo_error:
+                # The state file keeps what the run created: the rerun finishes the job.
+                if isinstance(exc, DeparrowError):
+                    exc.hint = ((exc.hint + "; ") if exc.hint else "") + \
+                        f"undoing the adoption failed too ({undo_error.message}): rerun " \
+                        "migrate, which resumes and verifies again"
+                raise exc from None
+            if isinstance(exc, DeparrowError) and exc.hint:
+                exc.hint = exc.hint.replace("rerun deploy", "rerun migrate")
             if isinstance(exc, DeparrowError) and undone:
                 exc.hint = ((exc.hint + "; ") if exc.hint else "") + \
                     "the embedded Secrets were left as they were (" + "; ".join(undone) + \
