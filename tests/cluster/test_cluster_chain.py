@@ -87,8 +87,10 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: 
     monkeypatch.setenv("VAULT_ADDR", openbao.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao.token)
     path = f"deparrow-{secrets.token_hex(4)}/staging"
+    # client-token review: the one mode whose rendering has the auth-delegator binding
     write_config(root, "environments:\n  staging:\n    store: {provider: vault, "
-                       f"server: 'https://vault.example.com:8200', path: {path}}}\n")
+                       f"server: 'https://vault.example.com:8200', path: {path}, "
+                       "tokenReview: client-token}\n")
     assert cli("provision", "--env", "staging").code == 0
     assert cli("render").code == 0
     eso_install(kube_api)

@@ -158,9 +158,9 @@ class _Doctor:
                          f"kubectl -n {self.ns} annotate serviceaccount {name} --overwrite "
                          + " ".join(fixes + drops)
                          + f" (or deparrow-secrets deploy --env {self.env.name})", node=sa_node)
-        if self.env.provider == "vault":
-            from deparrow_secrets.render.manifests import AUTH_DELEGATOR
+        from deparrow_secrets.render.manifests import AUTH_DELEGATOR, needs_auth_delegator
 
+        if needs_auth_delegator(self.env):
             crb_name = f"{name}-auth-delegator"
             crb_node = self.node(f"crb:{crb_name}", "ClusterRoleBinding",
                                  f"ClusterRoleBinding {crb_name}")

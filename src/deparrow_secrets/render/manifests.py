@@ -143,13 +143,17 @@ def auth_delegator_binding(config: Config) -> Obj:
     }
 
 
+def needs_auth_delegator(env: EnvironmentConfig) -> bool:
+    """Only when Vault reviews ESO's token with that token itself: in the other modes the
+    reviewer is Vault's pod or the reviewer JWT's account, not ESO's."""
+    return env.provider == "vault" and env.store.token_review == "client-token"
+
+
 def eso_objects(config: Config, catalog: Catalog, env: EnvironmentConfig) -> list[Obj]:
     """Everything ESO needs in one environment, in apply order."""
     layout = Layout(catalog, env)
     objs = [service_account(config, env)]
-    if env.provider == "vault" and env.store.token_review == "client-token":
-        # Only when Vault reviews ESO's token with that token itself: in the other modes
-        # the reviewer is Vault's pod or the reviewer JWT's account, not ESO's.
+    if needs_auth_delegator(env):
         objs.append(auth_delegator_binding(config))
     objs.append(secret_store(config, env))
     objs += [external_secret(config, layout, s) for s in catalog.secrets
