@@ -71,6 +71,7 @@ def test_the_guides_layout_migrates_verified_then_the_files_are_edited(
         data = cluster_data(kube_api, secret.name)
         assert data == expected_data(layout.values, secret.name, layout.ha)
         obj = kube_api.get("v1", "Secret", secret.name, NS)
+        assert obj is not None
         assert obj["metadata"]["annotations"][
             "reconcile.external-secrets.io/data-hash"] == eso_data_hash(data)
         assert obj["metadata"]["labels"]["reconcile.external-secrets.io/managed"] == "true"
@@ -144,6 +145,7 @@ def test_delete_original_removes_the_value_holding_leftovers(
                       "metadata": {"name": name, "namespace": NS},
                       "data": {"REDIS_PASSWORD": "b2xk"}})
     dep = kube_api.get("apps/v1", "Deployment", "metaos", NS)
+    assert dep is not None
     dep["spec"]["template"]["spec"]["containers"][0]["envFrom"].append(
         {"secretRef": {"name": "deparrow-secrets-t8dg9c6m4f"}})
     kube_api.put(dep)
@@ -156,8 +158,9 @@ def test_delete_original_removes_the_value_holding_leftovers(
     assert any("deparrow-secrets-t8dg9c6m4f" in item and "referenced" in item
                for item in doc["leftovers"])
     for secret in CATALOG.secrets:
-        annotations = kube_api.get("v1", "Secret", secret.name, NS)["metadata"].get(
-            "annotations") or {}
+        live = kube_api.get("v1", "Secret", secret.name, NS)
+        assert live is not None
+        annotations = live["metadata"].get("annotations") or {}
         assert "kubectl.kubernetes.io/last-applied-configuration" not in annotations
         assert cluster_data(kube_api, secret.name) == expected_data(
             vault_layout.values, secret.name, False)

@@ -47,6 +47,7 @@ def _assert_embedded_intact(layout: Layout, api: FakeKubeApiServer,
         assert cluster_data(api, secret.name) == expected_data(layout.values, secret.name,
                                                                layout.ha)
         obj = api.get("v1", "Secret", secret.name, NS)
+        assert obj is not None
         assert not obj["metadata"].get("ownerReferences"), obj["metadata"]
         assert api.get(ESO, "ExternalSecret", f"{secret.name}-external", NS) is None
     assert _files(layout) == files
