@@ -11,7 +11,6 @@ import base64
 import json
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -118,6 +117,13 @@ def test_store_down_at_the_write_leaves_the_embedded_state_and_the_rerun_migrate
     _assert_embedded_intact(vault_layout, kube_api, files)
     assert vault_layout.store_values() == {}
     _no_canary(vault_layout, run.out, run.err)
+    # The write was attempted: the ledger says so, with its outcome and no version after.
+    ledger = vault_layout.root / ".deparrow-secrets" / "ledger.jsonl"
+    failed = [json.loads(line) for line in ledger.read_text().splitlines()]
+    assert failed[-1]["command"] == "migrate"
+    assert failed[-1]["outcome"]["status"] == "failed"
+    assert failed[-1]["outcome"]["exitCode"] == 3
+    assert [o["after"] for o in failed[-1]["objects"]] == [None]
     monkeypatch.setattr(migration, "write_store", original)
     proxy.mode = "pass"
     again = vault_layout.migrate(cli, "--from", "files", str(vault_layout.overlay),
@@ -344,5 +350,9 @@ def test_bad_base64_in_data_is_named_without_its_text(
     assert value[:12] not in run.err
 
 
-def _unused(_: Path) -> None:  # keep Path imported for type hints in helpers
-    pass
+def test_from_cluster_names_a_secret_that_does_not_exist(
+        vault_layout: Layout, kube_api: FakeKubeApiServer, cli: Cli) -> None:
+    run = vault_layout.migrate(cli, "--from", "cluster", "redis-credentials", "nope-secret")
+    assert run.code == 2, run.text
+    assert "no such Secret in namespace deparrow: nope-secret" in run.err
+    assert vault_layout.store_values() == {}
