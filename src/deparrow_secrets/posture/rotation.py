@@ -73,14 +73,17 @@ def _object_since(store: SecretStore, remote_key: str, props: Iterable[str]
     since: dict[str, tuple[datetime | None, bool]] = {
         p: (versions[idx].created, False) for p in values}
     open_props = set(values)
+    stopped_early = False
     for reads, older in enumerate(reversed(versions[:idx])):
         if not open_props:
             break
         if reads >= MAX_VERSIONS_READ or any(label in GONE_LABELS for label in older.labels):
+            stopped_early = True
             break
         try:
             snap = store.read(remote_key, older.version)
         except (NotFoundError, SoftDeletedError):
+            stopped_early = True
             break
         for prop in sorted(open_props):
             before = snap.values.get(prop) if snap is not None else None
@@ -88,7 +91,7 @@ def _object_since(store: SecretStore, remote_key: str, props: Iterable[str]
                 since[prop] = (older.created, False)
             else:
                 open_props.discard(prop)
-    for prop in open_props:  # still unbroken where the walk stopped
+    for prop in open_props if stopped_early else ():  # unbroken where the walk stopped
         since[prop] = (since[prop][0], True)
     return since
 
