@@ -119,9 +119,7 @@ def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
 
     store = AwsStore.from_config(config, env)
     region = store.region
-    create = ("aws cloudtrail create-trail --name deparrow-audit --s3-bucket-name BUCKET "
-              f"--is-multi-region-trail --region {region} && aws cloudtrail start-logging "
-              f"--name deparrow-audit --region {region}")
+    create = aws_trail_command(region)
     try:
         trail_client = store.session.client("cloudtrail", region_name=region)
         try:
@@ -189,15 +187,45 @@ def azure_vault_name(env: EnvironmentConfig) -> str:
 
 def _azure(env: EnvironmentConfig) -> Verdict:
     name = azure_vault_name(env)
-    vault_id = f"$(az keyvault show --name {name} --query id --output tsv)"
-    check_cmd = (f"az monitor diagnostic-settings list --resource {vault_id} "
-                 "--query \"[].{name:name, logs:logs[?category=='AuditEvent' && enabled]}\"")
-    create_cmd = (f"az monitor diagnostic-settings create --name deparrow-audit "
-                  f"--resource {vault_id} --workspace WORKSPACE_RESOURCE_ID "
-                  "--logs '[{\"category\":\"AuditEvent\",\"enabled\":true}]'")
+    check_cmd, create_cmd = azure_diagnostic_commands(env)
     return Verdict(PRACTICE, "azure", UNKNOWN,
                    f"Key Vault {name}: the AuditEvent diagnostic setting is on the management "
                    "plane, which the tool does not read", [f"vault {env.store.vault_url}"],
                    fix=f"check: {check_cmd}; if it lists none, set it: {create_cmd}",
                    reason="diagnostic settings are not readable through the Key Vault data "
                    "plane", commands=[check_cmd, create_cmd])
+
+
+def audit_commands(env: EnvironmentConfig) -> tuple[str, str, list[str]]:
+    """(item, detail, commands) of `setup --audit` where nothing is enabled from here."""
+    if env.provider == "aws":
+        region = env.store.region or "REGION"
+        return ("CloudTrail trail deparrow-audit", "a multi-region trail records Secrets "
+                "Manager management events (reads and writes) by default", [
+                    "# a bucket for the trail's logs, with the bucket policy CloudTrail "
+                    "needs: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/"
+                    "create-s3-bucket-policy-for-cloudtrail.html",
+                    aws_trail_command(region)])
+    if env.provider == "azure":
+        check, create = azure_diagnostic_commands(env)
+        return ("Key Vault diagnostic setting deparrow-audit", "AuditEvent logs to a Log "
+                "Analytics workspace", [check, create])
+    return ("change ledger", "the embedded store has no audit device; every provision, set "
+            "and rollback is recorded in the change ledger", ["deparrow-secrets audit --verify"])
+
+
+def aws_trail_command(region: str) -> str:
+    return ("aws cloudtrail create-trail --name deparrow-audit --s3-bucket-name BUCKET "
+            f"--is-multi-region-trail --region {region} && aws cloudtrail start-logging "
+            f"--name deparrow-audit --region {region}")
+
+
+def azure_diagnostic_commands(env: EnvironmentConfig) -> tuple[str, str]:
+    name = azure_vault_name(env)
+    vault_id = f"$(az keyvault show --name {name} --query id --output tsv)"
+    check_cmd = (f"az monitor diagnostic-settings list --resource {vault_id} "
+                 "--query \"[].{name:name, logs:logs[?category=='AuditEvent' && enabled]}\"")
+    create_cmd = (f"az monitor diagnostic-settings create --name deparrow-audit "
+                  f"--resource {vault_id} --workspace WORKSPACE_RESOURCE_ID "
+                  "--logs '[{\"category\":\"AuditEvent\",\"enabled\":true}]'")
+    return check_cmd, create_cmd
