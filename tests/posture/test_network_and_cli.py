@@ -46,7 +46,7 @@ def test_network_policies_fail_then_pass(project: Path, cli, kube_api) -> None:
     assert run.code == 1 and net["verdict"] == "fail", run.text
     assert "no default-deny ingress" in net["message"]
     assert "nothing restricts the egress of ESO" in net["message"]
-    assert "deploy --env dev" in net["fix"]
+    assert "kubectl apply -f deparrow/k8s/base/network-policy.yaml" in net["fix"]
     # an ingress rule that allows something is not a default deny
     kube_api.put(_policy("allow-web", "deparrow", ["Ingress"],
                          ingress=[{"from": [{"podSelector": {}}]}]))

@@ -103,6 +103,8 @@ class NetworkPolicyConfig:
     store: tuple[str, ...] = ()
     """CIDRs of the store's address as ESO reaches it (default: any, on storePort)."""
     store_port: int = 443
+    store_port_set: bool = False
+    """storePort was written (else the Vault server URL's port, or 443)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,8 @@ def _parse_network_policy(c: Checker, raw: Any) -> NetworkPolicyConfig:
                              "192.0.2.10/32 (host bits zero)") from None
         cidrs[key] = tuple(items)
     port = c.integer((*path, "storePort"), m.get("storePort", 443), 1, 65535)
-    return NetworkPolicyConfig(egress, cidrs["apiServer"], cidrs["store"], port)
+    return NetworkPolicyConfig(egress, cidrs["apiServer"], cidrs["store"], port,
+                               "storePort" in m)
 
 
 _STORE_KEYS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -97,12 +97,13 @@ def check(config: Config, env: EnvironmentConfig, client: KubeClient) -> Verdict
     else:
         problems.append(f"nothing restricts the egress of ESO in namespace {ESO_NAMESPACE}")
     if problems:
-        configured = config.network_policy is not None
-        fix = (f"deparrow-secrets deploy --env {env.name} (the rendered tree has the "
-               "policies)" if configured else
-               "add `networkPolicy: {}` (or with `egress: true`, `apiServer:` and `store:` "
-               "CIDRs) to deparrow-secrets.yaml, run deparrow-secrets render, commit, and "
-               f"deparrow-secrets deploy --env {env.name}")
+        tree = config.manifests
+        apply = (f"kubectl apply -f {tree}/base/network-policy.yaml"
+                 + (f" && kubectl apply -k {tree}/eso/{env.name}" if env.uses_eso else ""))
+        fix = (f"apply the rendered policies: {apply}" if config.network_policy is not None
+               else "add `networkPolicy: {}` (or with `egress: true`, `apiServer:` and "
+               "`store:` CIDRs) to deparrow-secrets.yaml, run deparrow-secrets render, "
+               f"commit, then {apply}")
         return Verdict(PRACTICE, "cluster", FAIL, "; ".join(problems), evidence, fix=fix)
     return Verdict(PRACTICE, "cluster", PASS, f"namespace {ns} denies by default and ESO's "
                    "egress is restricted", evidence)
