@@ -97,6 +97,8 @@ def _trail_covers(trail: dict[str, Any], region: str) -> bool:
 
 def _management_scope(selectors: dict[str, Any]) -> str | None:
     """"All", "WriteOnly", "ReadOnly" or None (no management events recorded)."""
+    if not selectors.get("EventSelectors") and not selectors.get("AdvancedEventSelectors"):
+        return "All"  # a trail created without selectors logs all management events
     scopes: set[str] = set()
     for sel in selectors.get("EventSelectors") or []:
         if sel.get("IncludeManagementEvents", True):
