@@ -173,10 +173,11 @@ def test_embedded_store_key_file_mode_and_git(project: Path, cli) -> None:
     enc = _finding(run, "encryption-at-rest", "local")
     assert enc["verdict"] == "pass", run.text
     key = project / ".deparrow-secrets" / "store.key"
-    os.chmod(key, 0o644)
-    run = cli("posture", "--env", "dev", "-o", "json", *ONLY)
-    enc = _finding(run, "encryption-at-rest", "local")
-    assert enc["verdict"] == "fail" and "chmod 600" in enc["fix"], run.text
+    for mode in (0o644, 0o640):  # readable by the group is readable by others too
+        os.chmod(key, mode)
+        run = cli("posture", "--env", "dev", "-o", "json", *ONLY)
+        enc = _finding(run, "encryption-at-rest", "local")
+        assert enc["verdict"] == "fail" and "chmod 600" in enc["fix"], run.text
     os.chmod(key, 0o600)
     git(project, "add", "-f", str(key))
     run = cli("posture", "--env", "dev", "-o", "json", *ONLY)
