@@ -673,6 +673,15 @@ AUDIT_DEVICE = "deparrow"
 API_AUDIT_REFUSED = "cannot enable audit device via api"
 
 
+def audit_devices(listing: dict[str, Any]) -> dict[str, str]:
+    """Path -> type of the enabled audit devices in a `GET sys/audit` answer (the devices
+    are under `data`, and at the top level too on older servers)."""
+    data = listing.get("data")
+    devices: dict[str, Any] = data if isinstance(data, dict) else listing
+    return {str(path): str(info["type"]) for path, info in devices.items()
+            if isinstance(info, dict) and "type" in info}
+
+
 def audit_stanza(file_path: str | None, socket_address: str | None) -> list[str]:
     """The configuration-file form of the audit device (OpenBao's declarative way)."""
     if socket_address:
@@ -696,9 +705,7 @@ def setup_audit(config: Config, env: EnvironmentConfig, *, file_path: str | None
     admin = _Admin(config, env, [])
     try:
         listing = admin.get("list audit devices", "sys/audit", missing_ok=False) or {}
-        devices = listing.get("data") if isinstance(listing.get("data"), dict) else listing
-        enabled = sorted(p for p, info in devices.items()
-                         if isinstance(info, dict) and "type" in info)
+        enabled = sorted(audit_devices(listing))
         if enabled:
             report.add("audit device", "unchanged", "enabled: " + ", ".join(enabled))
             return report

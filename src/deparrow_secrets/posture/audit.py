@@ -62,7 +62,7 @@ def _shown(config: Config, path: Any) -> str:
 
 
 def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.policy.vault import _Admin
+    from deparrow_secrets.policy.vault import _Admin, audit_devices
 
     admin = _Admin(config, env, [])
     where = f"Vault at {admin.address}"
@@ -77,10 +77,7 @@ def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
                            reason="listing audit devices needs read and sudo on sys/audit")
     finally:
         admin.close()
-    devices = listing.get("data") if isinstance(listing.get("data"), dict) else listing
-    found = sorted(f"{path} ({(info or {}).get('type', '?')})"
-                   for path, info in devices.items()
-                   if isinstance(info, dict) and "type" in info)
+    found = sorted(f"{path} ({kind})" for path, kind in audit_devices(listing).items())
     if found:
         return Verdict(PRACTICE, "vault", PASS, f"{where}: {len(found)} audit device(s) "
                        "enabled", [f"sys/audit lists {', '.join(found)}"])
