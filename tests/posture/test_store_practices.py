@@ -183,3 +183,38 @@ def test_embedded_store_key_file_mode_and_git(project: Path, cli) -> None:
     run = cli("posture", "--env", "dev", "-o", "json", *ONLY)
     enc = _finding(run, "encryption-at-rest", "local")
     assert enc["verdict"] == "fail" and "git rm --cached" in enc["fix"], run.text
+
+
+def test_every_practice_once_per_provider_on_moto(project: Path, cli, aws_env) -> None:
+    write_config(project, "environments:\n  dev:\n    store: {provider: local}\n"
+                 "  production:\n    store: {provider: aws, region: us-east-1, "
+                 "accountId: '381492097654'}\n")
+    assert cli("provision", "--env", "production").code == 0
+    run = cli("posture", "--env", "production", "-o", "json")
+    found = [(f["rule"], f["provider"], f["verdict"]) for f in run.json()["findings"]]
+    assert found == [
+        ("audit-logging", "aws", "fail"),  # no trail
+        ("rotation-age", "aws", "unknown"),  # no maxAge in the catalog
+        ("encryption-at-rest", "aws", "pass"),
+        ("encryption-at-rest", "cluster", "unknown"),
+        ("network-isolation", "cluster", "unknown"),
+        ("nothing-committed", "repository", "pass"),
+        ("least-privilege", "aws", "pass"),
+        ("separate-stores", "aws", "pass"),
+    ], run.text
+    assert run.code == 1
+    # AWS's documentation account is a placeholder: lint's rule makes it a failure here
+    write_config(project, (project / "deparrow-secrets.yaml").read_text().replace(
+        "381492097654", "123456789012"))
+    placeholder = cli("posture", "--env", "production", "-o", "json", "--ignore",
+                      "audit-logging")
+    committed = next(f for f in placeholder.json()["findings"]
+                     if f["rule"] == "nothing-committed")
+    assert committed["verdict"] == "fail" and any(
+        "[placeholder-value] at environments.production.store.accountId" in e
+        for e in committed["evidence"]), placeholder.text
+    evidence = {f["rule"]: f["evidence"] for f in run.json()["findings"]}
+    assert any("secretsmanager:GetSecretValue on arn:aws:secretsmanager:us-east-1:"
+               "381492097654:secret:deparrow/production/*" in e
+               for e in evidence["least-privilege"])
+    assert any("value(s) of production searched" in e for e in evidence["nothing-committed"])
