@@ -156,3 +156,29 @@ def test_canary_no_value_in_posture_status_verify(project: Path, cli, kube_api) 
             blobs[f"{cmd} {output}"] = (run.out + run.err).encode()
     assert "OVERDUE" in blobs["verify text"].decode()
     assert find_values(blobs, values) == []
+
+
+def test_a_found_kubeconfig_that_is_broken_is_unknown_a_given_one_exit_2(
+        project: Path, cli, tmp_path: Path) -> None:
+    kube = tmp_path / "home" / ".kube"
+    kube.mkdir(parents=True)
+    (kube / "config").write_text("apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n")
+    run = cli("posture", "--env", "dev", "-o", "json", *ONLY_NETWORK)
+    net = _network(run)
+    assert net["verdict"] == "unknown" and run.code == 0, run.text
+    assert "nowhere" in net["reason"] and net["reason"] != "no cluster given"
+    given = cli("posture", "--env", "dev", "--kubeconfig", str(kube / "config"),
+                *ONLY_NETWORK)
+    assert given.code == 2 and "nowhere" in given.err, given.text
+
+
+def test_ignoring_network_isolation_never_touches_the_cluster(project: Path, cli,
+                                                              kube_api) -> None:
+    before = len(kube_api.requests)
+    run = cli("posture", "--env", "dev", "-o", "json", "--kubeconfig",
+              str(kube_api.kubeconfig_path), "--ignore", "network-isolation")
+    assert run.code == 0 and run.json()["context"] is None, run.text
+    assert len(kube_api.requests) == before
+    run = cli("posture", "--env", "dev", "-o", "json", "--kubeconfig",
+              str(kube_api.kubeconfig_path))
+    assert len(kube_api.requests) == before + 2  # one list per namespace

@@ -17,10 +17,14 @@ PRACTICES = ("audit-logging", "rotation-age", "encryption-at-rest", "network-iso
              "nothing-committed", "least-privilege", "separate-stores")
 
 
-def _cluster_given(kubeconfig: str | None, context: str | None) -> bool:
-    return bool(kubeconfig or context or os.environ.get("KUBECONFIG")
-                or Path("~/.kube/config").expanduser().is_file()
-                or os.environ.get("KUBERNETES_SERVICE_HOST"))
+def _cluster_asked(kubeconfig: str | None, context: str | None) -> bool:
+    """The user named a cluster: a failure to reach it is an error, not a verdict."""
+    return bool(kubeconfig or context or os.environ.get("KUBECONFIG"))
+
+
+def _cluster_found() -> bool:
+    return Path("~/.kube/config").expanduser().is_file() or \
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 @click.command()
@@ -53,13 +57,23 @@ def posture(ctx: click.Context, env_name: str, ignore: tuple[str, ...],
     project = load_project(ctx)
     env = project.environment(env_name)
     client = None
-    if "network-isolation" not in ignore and _cluster_given(kubeconfig, kube_context):
+    cluster_problem = None
+    asked = _cluster_asked(kubeconfig, kube_context)
+    if "network-isolation" not in ignore and (asked or _cluster_found()):
         from deparrow_secrets.cluster.official import connect
+        from deparrow_secrets.errors import DeparrowError
 
-        client = connect(kubeconfig, kube_context)
+        try:
+            client = connect(kubeconfig, kube_context)
+        except DeparrowError as exc:
+            if asked:
+                raise
+            # ~/.kube/config or the in-cluster account, found rather than given: its
+            # failure is the network check's unknown verdict, not the whole command's.
+            cluster_problem = exc.message
     try:
         report = run_posture(project, env, lambda: project.open_store(env, create=False),
-                             client, ignore)
+                             client, ignore, cluster_problem=cluster_problem)
     finally:
         if client is not None:
             client.close()

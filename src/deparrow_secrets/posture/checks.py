@@ -61,7 +61,9 @@ def rotation_verdict(project: Project, env: EnvironmentConfig, store: SecretStor
 
 def run_posture(project: Project, env: EnvironmentConfig,
                 open_store: Callable[[], SecretStore],
-                client: KubeClient | None, ignore: Iterable[str] = ()) -> PostureReport:
+                client: KubeClient | None, ignore: Iterable[str] = (),
+                cluster_problem: str | None = None) -> PostureReport:
+    """`cluster_problem`: why the kubeconfig found (not given) could not be used."""
     from deparrow_secrets.posture import audit, encryption, enforced, network
 
     skip = set(ignore)
@@ -81,7 +83,7 @@ def run_posture(project: Project, env: EnvironmentConfig,
         if env.uses_eso or client is not None:
             report.verdicts.append(encryption.check_cluster(env))
     if want("network-isolation"):
-        report.verdicts.append(network.no_cluster(env) if client is None
+        report.verdicts.append(network.no_cluster(env, cluster_problem) if client is None
                                else network.check(config, env, client))
     if want("nothing-committed") or want("least-privilege") or want("separate-stores"):
         findings, files = enforced.lint_tree(project)

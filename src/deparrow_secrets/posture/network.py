@@ -23,11 +23,13 @@ ESO_CONTROLLER = "external-secrets"
 NO_CLUSTER = "no cluster given"
 
 
-def no_cluster(env: EnvironmentConfig) -> Verdict:
-    return Verdict(PRACTICE, "cluster", UNKNOWN, "NetworkPolicies not checked",
-                   ["no --kubeconfig, --context, $KUBECONFIG or ~/.kube/config"],
+def no_cluster(env: EnvironmentConfig, problem: str | None = None) -> Verdict:
+    """Unknown: no cluster given, or the one found (~/.kube/config, in-cluster) unusable."""
+    evidence = [f"the kubeconfig found cannot be used: {problem}"] if problem else \
+        ["no --kubeconfig, --context, $KUBECONFIG or ~/.kube/config"]
+    return Verdict(PRACTICE, "cluster", UNKNOWN, "NetworkPolicies not checked", evidence,
                    fix=f"deparrow-secrets posture --env {env.name} --kubeconfig FILE "
-                   "[--context NAME]", reason=NO_CLUSTER)
+                   "[--context NAME]", reason=problem[:200] if problem else NO_CLUSTER)
 
 
 def _types(policy: Obj) -> set[str]:
