@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from posture_helpers import backdate_local, catalog_with_max_age
 
-from conftest import backdate_local, catalog_with_max_age
 from helpers import find_values, write_config
 
 ONLY_NETWORK = ("--ignore", "nothing-committed", "--ignore", "least-privilege",

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from posture_helpers import backdate_local, catalog_with_max_age
 
-from conftest import backdate_local, catalog_with_max_age
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.config.settings import EnvironmentConfig, StoreConfig
 from deparrow_secrets.operations.project import Project
