@@ -56,6 +56,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "impact": ("deparrow_secrets.cli.cluster_cmds:impact",
                "Which workloads and pods consume a Secret or key, and which are stale."),
     "audit": ("deparrow_secrets.cli.audit_cmds:audit", "List and verify the change ledger."),
+    "posture": ("deparrow_secrets.cli.posture_cmds:posture",
+                "Check the guide's security practices for an environment, with evidence."),
 }
 
 
