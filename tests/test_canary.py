@@ -102,6 +102,10 @@ def test_values_appear_only_in_the_store_and_the_export(
     run("audit")
     run("audit", "--verify", "-o", "json")
     run("audit", "--key", "REDIS_PASSWORD", "--env", "dev")
+    run("posture", "--env", "dev")
+    run("posture", "--env", "dev", "-o", "json")
+    run("posture", "--env", "dev", "-o", "sarif")
+    run("setup", "--env", "dev", "--audit")
     run("export", "--env", "dev")
     # Rejected input: the messages name key, file and line, never the value.
     run("set", "DEPARROW_JWT_SECRET", stdin=canaries["rejected short value"], code=2)

@@ -58,6 +58,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "migrate": ("deparrow_secrets.cli.migrate_cmds:migrate",
                 "Move embedded Secrets into the store; remove them once ESO serves them."),
     "audit": ("deparrow_secrets.cli.audit_cmds:audit", "List and verify the change ledger."),
+    "posture": ("deparrow_secrets.cli.posture_cmds:posture",
+                "Check the guide's security practices for an environment, with evidence."),
 }
 
 

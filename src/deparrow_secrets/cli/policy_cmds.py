@@ -98,10 +98,20 @@ def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
               help="aws: also create or update the IRSA role and attach the policy "
               "(needs --oidc-provider).")
 @click.option("--dry-run", is_flag=True, help="Compare only; change nothing.")
+@click.option("--audit", is_flag=True,
+              help="Set up audit logging at the store instead of the identity: vault: "
+              "enable an audit device (OpenBao: print its configuration stanza); aws, "
+              "azure: print the commands.")
+@click.option("--audit-file", metavar="PATH",
+              help="vault --audit: the file audit device's path on the server "
+              "(default /var/log/vault/audit.log).")
+@click.option("--audit-socket", metavar="HOST:PORT",
+              help="vault --audit: a socket audit device instead of a file.")
 @output_option()
 @_identity_options
 @click.pass_context
-def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, output: str,
+def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, audit: bool,
+          audit_file: str | None, audit_socket: str | None, output: str,
           **kw: Any) -> None:
     """Apply ENV's identity setup where it can be applied from here, idempotently.
 
@@ -114,8 +124,18 @@ def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, o
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    report = run_setup(project.config, env,
-                       _options(create_role=create_role, dry_run=dry_run, **kw))
+    if (audit_file or audit_socket) and not audit:
+        raise InputError("--audit-file and --audit-socket go with --audit",
+                         hint=f"deparrow-secrets setup --env {env.name} --audit "
+                         "[--audit-file PATH | --audit-socket HOST:PORT]")
+    if audit_file and audit_socket:
+        raise InputError("give --audit-file or --audit-socket, not both",
+                         hint="one audit device is enough; add more by hand")
+    if audit:
+        report = _setup_audit(project, env, audit_file, audit_socket, dry_run)
+    else:
+        report = run_setup(project.config, env,
+                           _options(create_role=create_role, dry_run=dry_run, **kw))
     if output == "json":
         print_json(report.to_json())
         return
@@ -127,7 +147,7 @@ def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, o
             click.echo(line)
     changed = sum(1 for c in report.changes if c.changed)
     planned = sum(1 for c in report.changes if c.action.startswith("would "))
-    if env.provider == "azure":
+    if env.provider == "azure" or (report.commands and not report.changed):
         summary = "commands printed, nothing applied"
     elif dry_run:
         summary = f"{planned} change(s) planned, nothing applied (dry run)"
@@ -136,3 +156,26 @@ def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, o
     click.echo(f"\n{env.name} ({env.provider}): {summary}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+def _setup_audit(project: Any, env: Any, audit_file: str | None, audit_socket: str | None,
+                 dry_run: bool) -> Any:
+    """setup --audit: what can be enabled from here is enabled, the rest printed."""
+    from deparrow_secrets.policy.model import SetupReport
+
+    if env.provider == "vault":
+        from deparrow_secrets.policy.vault import setup_audit
+
+        return setup_audit(project.config, env, file_path=audit_file,
+                           socket_address=audit_socket, dry_run=dry_run)
+    if (audit_file or audit_socket):
+        raise InputError(f"--audit-file and --audit-socket are for vault, not "
+                         f"{env.provider}", hint=f"deparrow-secrets setup --env {env.name} "
+                         "--audit")
+    from deparrow_secrets.posture.audit import audit_commands
+
+    report = SetupReport(env.name, env.provider, dry_run=dry_run)
+    item, detail, commands = audit_commands(env)
+    report.add(item, "printed", detail)
+    report.commands += commands
+    return report

@@ -117,19 +117,28 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
     if output == "json":
         print_json({"environment": env.name, "provider": env.provider, "ok": report.ok,
                     "checks": [camel_dict(c) for c in report.checks],
-                    "sharedLocations": report.shared_locations})
+                    "sharedLocations": report.shared_locations,
+                    "overdue": [camel_dict(o) for o in report.overdue]})
     else:
         for c in report.failures:
             click.echo(f"{c.status.upper():9} {c.key} ({c.requirement}) at {c.remote_key}"
                        + (f" property {c.prop}" if c.prop else ""))
         for line in report.shared_locations:
             click.echo(f"SHARED    {line}")
+        for o in report.overdue:
+            click.echo(f"OVERDUE   {o.key} at {o.remote_key}: age {o.age} exceeds maxAge "
+                       f"{o.max_age}; rotate it: deparrow-secrets rotate {o.key} "
+                       f"--env {env.name}")
         if report.ok:
             click.echo(f"{env.name} ({env.provider}): all {len(report.checks)} needed values "
                        "present.")
         else:
-            click.echo(f"{env.name} ({env.provider}): {len(report.failures)} of "
-                       f"{len(report.checks)} needed values missing or invalid.")
+            if report.failures or report.shared_locations:
+                click.echo(f"{env.name} ({env.provider}): {len(report.failures)} of "
+                           f"{len(report.checks)} needed values missing or invalid.")
+            if report.overdue:
+                click.echo(f"{env.name} ({env.provider}): {len(report.overdue)} value(s) "
+                           "past their maxAge (catalog).")
     if not report.ok:
         ctx.exit(EXIT_FINDINGS)
 
@@ -150,10 +159,12 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
         print_json({"environment": env.name, "provider": env.provider,
                     "keys": [camel_dict(r) for r in rows]})
         return
-    print_table(["KEY", "NEEDED", "PRESENT", "STATE", "VERSION", "SOURCE", "REMOTE"],
+    print_table(["KEY", "NEEDED", "PRESENT", "STATE", "VERSION", "AGE", "MAXAGE", "SOURCE",
+                 "REMOTE"],
                 [(r.key, "yes" if r.needed else f"no ({r.requirement})",
-                  "yes" if r.present else "no", r.state, r.version, r.source,
-                  r.remote_key + (f"#{r.prop}" if r.prop else "")) for r in rows])
+                  "yes" if r.present else "no", r.state, r.version,
+                  (r.age + " OVERDUE") if r.age and r.overdue else r.age, r.max_age,
+                  r.source, r.remote_key + (f"#{r.prop}" if r.prop else "")) for r in rows])
 
 
 @click.command()

@@ -5,8 +5,11 @@ Loaded from YAML (the DEparrow catalog ships in `data/`); no code names a key.
 
 from __future__ import annotations
 
+import builtins
+import re
 import string
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, format_path, load_yaml
@@ -23,6 +26,18 @@ ALPHABETS: dict[str, str] = {
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 K8S_NAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 DEFAULT_GROUP = "secrets"
+# A value's maximum age before it is due for rotation: a whole number and a unit
+# (h hours, d days, w weeks), such as 90d. No months or years: their length varies.
+MAX_AGE_PATTERN = r"([1-9][0-9]{0,5})([hdw])"
+MAX_AGE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+
+
+def parse_max_age(text: str) -> timedelta | None:
+    """`90d` -> 90 days; None when `text` is not of the form MAX_AGE_PATTERN."""
+    m = re.fullmatch(MAX_AGE_PATTERN, text)
+    if m is None:
+        return None
+    return int(m.group(1)) * MAX_AGE_UNITS[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,14 @@ class CatalogValue:
     min_length: int = 1
     group: str = DEFAULT_GROUP
     property: str | None = None
+    max_age: str | None = None
+    """As written (`90d`); `max_age_delta` is its length. None: never due for rotation."""
     # Keys that must change together with this one (`rotateWith:`): rotate takes them all.
     rotate_with: tuple[str, ...] = ()
+
+    @builtins.property  # `property` is a field of this class
+    def max_age_delta(self) -> timedelta | None:
+        return parse_max_age(self.max_age) if self.max_age else None
 
     def needed(self, ha: bool, optional_keys: frozenset[str] = frozenset()) -> bool:
         if self.requirement == "required":
@@ -177,7 +198,7 @@ def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
     path: tuple[str, ...] = ("values", name)
     c.string(path, name, pattern=KEY_PATTERN, what="key name")
     m = c.mapping(path, raw, ["description", "requirement", "source", "generate", "default",
-                              "minLength", "remote", "rotateWith"],
+                              "minLength", "remote", "maxAge", "rotateWith"],
                   required=("requirement", "source"))
     requirement = c.choice((*path, "requirement"), m["requirement"], REQUIREMENTS)
     source = c.choice((*path, "source"), m["source"], SOURCES)
@@ -211,9 +232,16 @@ def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
     if prop is not None:
         prop = c.string((*path, "remote", "property"), prop, pattern=KEY_PATTERN,
                         what="remote property name")
+    max_age = None
+    if m.get("maxAge") is not None:
+        max_age = c.string((*path, "maxAge"), m["maxAge"])
+        if parse_max_age(max_age) is None:
+            raise c.fail((*path, "maxAge"), f"'{max_age}' is not a valid maximum age",
+                         hint="write a whole number and a unit: h (hours), d (days) or "
+                         "w (weeks), such as 90d")
     rotate_with = tuple(c.string_list((*path, "rotateWith"), m.get("rotateWith", [])))
     return CatalogValue(name, description, requirement, source, generate, default,
-                        min_length, group, prop, rotate_with)
+                        min_length, group, prop, max_age, rotate_with)
 
 
 def _check_rotation_groups(c: Checker, values: dict[str, CatalogValue]) -> None:

@@ -92,6 +92,22 @@ class EnvironmentConfig:
 
 
 @dataclass(frozen=True)
+class NetworkPolicyConfig:
+    """`networkPolicy:`: render a default-deny NetworkPolicy for the application
+    namespace (and default-deny egress with `egress: true`) and an egress policy for
+    ESO's namespace allowing DNS, the API server and the store."""
+
+    egress: bool = False
+    api_server: tuple[str, ...] = ()
+    """CIDRs of the API server's endpoints (kubectl get endpoints kubernetes)."""
+    store: tuple[str, ...] = ()
+    """CIDRs of the store's address as ESO reaches it (default: any, on storePort)."""
+    store_port: int = 443
+    store_port_set: bool = False
+    """storePort was written (else the Vault server URL's port, or 443)."""
+
+
+@dataclass(frozen=True)
 class Config:
     root: Path
     file: Path | None
@@ -102,6 +118,8 @@ class Config:
     manifests: str = "deparrow/k8s"
     environments: dict[str, EnvironmentConfig] = field(default_factory=dict)
     source: Located | None = field(default=None, repr=False, compare=False)
+    network_policy: NetworkPolicyConfig | None = None
+    """None: no NetworkPolicy is rendered (the default, as before)."""
 
     def check_catalog(self, catalog: Catalog) -> None:
         """Config references to catalog keys (optionalKeys) must name optional values,
@@ -173,7 +191,7 @@ def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
 def parse_config(doc: Located, root: Path) -> Config:
     c = Checker(doc, ConfigError)
     top = c.mapping((), doc.data, ["namespace", "serviceAccount", "secretStore", "catalog",
-                                   "manifests", "environments"])
+                                   "manifests", "environments", "networkPolicy"])
     namespace = c.string(("namespace",), top.get("namespace", "deparrow"), pattern=DNS_LABEL,
                          what="Kubernetes namespace")
     sa = c.string(("serviceAccount",), top.get("serviceAccount", "deparrow-external-secrets-sa"),
@@ -190,9 +208,34 @@ def parse_config(doc: Located, root: Path) -> Config:
         envs[name] = _parse_environment(c, name, raw)
     if not envs:
         envs["dev"] = EnvironmentConfig("dev", StoreConfig("local"))
+    network = None
+    if "networkPolicy" in top:
+        network = _parse_network_policy(c, top["networkPolicy"])
     return Config(root=root, file=Path(doc.file), namespace=namespace, service_account=sa,
                   secret_store=store_name, catalog=catalog, manifests=manifests,
-                  environments=envs, source=doc)
+                  environments=envs, source=doc, network_policy=network)
+
+
+def _parse_network_policy(c: Checker, raw: Any) -> NetworkPolicyConfig:
+    import ipaddress
+
+    path: KeyPath = ("networkPolicy",)
+    m = c.mapping(path, raw, ["egress", "apiServer", "store", "storePort"])
+    egress = c.boolean((*path, "egress"), m.get("egress", False))
+    cidrs: dict[str, tuple[str, ...]] = {}
+    for key in ("apiServer", "store"):
+        items = c.string_list((*path, key), m.get(key))
+        for i, item in enumerate(items):
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError:
+                raise c.fail((*path, key, i), f"'{item}' is not a CIDR block",
+                             hint="write an address block such as 10.0.0.0/16 or "
+                             "192.0.2.10/32 (host bits zero)") from None
+        cidrs[key] = tuple(items)
+    port = c.integer((*path, "storePort"), m.get("storePort", 443), 1, 65535)
+    return NetworkPolicyConfig(egress, cidrs["apiServer"], cidrs["store"], port,
+                               "storePort" in m)
 
 
 _STORE_KEYS: dict[str, dict[str, tuple[str, ...]]] = {

@@ -270,3 +270,47 @@ _DOCTOR_RULES = [
 ]
 DOCTOR_RULES = _DOCTOR_RULES
 DOCTOR_RULE_IDS = {r.id: r for r in _DOCTOR_RULES}
+
+
+# --------------------------------------------------------------------------- posture
+# The guide's seven security practices (`posture`): one rule per practice, its id is
+# what `posture --ignore` takes. A posture finding is a verdict (pass, fail, unknown)
+# with evidence; its severity is error for fail, warning for unknown, note for pass.
+_POSTURE_RULES = [
+    Rule("audit-logging", ERROR,
+         "The store records who read and changed secrets: a Vault/OpenBao audit device, an "
+         "AWS CloudTrail trail with Secrets Manager management events in the region, the "
+         "Key Vault AuditEvent diagnostic setting, the embedded store's change ledger.",
+         "deparrow-secrets setup --env ENV --audit", tool="posture"),
+    Rule("rotation-age", ERROR,
+         "Every value with a `maxAge` in the catalog is younger than it (the age comes from "
+         "the store's version dates; values without maxAge are never due).",
+         "deparrow-secrets rotate --due --env ENV", tool="posture"),
+    Rule("encryption-at-rest", ERROR,
+         "Secrets are encrypted at rest: the embedded store's AEAD and key file, the AWS "
+         "secrets' KMS key and the IAM policy covering it, Key Vault's SKU, Vault's seal "
+         "and storage, and etcd encryption of the cluster's Secrets.",
+         "Follow the fix of the finding (it names the command).", tool="posture"),
+    Rule("network-isolation", ERROR,
+         "The application namespace has a default-deny NetworkPolicy (ingress, and egress "
+         "when `networkPolicy.egress` is configured) and ESO's namespace restricts egress.",
+         "Set `networkPolicy:` in deparrow-secrets.yaml, `deparrow-secrets render`, commit "
+         "and `deparrow-secrets deploy --env ENV`.", tool="posture"),
+    Rule("nothing-committed", ERROR,
+         "No secret value is committed: lint's embedded-value rules over the manifests and "
+         "the configuration, and scan of the working tree for the environment's values.",
+         "deparrow-secrets lint and deparrow-secrets scan --env ENV name each file and key; "
+         "move the value to the store and rotate it.", tool="posture"),
+    Rule("least-privilege", ERROR,
+         "ESO's identity can read one environment's secrets and nothing more: lint's policy "
+         "rules over the committed policies, and the scope of the policy the tool renders.",
+         "deparrow-secrets policy --env ENV prints the scoped policy; deparrow-secrets "
+         "setup --env ENV applies it.", tool="posture"),
+    Rule("separate-stores", ERROR,
+         "Each environment has its own store location: lint's store rule over manifests and "
+         "configuration, and verify's check of the configured locations.",
+         "Give each environment its own store location (path, prefix or Key Vault).",
+         tool="posture"),
+]
+POSTURE_RULES = _POSTURE_RULES
+POSTURE_RULE_IDS = {r.id: r for r in _POSTURE_RULES}

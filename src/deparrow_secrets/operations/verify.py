@@ -29,11 +29,23 @@ class KeyCheck:
 
 
 @dataclass
+class OverdueValue:
+    """A value older than its catalog maxAge (due for rotation)."""
+
+    key: str
+    remote_key: str
+    age: str
+    max_age: str
+    changed: str | None
+
+
+@dataclass
 class VerifyReport:
     environment: str
     provider: str
     checks: list[KeyCheck] = field(default_factory=list)
     shared_locations: list[str] = field(default_factory=list)
+    overdue: list[OverdueValue] = field(default_factory=list)
 
     @property
     def failures(self) -> list[KeyCheck]:
@@ -41,7 +53,7 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not self.failures and not self.shared_locations
+        return not self.failures and not self.shared_locations and not self.overdue
 
 
 def store_location(config: Config, env: EnvironmentConfig) -> tuple[str, ...]:
@@ -92,4 +104,10 @@ def verify(project: Project, env: EnvironmentConfig, store: SecretStore) -> Veri
         got = read[value.name]
         report.checks.append(KeyCheck(value.name, ref.key, ref.property, value.requirement,
                                       check_value(got.value, value.min_length), got.version))
+    from deparrow_secrets.posture.rotation import overdue_keys
+
+    for due in overdue_keys(project, env, store):
+        report.overdue.append(OverdueValue(
+            due.key, due.remote_key, due.age_text or "", due.max_age or "",
+            due.since.isoformat() if due.since else None))
     return report

@@ -662,3 +662,84 @@ def _config_step(admin: _Admin, env: EnvironmentConfig, options: Options, ca: st
     if drop_jwt:
         changed.append("token_reviewer_jwt removed (tokenReview client-token)")
     return item, "updated", "changed: " + ", ".join(changed), body
+
+
+# --------------------------------------------------------------------------- audit
+
+DEFAULT_AUDIT_FILE = "/var/log/vault/audit.log"
+AUDIT_DEVICE = "deparrow"
+# OpenBao refuses audit devices through the API unless the server's configuration sets
+# `unsafe_allow_api_audit_creation`; it declares them in its configuration file instead.
+API_AUDIT_REFUSED = "cannot enable audit device via api"
+
+
+def audit_devices(listing: dict[str, Any]) -> dict[str, str]:
+    """Path -> type of the enabled audit devices in a `GET sys/audit` answer (the devices
+    are under `data`, and at the top level too on older servers)."""
+    data = listing.get("data")
+    devices: dict[str, Any] = data if isinstance(data, dict) else listing
+    return {str(path): str(info["type"]) for path, info in devices.items()
+            if isinstance(info, dict) and "type" in info}
+
+
+def audit_stanza(file_path: str | None, socket_address: str | None) -> list[str]:
+    """The configuration-file form of the audit device (OpenBao's declarative way)."""
+    if socket_address:
+        kind, options = "socket", [f"    address = {json.dumps(socket_address)}",
+                                   '    socket_type = "tcp"']
+    else:
+        kind, options = "file", [f"    file_path = {json.dumps(file_path or DEFAULT_AUDIT_FILE)}"]
+    return [f'audit "{kind}" "{AUDIT_DEVICE}" {{',
+            '  description = "secret reads and writes (deparrow-secrets setup --audit)"',
+            "  options {", *options, "  }", "}"]
+
+
+def setup_audit(config: Config, env: EnvironmentConfig, *, file_path: str | None = None,
+                socket_address: str | None = None, dry_run: bool = False) -> SetupReport:
+    """Enable an audit device through the API where the server allows it (Vault), else
+    print the stanza for the server's configuration file (OpenBao). Idempotent: a
+    server with any audit device enabled is left as it is."""
+    import hvac.exceptions as hx
+
+    report = SetupReport(env.name, env.provider, dry_run=dry_run)
+    admin = _Admin(config, env, [])
+    try:
+        listing = admin.get("list audit devices", "sys/audit", missing_ok=False) or {}
+        enabled = sorted(audit_devices(listing))
+        if enabled:
+            report.add("audit device", "unchanged", "enabled: " + ", ".join(enabled))
+            return report
+        kind = "socket" if socket_address else "file"
+        options = {"address": socket_address, "socket_type": "tcp"} if socket_address \
+            else {"file_path": file_path or DEFAULT_AUDIT_FILE}
+        detail = f"{kind} {options.get('address') or options.get('file_path')}"
+        if dry_run:
+            report.add(f"audit device {AUDIT_DEVICE}/", "enabled", detail)
+            return report
+        body = {"type": kind, "description": "secret reads and writes (deparrow-secrets)",
+                "options": options}
+
+        def enable() -> str | None:
+            try:
+                admin.client.adapter.put(f"/v1/sys/audit/{AUDIT_DEVICE}", json=body)
+            except hx.InvalidRequest as exc:
+                text = admin._text(exc)
+                if API_AUDIT_REFUSED in text.lower():
+                    return text
+                raise
+            return None
+
+        refused = admin.call("enable audit device", f"sys/audit/{AUDIT_DEVICE}",
+                             "create, update, sudo", enable)
+        if refused:
+            report.add(f"audit device {AUDIT_DEVICE}/", "printed",
+                       "not enabled: the server declares audit devices in its configuration "
+                       "file (OpenBao); add the stanza below")
+            report.commands += [
+                "# add to the server's configuration file (-config=FILE), then restart it:",
+                *audit_stanza(file_path, socket_address)]
+            return report
+        report.add(f"audit device {AUDIT_DEVICE}/", "enabled", detail)
+    finally:
+        admin.close()
+    return report

@@ -177,3 +177,72 @@ def generator_kustomization(config: Config, catalog: Catalog, env: EnvironmentCo
                              "labels": {"app.kubernetes.io/part-of": "deparrow"}},
         "secretGenerator": generators,
     }
+
+
+# --------------------------------------------------------------------------- networkPolicy
+
+NETWORK_API = "networking.k8s.io/v1"
+DEFAULT_DENY = "deparrow-default-deny"
+ESO_EGRESS = "external-secrets-egress"
+ESO_NAMESPACE = "external-secrets"
+API_SERVER_PORTS = (443, 6443)
+
+
+def _network_policy(name: str, namespace: str, spec: Obj) -> Obj:
+    return {"apiVersion": NETWORK_API, "kind": "NetworkPolicy",
+            "metadata": _meta(name, namespace), "spec": spec}
+
+
+def _dns_egress() -> Obj:
+    return {"to": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": "kube-system"}}}],
+            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}
+
+
+def app_network_policies(config: Config) -> list[Obj]:
+    """Default deny for every pod of the application namespace: ingress, and egress when
+    `networkPolicy.egress` is set (then DNS stays allowed, or nothing resolves). The
+    workloads' own allow policies are theirs to add."""
+    policy = config.network_policy
+    if policy is None:
+        return []
+    types = ["Ingress", "Egress"] if policy.egress else ["Ingress"]
+    objs = [_network_policy(DEFAULT_DENY, config.namespace,
+                            {"podSelector": {}, "policyTypes": types})]
+    if policy.egress:
+        objs.append(_network_policy("deparrow-allow-dns", config.namespace, {
+            "podSelector": {}, "policyTypes": ["Egress"], "egress": [_dns_egress()]}))
+    return objs
+
+
+def store_port(config: Config, env: EnvironmentConfig) -> int:
+    """The port ESO reaches the store on: networkPolicy.storePort when given, else the
+    Vault server URL's port, else 443 (AWS and Azure endpoints)."""
+    from urllib.parse import urlparse
+
+    policy = config.network_policy
+    if policy is not None and policy.store_port_set:
+        return policy.store_port
+    if env.provider == "vault" and env.store.server:
+        parsed = urlparse(env.store.server)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
+    return 443
+
+
+def eso_egress_policy(config: Config, env: EnvironmentConfig) -> Obj | None:
+    """ESO's pods may reach DNS, the API server and the environment's store, nothing
+    else. Without `apiServer:`/`store:` CIDRs the port is allowed to any address."""
+    policy = config.network_policy
+    if policy is None or not env.uses_eso:
+        return None
+
+    def to(cidrs: tuple[str, ...], ports: tuple[int, ...]) -> Obj:
+        rule: Obj = {"ports": [{"protocol": "TCP", "port": p} for p in ports]}
+        if cidrs:
+            rule["to"] = [{"ipBlock": {"cidr": c}} for c in cidrs]
+        return rule
+
+    return _network_policy(ESO_EGRESS, ESO_NAMESPACE, {
+        "podSelector": {}, "policyTypes": ["Egress"],
+        "egress": [_dns_egress(), to(policy.api_server, API_SERVER_PORTS),
+                   to(policy.store, (store_port(config, env),))]})

@@ -17,6 +17,7 @@ from deparrow_secrets.render import manifests
 from deparrow_secrets.render.yamlout import GENERATED, dump_documents
 
 ESO_PATCH = "patches/external-secrets.yaml"
+NETWORK_POLICY_FILE = "network-policy.yaml"
 DEV_GITIGNORE = "# Exported values (deparrow-secrets export): never committed.\nsecrets/\n"
 
 
@@ -38,21 +39,33 @@ def render_environment(config: Config, catalog: Catalog,
         "namespace": config.namespace,
         "resources": ["../../base", ESO_PATCH],
     }
-    return {
+    files = {
         f"{base}/kustomization.yaml": dump_documents([kustomization]),
         f"{base}/{ESO_PATCH}": dump_documents(manifests.eso_objects(config, catalog, env)),
     }
+    eso_policy = manifests.eso_egress_policy(config, env)
+    if eso_policy is not None:
+        # Its own kustomization: the overlay's `namespace:` would move it out of ESO's
+        # namespace. Applied once per cluster: kubectl apply -k eso/<env>.
+        files[f"eso/{env.name}/kustomization.yaml"] = dump_documents([{
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [NETWORK_POLICY_FILE]}])
+        files[f"eso/{env.name}/{NETWORK_POLICY_FILE}"] = dump_documents([eso_policy])
+    return files
 
 
 def render_tree(config: Config, catalog: Catalog) -> dict[str, str]:
     """Relative path -> file content for every file the tool owns in the tree."""
+    app_policies = manifests.app_network_policies(config)
     files = {
         "base/kustomization.yaml": dump_documents([{
             "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-            "resources": ["namespace.yaml"],
+            "resources": ["namespace.yaml"] + ([NETWORK_POLICY_FILE] if app_policies else []),
         }]),
         "base/namespace.yaml": dump_documents([manifests.namespace_object(config)]),
     }
+    if app_policies:
+        files[f"base/{NETWORK_POLICY_FILE}"] = dump_documents(app_policies)
     for env in config.environments.values():
         files.update(render_environment(config, catalog, env))
     return dict(sorted(files.items()))

@@ -1,0 +1,230 @@
+"""Audit logging at the store: who read and who changed which secret.
+
+- vault: `GET sys/audit` lists the enabled audit devices; reading it needs `read` and
+  `sudo` on sys/audit, so a 403 is "unknown" naming that grant, never "fail".
+- aws: a CloudTrail trail that is logging, covers the store's region (multi-region or
+  homed there) and records management events (Secrets Manager's GetSecretValue,
+  PutSecretValue, ... are management events; read events need ReadWriteType All).
+- azure: diagnostic settings live on the management plane, which the tool does not
+  use: the `az monitor diagnostic-settings` commands to check and to set them.
+- local: the embedded store has no audit device; the change ledger records its writes.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
+from deparrow_secrets.errors import AccessDeniedError, StoreError
+from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+
+PRACTICE = "audit-logging"
+VAULT_AUDIT_GRANT = 'path "sys/audit" { capabilities = ["read", "sudo"] }'
+TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
+                 "cloudtrail:GetEventSelectors")
+
+
+def check(config: Config, env: EnvironmentConfig) -> Verdict:
+    provider = env.provider
+    if provider == "vault":
+        return _vault(config, env)
+    if provider == "aws":
+        return _aws(config, env)
+    if provider == "azure":
+        return _azure(env)
+    return _local(config, env)
+
+
+def _local(config: Config, env: EnvironmentConfig) -> Verdict:
+    from deparrow_secrets.ledger.chain import LedgerFiles
+
+    ledger = LedgerFiles(config.root, config.state_dir).ledger
+    shown = _shown(config, ledger)
+    if ledger.is_file():
+        return Verdict(PRACTICE, "local", PASS,
+                       "the embedded store has no audit device; the change ledger records "
+                       "every write", [f"change ledger {shown} exists"],
+                       fix="", commands=["deparrow-secrets audit --verify"])
+    return Verdict(PRACTICE, "local", UNKNOWN,
+                   "the embedded store has no audit device; the change ledger records "
+                   "every write", [f"no change ledger at {shown} yet"],
+                   fix=f"nothing to do: the next provision/set/rollback of {env.name} "
+                   "starts it; `deparrow-secrets audit --verify` checks it",
+                   reason="no write recorded yet")
+
+
+def _shown(config: Config, path: Any) -> str:
+    try:
+        return str(path.relative_to(config.root))
+    except ValueError:
+        return str(path)
+
+
+def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
+    from deparrow_secrets.policy.vault import _Admin, audit_devices
+
+    admin = _Admin(config, env, [])
+    where = f"Vault at {admin.address}"
+    try:
+        try:
+            listing = admin.get("list audit devices", "sys/audit", missing_ok=False) or {}
+        except AccessDeniedError:
+            return Verdict(PRACTICE, "vault", UNKNOWN, f"{where}: audit devices not readable",
+                           ["GET sys/audit answered 403"],
+                           fix="run posture with a token whose policy has "
+                           f"{VAULT_AUDIT_GRANT}",
+                           reason="listing audit devices needs read and sudo on sys/audit")
+    finally:
+        admin.close()
+    found = sorted(f"{path} ({kind})" for path, kind in audit_devices(listing).items())
+    if found:
+        return Verdict(PRACTICE, "vault", PASS, f"{where}: {len(found)} audit device(s) "
+                       "enabled", [f"sys/audit lists {', '.join(found)}"])
+    return Verdict(PRACTICE, "vault", FAIL, f"{where}: no audit device is enabled: reads "
+                   "and writes of secrets leave no record", ["sys/audit lists no device"],
+                   fix=f"deparrow-secrets setup --env {env.name} --audit (Vault: enables a "
+                   "file audit device; OpenBao: prints the `audit` stanza for its "
+                   "configuration file)")
+
+
+def _trail_covers(trail: dict[str, Any], region: str) -> bool:
+    return bool(trail.get("IsMultiRegionTrail")) or trail.get("HomeRegion") == region
+
+
+def _management_scope(selectors: dict[str, Any]) -> str | None:
+    """"All", "WriteOnly", "ReadOnly" or None (no management events recorded)."""
+    if not selectors.get("EventSelectors") and not selectors.get("AdvancedEventSelectors"):
+        return "All"  # a trail created without selectors logs all management events
+    scopes: set[str] = set()
+    for sel in selectors.get("EventSelectors") or []:
+        if sel.get("IncludeManagementEvents", True):
+            scopes.add(str(sel.get("ReadWriteType") or "All"))
+    for adv in selectors.get("AdvancedEventSelectors") or []:
+        fields = {f.get("Field"): f for f in adv.get("FieldSelectors") or []}
+        category = fields.get("eventCategory") or {}
+        if "Management" not in (category.get("Equals") or []):
+            continue
+        read_only = (fields.get("readOnly") or {}).get("Equals") or []
+        scopes.add("ReadOnly" if read_only == ["true"] else
+                   "WriteOnly" if read_only == ["false"] else "All")
+    if "All" in scopes or {"ReadOnly", "WriteOnly"} <= scopes:
+        return "All"
+    return next(iter(scopes), None)
+
+
+def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
+    from deparrow_secrets.stores.aws import AwsStore
+
+    store = AwsStore.from_config(config, env)
+    region = store.region
+    create = aws_trail_command(region)
+    try:
+        trail_client = store.session.client("cloudtrail", region_name=region)
+        try:
+            trails = trail_client.describe_trails(includeShadowTrails=True).get("trailList")
+            evidence: list[str] = []
+            partial: list[str] = []
+            for trail in trails or []:
+                name = str(trail.get("TrailARN") or trail.get("Name"))
+                if not _trail_covers(trail, region):
+                    evidence.append(f"trail {name}: homed in {trail.get('HomeRegion')}, "
+                                    "single-region")
+                    continue
+                status = trail_client.get_trail_status(Name=name)
+                if not status.get("IsLogging"):
+                    evidence.append(f"trail {name}: not logging")
+                    continue
+                scope = _management_scope(trail_client.get_event_selectors(TrailName=name))
+                if scope is None:
+                    evidence.append(f"trail {name}: records no management events")
+                elif scope != "All":
+                    evidence.append(f"trail {name}: management events {scope} only")
+                    partial.append(name)
+                else:
+                    evidence.append(f"trail {name}: logging, management events All")
+                    return Verdict(PRACTICE, "aws", PASS,
+                                   f"CloudTrail records Secrets Manager management events "
+                                   f"in {region}", evidence)
+        finally:
+            trail_client.close()
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - botocore's errors, translated below
+        code = str(((getattr(exc, "response", None) or {}).get("Error") or {}).get("Code")
+                   or type(exc).__name__)
+        if "AccessDenied" in code or "Unauthorized" in code or "NoCredentials" in code:
+            return Verdict(PRACTICE, "aws", UNKNOWN, f"CloudTrail in {region} not readable",
+                           [f"CloudTrail answered {code}"],
+                           fix="run posture with credentials allowed "
+                           + ", ".join(TRAIL_ACTIONS), reason=f"{code}: the check needs "
+                           + ", ".join(TRAIL_ACTIONS))
+        return Verdict(PRACTICE, "aws", UNKNOWN, f"CloudTrail in {region} not readable",
+                       [f"CloudTrail call failed: {code}"],
+                       fix="check the network, AWS_REGION and AWS_ENDPOINT_URL, then rerun",
+                       reason=code)
+    finally:
+        store.close()
+    if not evidence:
+        evidence.append(f"no trail in {region} (nor a multi-region one)")
+    fix = create
+    if partial:
+        fix = (f"aws cloudtrail put-event-selectors --trail-name {shlex.quote(partial[0])} "
+               "--event-selectors '[{\"ReadWriteType\":\"All\","
+               f"\"IncludeManagementEvents\":true}}]' --region {region}")
+    return Verdict(PRACTICE, "aws", FAIL, f"no CloudTrail trail records all Secrets Manager "
+                   f"management events in {region}: reads of secrets leave no record",
+                   evidence, fix=fix)
+
+
+def azure_vault_name(env: EnvironmentConfig) -> str:
+    from urllib.parse import urlparse
+
+    host = urlparse(env.store.vault_url or "").hostname or "VAULT"
+    return host.split(".")[0]
+
+
+def _azure(env: EnvironmentConfig) -> Verdict:
+    name = azure_vault_name(env)
+    check_cmd, create_cmd = azure_diagnostic_commands(env)
+    return Verdict(PRACTICE, "azure", UNKNOWN,
+                   f"Key Vault {name}: the AuditEvent diagnostic setting is on the management "
+                   "plane, which the tool does not read", [f"vault {env.store.vault_url}"],
+                   fix=f"check: {check_cmd}; if it lists none, set it: {create_cmd}",
+                   reason="diagnostic settings are not readable through the Key Vault data "
+                   "plane", commands=[check_cmd, create_cmd])
+
+
+def audit_commands(env: EnvironmentConfig) -> tuple[str, str, list[str]]:
+    """(item, detail, commands) of `setup --audit` where nothing is enabled from here."""
+    if env.provider == "aws":
+        region = env.store.region or "REGION"
+        return ("CloudTrail trail deparrow-audit", "a multi-region trail records Secrets "
+                "Manager management events (reads and writes) by default", [
+                    "# a bucket for the trail's logs, with the bucket policy CloudTrail "
+                    "needs: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/"
+                    "create-s3-bucket-policy-for-cloudtrail.html",
+                    aws_trail_command(region)])
+    if env.provider == "azure":
+        check, create = azure_diagnostic_commands(env)
+        return ("Key Vault diagnostic setting deparrow-audit", "AuditEvent logs to a Log "
+                "Analytics workspace", [check, create])
+    return ("change ledger", "the embedded store has no audit device; every provision, set "
+            "and rollback is recorded in the change ledger", ["deparrow-secrets audit --verify"])
+
+
+def aws_trail_command(region: str) -> str:
+    return ("aws cloudtrail create-trail --name deparrow-audit --s3-bucket-name BUCKET "
+            f"--is-multi-region-trail --region {region} && aws cloudtrail start-logging "
+            f"--name deparrow-audit --region {region}")
+
+
+def azure_diagnostic_commands(env: EnvironmentConfig) -> tuple[str, str]:
+    name = azure_vault_name(env)
+    vault_id = f"$(az keyvault show --name {name} --query id --output tsv)"
+    check_cmd = (f"az monitor diagnostic-settings list --resource {vault_id} "
+                 "--query \"[].{name:name, logs:logs[?category=='AuditEvent' && enabled]}\"")
+    create_cmd = (f"az monitor diagnostic-settings create --name deparrow-audit "
+                  f"--resource {vault_id} --workspace WORKSPACE_RESOURCE_ID "
+                  "--logs '[{\"category\":\"AuditEvent\",\"enabled\":true}]'")
+    return check_cmd, create_cmd

@@ -1,0 +1,46 @@
+"""What every practice check returns: one verdict per practice and provider, with the
+evidence it looked at and the exact fix, as a finding of the shared model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from deparrow_secrets.lint.findings import ERROR, POSTURE_RULE_IDS, WARNING, Finding
+
+PASS = "pass"
+FAIL = "fail"
+UNKNOWN = "unknown"
+NOTE = "note"
+"""Severity of a passing check (SARIF's level for a result that needs no action)."""
+SEVERITY = {FAIL: ERROR, UNKNOWN: WARNING, PASS: NOTE}
+
+
+@dataclass
+class Verdict:
+    practice: str
+    """The rule id: audit-logging, rotation-age, encryption-at-rest, ..."""
+    provider: str
+    """What was looked at: the store's provider (local, vault, aws, azure), `cluster`,
+    `repository`, `configuration`."""
+    verdict: str
+    summary: str
+    evidence: list[str] = field(default_factory=list)
+    fix: str = ""
+    reason: str = ""
+    """Why the verdict is unknown (what could not be read, and what reading it needs)."""
+    commands: list[str] = field(default_factory=list)
+    """Commands to run by hand: checks the tool cannot make from here, and fixes."""
+
+    def finding(self, environment: str) -> Finding:
+        rule = POSTURE_RULE_IDS[self.practice]
+        message = f"{self.verdict}: {self.summary}"
+        if self.verdict == UNKNOWN and self.reason:
+            message += f" ({self.reason})"
+        fix = self.fix or ("none needed" if self.verdict == PASS else rule.fix)
+        return Finding(rule=self.practice, severity=SEVERITY[self.verdict], file="",
+                       line=None, message=message, fix=fix,
+                       resource=f"{environment}/{self.provider}",
+                       properties={"practice": self.practice, "provider": self.provider,
+                                   "verdict": self.verdict, "evidence": list(self.evidence),
+                                   "reason": self.reason or None,
+                                   "commands": list(self.commands)})
