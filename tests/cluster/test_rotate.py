@@ -284,6 +284,27 @@ def test_paused_deployment_is_reported_not_touched_and_text_output(vault_rot: Ro
     assert RESTARTED_AT not in (dep["spec"]["template"]["metadata"].get("annotations") or {})
 
 
+def test_on_delete_statefulset_is_reported_not_patched(vault_rot: Rot) -> None:
+    rot = vault_rot
+    rot.api.put({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                 "metadata": {"name": "db", "namespace": NS},
+                 "spec": {"replicas": 1, "serviceName": "db",
+                          "updateStrategy": {"type": "OnDelete"},
+                          "selector": {"matchLabels": {"app": "db"}},
+                          "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                              "containers": [{"name": "db", "image": "example.invalid/db:1",
+                                              "envFrom": [{"secretRef": {
+                                                  "name": "postgres-credentials"}}]}]}}}})
+    run = rot.rotate("POSTGRES_PASSWORD", "-o", "json")
+    assert run.code == 0, run.text
+    actions = {w["name"]: w["action"] for w in run.json()["workloads"]}
+    assert actions["db"] == "on-delete" and actions["db-client"] == "restart"
+    assert not any(r.verb == "patch" and r.path.endswith("/statefulsets/db")
+                   for r in rot.api.requests)
+    assert "OnDelete" in next(s["detail"] for s in run.json()["steps"]
+                              if s["step"] == "restart")
+
+
 def test_dry_run_writes_nothing(vault_rot: Rot) -> None:
     rot = vault_rot
     versions = rot.versions()
