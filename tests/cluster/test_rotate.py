@@ -540,3 +540,25 @@ def test_no_restart_syncs_and_verifies_but_leaves_the_workloads(vault_rot: Rot) 
         [("restart", "skipped"), ("wait", "skipped")]
     assert not any(r.verb == "patch" and "/deployments/" in r.path for r in rot.api.requests)
     assert rot.workloads.rollouts[("Deployment", NS, "web")] == 0
+
+
+def test_a_writer_during_the_sync_gives_a_hash_mismatch_and_a_person_is_needed(
+        vault_rot: Rot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deparrow_secrets.operations import rotate as ops
+
+    rot = vault_rot
+    real = ops._Run.expected
+
+    def then_another_writer(self: Any) -> Any:
+        expected = real(self)
+        if not self.record.undoing:
+            assert rot.cli("set", "GRAFANA_ADMIN_PASSWORD", "--env", rot.env,
+                           stdin=secrets.token_urlsafe(40)).code == 0
+        return expected
+
+    monkeypatch.setattr(ops._Run, "expected", then_another_writer)
+    run = rot.rotate("DEPARROW_JWT_SECRET", "--timeout", "2")
+    assert run.code == 9, run.text
+    assert "step sync failed: hash mismatch" in run.err
+    assert "changed by another writer since the rotation's write: not restored" in run.err
+    assert not any(r.verb == "patch" and "/deployments/" in r.path for r in rot.api.requests)
