@@ -284,6 +284,27 @@ def test_paused_deployment_is_reported_not_touched_and_text_output(vault_rot: Ro
     assert RESTARTED_AT not in (dep["spec"]["template"]["metadata"].get("annotations") or {})
 
 
+def test_on_delete_statefulset_is_reported_not_patched(vault_rot: Rot) -> None:
+    rot = vault_rot
+    rot.api.put({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                 "metadata": {"name": "db", "namespace": NS},
+                 "spec": {"replicas": 1, "serviceName": "db",
+                          "updateStrategy": {"type": "OnDelete"},
+                          "selector": {"matchLabels": {"app": "db"}},
+                          "template": {"metadata": {"labels": {"app": "db"}}, "spec": {
+                              "containers": [{"name": "db", "image": "example.invalid/db:1",
+                                              "envFrom": [{"secretRef": {
+                                                  "name": "postgres-credentials"}}]}]}}}})
+    run = rot.rotate("POSTGRES_PASSWORD", "-o", "json")
+    assert run.code == 0, run.text
+    actions = {w["name"]: w["action"] for w in run.json()["workloads"]}
+    assert actions["db"] == "on-delete" and actions["db-client"] == "restart"
+    assert not any(r.verb == "patch" and r.path.endswith("/statefulsets/db")
+                   for r in rot.api.requests)
+    assert "OnDelete" in next(s["detail"] for s in run.json()["steps"]
+                              if s["step"] == "restart")
+
+
 def test_dry_run_writes_nothing(vault_rot: Rot) -> None:
     rot = vault_rot
     versions = rot.versions()
@@ -519,3 +540,25 @@ def test_no_restart_syncs_and_verifies_but_leaves_the_workloads(vault_rot: Rot) 
         [("restart", "skipped"), ("wait", "skipped")]
     assert not any(r.verb == "patch" and "/deployments/" in r.path for r in rot.api.requests)
     assert rot.workloads.rollouts[("Deployment", NS, "web")] == 0
+
+
+def test_a_writer_during_the_sync_gives_a_hash_mismatch_and_a_person_is_needed(
+        vault_rot: Rot, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deparrow_secrets.operations import rotate as ops
+
+    rot = vault_rot
+    real = ops._Run.expected
+
+    def then_another_writer(self: Any) -> Any:
+        expected = real(self)
+        if not self.record.undoing:
+            assert rot.cli("set", "GRAFANA_ADMIN_PASSWORD", "--env", rot.env,
+                           stdin=secrets.token_urlsafe(40)).code == 0
+        return expected
+
+    monkeypatch.setattr(ops._Run, "expected", then_another_writer)
+    run = rot.rotate("DEPARROW_JWT_SECRET", "--timeout", "2")
+    assert run.code == 9, run.text
+    assert "step sync failed: hash mismatch" in run.err
+    assert "changed by another writer since the rotation's write: not restored" in run.err
+    assert not any(r.verb == "patch" and "/deployments/" in r.path for r in rot.api.requests)

@@ -136,7 +136,8 @@ def show_result(result: Any, output: str) -> None:
         click.echo(line)
     for c in p.consumers:
         how = {"restart": "restarted" if c.restarted else "restart",
-               "reloader": "left to Stakater Reloader", "paused": "paused: not touched"}
+               "reloader": "left to Stakater Reloader", "paused": "paused: not touched",
+               "on-delete": "updateStrategy OnDelete: not rolled, delete its pods"}
         click.echo(f"  {c.kind.lower():<11} {c.name}: {how[c.action]}"
                    + (", rolled out" if c.rolled_out else "")
                    + f" ({','.join(c.secrets)}{'; ' + ','.join(c.ways) if c.ways else ''})")

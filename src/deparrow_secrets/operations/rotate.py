@@ -114,7 +114,7 @@ class Consumer:
     name: str
     secrets: list[str]
     ways: list[str]
-    action: str  # restart | reloader | paused
+    action: str  # restart | reloader | paused | on-delete
     restarted: bool = False
     rolled_out: bool = False
 
@@ -362,7 +362,12 @@ def _consumers(client: KubeClient, namespace: str, targets: list[SecretTarget],
             w.annotations.get(RELOADER_SEARCH) == "true"
             and labels_of.get(s, {}).get(RELOADER_MATCH) == "true") for s in secrets_)
         obj = live[w.ref]
-        action = "paused" if is_paused(obj) else ("reloader" if reloader else "restart")
+        on_delete = ((obj.get("spec") or {}).get("updateStrategy") or {}).get(
+            "type") == "OnDelete"
+        # OnDelete: a template change rolls nothing (kubectl rollout status refuses it);
+        # reported like a paused Deployment, with the pods to delete.
+        action = "paused" if is_paused(obj) else "on-delete" if on_delete else (
+            "reloader" if reloader else "restart")
         out.append(Consumer(w.kind, w.name, secrets_, sorted({u.how for u in uses}), action))
     return out, live
 
@@ -756,12 +761,16 @@ class _Run:
         if which is None:
             self.save()
         paused = [c.ref for c in self.plan.consumers if c.action == "paused"]
+        on_delete = [c.ref for c in self.plan.consumers if c.action == "on-delete"]
         reloader = [c.ref for c in self.plan.consumers if c.action == "reloader"]
         detail = f"{patched} restarted" + (f" ({already} already)" if already else "")
         if reloader:
             detail += f"; {len(reloader)} left to Stakater Reloader"
         if paused:
             detail += "; paused, not touched: " + ", ".join(paused)
+        if on_delete:
+            detail += ("; updateStrategy OnDelete, not rolled: delete the pods of "
+                       + ", ".join(on_delete) + " one at a time to load the new value")
         return detail
 
     def wait_rollouts(self, at: str, which: list[Consumer] | None = None,
@@ -907,6 +916,7 @@ class _Run:
             "workloadsLeftToReloader": [c.ref for c in plan.consumers
                                         if c.action == "reloader"],
             "workloadsPaused": [c.ref for c in plan.consumers if c.action == "paused"],
+            "workloadsOnDelete": [c.ref for c in plan.consumers if c.action == "on-delete"],
             "steps": {s.name: {"status": s.status, "seconds": round(s.seconds, 3)}
                       for s in res.steps}}
         facts.update(self.extra_facts)

@@ -37,7 +37,7 @@ class ObjectRecord:
 @dataclass
 class WorkloadRecord:
     secrets: list[str]
-    action: str  # restart | reloader | paused
+    action: str  # restart | reloader | paused | on-delete
     generation: int = 0  # at plan time: Reloader's rollout moves it
     restarted: bool = False
 
