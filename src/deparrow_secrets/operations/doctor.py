@@ -71,6 +71,7 @@ class _Doctor:
         self.ns = project.config.namespace
         self.report = DoctorReport(env.name, self.ns, client.context)
         self._edges: set[tuple[str, str]] = set()
+        self._catalog_secrets = {s.name for s in project.catalog.secrets}
 
     # ------------------------------------------------------------------ helpers
 
@@ -318,6 +319,7 @@ class _Doctor:
     def check_workloads(self, state: ClusterState, syncs: list[SecretSync]) -> None:
         catalog_secrets = {s.name for s in syncs}
         changed = {s.name: last_data_change(state, s.external_secret) for s in syncs}
+        workloads = {w.ref: w for w in state.workloads}
         for w in state.workloads:
             wl_node = None
             for u in w.uses:
@@ -340,7 +342,7 @@ class _Doctor:
                 if last is None or started is None or started >= last:
                     continue
                 owner = pod.owner or f"Pod/{pod.name}"
-                workload = next((w for w in state.workloads if w.ref == owner), None)
+                workload = workloads.get(owner)
                 fix = (f"wait for Stakater Reloader's rollout of {owner} (it watches "
                        f"{secret}); do not restart it a second time"
                        if workload and workload.reloader_watches(secret) else
@@ -365,7 +367,7 @@ class _Doctor:
                 if (u.secret, None) in reported:
                     continue
                 reported.add((u.secret, None))
-                catalog = u.secret in {s.name for s in self.project.catalog.secrets}
+                catalog = u.secret in self._catalog_secrets
                 self.add("workload-secret-missing", res,
                          f"{w.ref} references Secret {u.secret}, which does not exist",
                          f"deparrow-secrets deploy --env {self.env.name}" if catalog else
