@@ -8,6 +8,7 @@ import gc
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -84,8 +85,9 @@ class _RecordingClient:
         self.collector_during.append(gc.isenabled())
         return []
 
-    def get(self, kind: Kind, name: str, namespace: str | None = None) -> None:
+    def get(self, kind: Kind, name: str, namespace: str | None = None) -> Any:
         self.collector_during.append(gc.isenabled())
+        return {"metadata": {"name": name}}  # the namespace exists
 
     def events(self, namespace: str, **_: Any) -> list[Any]:
         self.collector_during.append(gc.isenabled())
@@ -104,4 +106,27 @@ def test_the_namespace_is_read_with_the_collector_paused(collector_on: None) -> 
     assert state.namespace == "deparrow"
     assert len(client.collector_during) >= 10  # every list of doctor's read
     assert not any(client.collector_during)
+    assert gc.isenabled()
+
+
+def test_doctor_runs_with_the_collector_paused(collector_on: None, tmp_path: Path) -> None:
+    from deparrow_secrets.errors import StoreError
+    from deparrow_secrets.operations.doctor import doctor
+    from deparrow_secrets.operations.project import Project
+    from helpers import write_config
+
+    write_config(tmp_path, "environments:\n  staging:\n    store: {provider: vault, "
+                           "server: 'https://vault.example.com:8200', path: app/staging}\n")
+    project = Project.load(tmp_path / "deparrow-secrets.yaml")
+    client = _RecordingClient()
+    during_store_read: list[bool] = []
+
+    def opener() -> Any:
+        during_store_read.append(gc.isenabled())
+        raise StoreError("the store is not there in this test")
+
+    report = doctor(project, project.environment("staging"), client,  # type: ignore[arg-type]
+                    opener)
+    assert [f.rule for f in report.findings if f.rule == "store-unreachable"]
+    assert during_store_read == [False] and not any(client.collector_during)
     assert gc.isenabled()

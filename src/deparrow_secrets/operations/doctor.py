@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deparrow_secrets.cluster.api import ESO_GROUP, KubeClient
+from deparrow_secrets.cluster.collector import collector_paused
 from deparrow_secrets.cluster.consumers import FROZEN, SUB_PATH, Workload
 from deparrow_secrets.cluster.expected import ExpectedSecret, expected_secrets
 from deparrow_secrets.cluster.state import (
@@ -384,6 +385,15 @@ class _Doctor:
 
 def doctor(project: Project, env: EnvironmentConfig, client: KubeClient,
            open_store: Callable[[], SecretStore]) -> DoctorReport:
+    # A run holds a copy of the whole namespace and builds a node per object, all freed by
+    # reference counting: the cycle collector would only walk them over and over
+    # (cluster/collector.py).
+    with collector_paused():
+        return _doctor(project, env, client, open_store)
+
+
+def _doctor(project: Project, env: EnvironmentConfig, client: KubeClient,
+            open_store: Callable[[], SecretStore]) -> DoctorReport:
     d = _Doctor(project, env, client)
     calls = client.calls
     require_namespace(client, project.config.namespace, env)
