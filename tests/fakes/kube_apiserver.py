@@ -1095,11 +1095,15 @@ class FakeKubeApiServer:
         return encoded
 
     def _select(self, rt: ResourceType, flt: Filter) -> builtins.list[Obj]:
-        keys = [k for k in self._by_type.get(rt.key, ())
-                if flt.namespace is None or k[2] == flt.namespace]
-        out = [o for o in (self._objects[k] for k in keys) if flt.matches(o)]
-        out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        return out
+        return [o for _, o in self._select_keyed(rt, flt)]
+
+    def _select_keyed(self, rt: ResourceType, flt: Filter
+                      ) -> builtins.list[tuple[tuple[str, str, str, str], Obj]]:
+        """(key, object) of what `flt` selects, by namespace and name (the keys of one
+        type differ only there)."""
+        keys = sorted(k for k in self._by_type.get(rt.key, ())
+                      if flt.namespace is None or k[2] == flt.namespace)
+        return [(k, o) for k, o in ((k, self._objects[k]) for k in keys) if flt.matches(o)]
 
     def _publish(self, type_: str, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         self.hub.publish(WatchEvent(int(obj["metadata"]["resourceVersion"]), type_, rt.key,
@@ -1822,20 +1826,17 @@ class FakeKubeApiServer:
         limit = int(query.get("limit") or 0)
         table = "as=Table" in (headers.get("Accept") or "")
         with self._lock:
-            items = self._select(rt, flt)
+            items = self._select_keyed(rt, flt)
             rv = str(self._rv)
             page = items[start:start + limit] if limit > 0 else items[start:]
-            encoded = [] if table else [
-                self._list_item(rt, self._key(rt, o["metadata"].get("namespace") if
-                                              rt.namespaced else None, o["metadata"]["name"]), o)
-                for o in page]
+            encoded = [] if table else [self._list_item(rt, k, o) for k, o in page]
         meta: Obj = {"resourceVersion": rv}
         if limit > 0 and start + limit < len(items):
             meta["continue"] = base64.urlsafe_b64encode(
                 json.dumps({"start": start + limit}).encode()).decode()
             meta["remainingItemCount"] = len(items) - start - limit
         if table:
-            return _Response(200, self._table(rt, page, meta,
+            return _Response(200, self._table(rt, [o for _, o in page], meta,
                                               query.get("includeObject", "Metadata")))
         # byte for byte what json.dumps gives for the whole list, items included
         head = json.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
