@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import os
 import secrets
 import statistics
@@ -173,6 +174,10 @@ def bench_doctor(n: int, store_env: dict[str, str]) -> dict[str, Any]:
             doctor(project, env, client, lambda: project.open_store(env))  # warm-up
             walls, waits = [], []
             for _ in range(RUNS):
+                # Each run starts as a new process would, without the cyclic garbage of
+                # the runs before it (each opens a boto3 client): otherwise one run in two
+                # pays a full collection of everything earlier runs left.
+                gc.collect()
                 with api_wait(client) as waited:
                     began = time.perf_counter()
                     report = doctor(project, env, client, lambda: project.open_store(env))

@@ -564,6 +564,7 @@ class _Response:
     status: int
     body: Obj | None = None
     stream: Iterator[bytes] | None = None
+    raw: bytes | None = None  # the body already encoded (lists: joined cached items)
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -723,7 +724,8 @@ class _Handler(BaseHTTPRequestHandler):
             finally:
                 resp.stream.close()  # type: ignore[attr-defined]
             return
-        payload = json.dumps(resp.body).encode() if resp.body is not None else b""
+        payload = resp.raw if resp.raw is not None else (
+            json.dumps(resp.body).encode() if resp.body is not None else b"")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -755,6 +757,8 @@ class FakeKubeApiServer:
         self._dependents: dict[str, set[tuple[str, str, str, str]]] = {}
         self._by_type: dict[tuple[str, str], set[tuple[str, str, str, str]]] = {}
         self._events: dict[tuple[str, str, str, str, str], tuple[str, str, str, str]] = {}
+        # key -> (served apiVersion, the stored object's JSON as a list item): _list_item
+        self._encoded: dict[tuple[str, str, str, str], tuple[str, bytes]] = {}
         self._denied: builtins.list[tuple[str, str, str | None]] = []
         self._faults: builtins.list[_Fault] = []
         self._delay = 0.0
@@ -1072,12 +1076,34 @@ class FakeKubeApiServer:
         out["kind"] = rt.kind
         return out
 
+    def _list_item(self, rt: ResourceType, key: tuple[str, str, str, str], obj: Obj) -> bytes:
+        """`obj` as an item of a list answer, JSON-encoded once per stored version (as the
+        real watch cache keeps each object's serialization, cachingObject): a list of
+        thousands of objects joins bytes instead of copying and encoding every object on
+        every request. Every write stores a new dict through _store, whose _unindex drops
+        the entry (stored objects are never changed in place). Call with the lock held."""
+        cached = self._encoded.get(key)
+        if cached is not None and cached[0] == rt.api_version:
+            return cached[1]
+        item = dict(obj)  # what _out gives, without copying what json.dumps only reads
+        item["apiVersion"] = rt.api_version
+        item["kind"] = rt.kind
+        if rt.builtin:  # typed lists carry no per-item kind/apiVersion
+            del item["kind"], item["apiVersion"]
+        encoded = json.dumps(item).encode()
+        self._encoded[key] = (rt.api_version, encoded)
+        return encoded
+
     def _select(self, rt: ResourceType, flt: Filter) -> builtins.list[Obj]:
-        keys = [k for k in self._by_type.get(rt.key, ())
-                if flt.namespace is None or k[2] == flt.namespace]
-        out = [o for o in (self._objects[k] for k in keys) if flt.matches(o)]
-        out.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
-        return out
+        return [o for _, o in self._select_keyed(rt, flt)]
+
+    def _select_keyed(self, rt: ResourceType, flt: Filter
+                      ) -> builtins.list[tuple[tuple[str, str, str, str], Obj]]:
+        """(key, object) of what `flt` selects, by namespace and name (the keys of one
+        type differ only there)."""
+        keys = sorted(k for k in self._by_type.get(rt.key, ())
+                      if flt.namespace is None or k[2] == flt.namespace)
+        return [(k, o) for k, o in ((k, self._objects[k]) for k in keys) if flt.matches(o)]
 
     def _publish(self, type_: str, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         self.hub.publish(WatchEvent(int(obj["metadata"]["resourceVersion"]), type_, rt.key,
@@ -1340,6 +1366,7 @@ class FakeKubeApiServer:
 
     def _unindex(self, key: tuple[str, str, str, str], obj: Obj) -> None:
         self._by_type.get(key[:2], set()).discard(key)
+        self._encoded.pop(key, None)  # written or deleted: its encoding is stale
         for ref in obj["metadata"].get("ownerReferences") or []:
             keys = self._dependents.get(ref.get("uid", ""))
             if keys is not None:
@@ -1435,8 +1462,9 @@ class FakeKubeApiServer:
                                    dry_run=dry_run)
             if not dry_run:
                 self._owners[key] = {me: applied_paths}
-                stored = self._objects[key]
-                self._render_managed(stored, self._owners[key], rt)
+                stored = _clone(self._objects[key])  # stored objects are replaced, never
+                self._render_managed(stored, self._owners[key], rt)  # changed (_list_item)
+                self._store(key, stored)
                 created = self._out(rt, stored)
             return 201, created
         owners = {k: set(v) for k, v in self._owners.get(key, {}).items()}
@@ -1674,7 +1702,7 @@ class FakeKubeApiServer:
                     raise not_found(rt, name or "")
                 return _Response(200, self._out(rt, obj))
         if route.verb == "list":
-            return _Response(200, self._list_response(rt, ns, query, headers))
+            return self._list_response(rt, ns, query, headers)
         if route.verb == "watch":
             flt = Filter(rt, ns, query)
             return _Response(200, stream=self._watch(rt, flt, query))
@@ -1786,11 +1814,8 @@ class FakeKubeApiServer:
     # ------------------------------------------------------------------ list / table / watch
 
     def _list_response(self, rt: ResourceType, ns: str | None, query: dict[str, str],
-                       headers: Any) -> Obj:
+                       headers: Any) -> _Response:
         flt = Filter(rt, ns, query)
-        with self._lock:
-            items = self._select(rt, flt)
-            rv = str(self._rv)
         start = 0
         token = query.get("continue")
         if token:
@@ -1799,23 +1824,24 @@ class FakeKubeApiServer:
             except (ValueError, KeyError, binascii.Error) as exc:
                 raise ApiError(400, "BadRequest", "invalid continue token") from exc
         limit = int(query.get("limit") or 0)
-        page = items[start:start + limit] if limit > 0 else items[start:]
+        table = "as=Table" in (headers.get("Accept") or "")
+        with self._lock:
+            items = self._select_keyed(rt, flt)
+            rv = str(self._rv)
+            page = items[start:start + limit] if limit > 0 else items[start:]
+            encoded = [] if table else [self._list_item(rt, k, o) for k, o in page]
         meta: Obj = {"resourceVersion": rv}
         if limit > 0 and start + limit < len(items):
             meta["continue"] = base64.urlsafe_b64encode(
                 json.dumps({"start": start + limit}).encode()).decode()
             meta["remainingItemCount"] = len(items) - start - limit
-        if "as=Table" in (headers.get("Accept") or ""):
-            return self._table(rt, page, meta, query.get("includeObject", "Metadata"))
-        out_items = []
-        for obj in page:
-            item = self._out(rt, obj)
-            if rt.builtin:  # typed lists carry no per-item kind/apiVersion
-                item.pop("kind", None)
-                item.pop("apiVersion", None)
-            out_items.append(item)
-        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
-                "items": out_items}
+        if table:
+            return _Response(200, self._table(rt, [o for _, o in page], meta,
+                                              query.get("includeObject", "Metadata")))
+        # byte for byte what json.dumps gives for the whole list, items included
+        head = json.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version,
+                           "metadata": meta}).encode()
+        return _Response(200, raw=head[:-1] + b', "items": [' + b", ".join(encoded) + b"]}")
 
     def _table(self, rt: ResourceType, objs: builtins.list[Obj], meta: Obj, include: str) -> Obj:
         columns: builtins.list[Obj] = [{"name": "Name", "type": "string", "format": "name",

@@ -762,3 +762,63 @@ def test_kubectl_client_side_apply_and_kustomize_secret_generator(
     names = [s["metadata"]["name"] for s in api.list("v1", "Secret", NS)]
     generated = [n for n in names if n.startswith("gen-")]
     assert len(generated) == 1 and len(generated[0]) == len("gen-") + 10
+
+
+def test_list_answers_follow_every_write_byte_for_byte(api: FakeKubeApiServer,
+                                                       k8s: client.ApiClient) -> None:
+    """List bodies are joined from per-object encodings cached per stored version: after
+    each kind of write a list answers exactly what encoding the stored objects gives."""
+    core = client.CoreV1Api(k8s)
+    custom = client.CustomObjectsApi(k8s)
+
+    def expected(api_version: str, kind: str, typed: bool, **page: Any) -> bytes:
+        items = api.list(api_version, kind, NS)
+        start = page.get("start", 0)
+        items = items[start:start + page["limit"]] if "limit" in page else items
+        if typed:
+            for item in items:
+                del item["kind"], item["apiVersion"]
+        meta: dict[str, Any] = {"resourceVersion": str(api.resource_version)}
+        meta.update(page.get("meta", {}))
+        return json.dumps({"kind": f"{kind}List", "apiVersion": api_version, "metadata": meta,
+                           "items": items}).encode()
+
+    def secrets_body(**kwargs: Any) -> bytes:
+        return core.list_namespaced_secret(NS, _preload_content=False, **kwargs).data
+
+    def external_secrets_body() -> bytes:
+        return custom.list_namespaced_custom_object(
+            "external-secrets.io", "v1", NS, "externalsecrets", _preload_content=False).data
+
+    for name in ("s1", "s2", "s3"):
+        api.put(secret(name, {"k": secrets.token_urlsafe(8)}))
+    assert secrets_body() == expected("v1", "Secret", True)  # encodings cached now
+    api.put(secret("s1", {"k": secrets.token_urlsafe(8)}, labels={"a": "b"}))  # update
+    assert api.delete("v1", "Secret", "s2", NS)
+    core.patch_namespaced_secret(  # server-side apply: create, managedFields rendered
+        "s4", NS, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s4"},
+                   "stringData": {"k": secrets.token_urlsafe(8)}},
+        field_manager="deparrow-secrets", _content_type="application/apply-patch+yaml")
+    core.patch_namespaced_secret("s3", NS, {"metadata": {"annotations": {"x": "y"}}})
+    body = secrets_body()
+    assert body == expected("v1", "Secret", True)
+    assert [i["metadata"]["name"] for i in json.loads(body)["items"]] == ["s1", "s3", "s4"]
+    first = json.loads(secrets_body(limit=2))
+    token = first["metadata"]["continue"]
+    assert secrets_body(limit=2) == expected(
+        "v1", "Secret", True, limit=2,
+        meta={"continue": token, "remainingItemCount": 1})
+    assert secrets_body(limit=2, _continue=token) == expected("v1", "Secret", True, start=2,
+                                                               limit=2)
+    # custom resources: items carry kind and apiVersion; a status write is a new version
+    es = {"apiVersion": ESO, "kind": "ExternalSecret",
+          "metadata": {"name": "es1", "namespace": NS},
+          "spec": {"refreshInterval": "1h", "secretStoreRef": {"name": "s"},
+                   "target": {"name": "t"}}}
+    stored = api.put(es)
+    assert external_secrets_body() == expected(ESO, "ExternalSecret", False)
+    stored["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+    api.update_status(stored)
+    body = external_secrets_body()
+    assert body == expected(ESO, "ExternalSecret", False)
+    assert json.loads(body)["items"][0]["status"]["conditions"][0]["status"] == "True"

@@ -32,10 +32,15 @@ VALUE_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 _KEY_DIGEST_SALT = secrets.token_bytes(32)
 
 
+# Each byte value in decimal, as Go prints the elements of a []byte.
+_DECIMAL = tuple(str(i).encode() for i in range(256))
+
+
 def go_map_repr(data: Mapping[str, bytes]) -> bytes:
     """Go's `%+v` rendering of a map[string][]byte."""
     items = sorted((k.encode(), v) for k, v in data.items())
-    inner = b" ".join(k + b":[" + " ".join(str(b) for b in v).encode() + b"]" for k, v in items)
+    inner = b" ".join(k + b":[" + b" ".join(map(_DECIMAL.__getitem__, v)) + b"]"
+                      for k, v in items)
     return b"map[" + inner + b"]"
 
 

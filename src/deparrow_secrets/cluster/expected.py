@@ -46,8 +46,10 @@ def expected_secrets(project: Project, env: EnvironmentConfig,
     needed = [v.name for v in layout.needed()]
     read = layout.read(store, needed)
     out: dict[str, ExpectedSecret] = {}
-    for secret in environment_secrets(project, env):
+    for secret in catalog.secrets:
         keys = catalog.secret_keys(secret, env.ha, env.optional_keys)
+        if not keys:  # not one of this environment's Secrets (environment_secrets)
+            continue
         exp = ExpectedSecret(secret.name,
                              external_secret_name(secret) if env.uses_eso else None, keys)
         data: dict[str, bytes] = {}

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from deparrow_secrets.cluster.api import ESO_GROUP, SECRET, Kind, Obj, SecretDigest, kind_of
+from deparrow_secrets.cluster.collector import collector_paused
 from deparrow_secrets.cluster.datahash import digest_secret
 from deparrow_secrets.cluster.kubeconfig import ResolvedConfig, load_client_configuration
 from deparrow_secrets.errors import (
@@ -101,7 +102,7 @@ class OfficialKubeClient:
             if response.status >= 400:
                 reason, message = _status_message(data)
                 raise _HttpError(response.status, reason, message)
-            doc = json.loads(data) if data else {}
+            doc = decode_json(data) if data else {}
             return doc if isinstance(doc, dict) else {}
 
         def transient(exc: BaseException) -> bool:
@@ -244,6 +245,21 @@ class OfficialKubeClient:
             out.append(digest_secret(item))
             item.clear()
         return out
+
+
+def decode_json(data: bytes) -> Any:
+    """An answer's JSON without the objects' managedFields (the larger part of most
+    objects, read by no command; kubectl hides them too), decoded with the cycle
+    collector paused (cluster/collector.py), so they go before it counts them."""
+    with collector_paused():
+        doc = json.loads(data)
+        if isinstance(doc, dict):
+            items = doc.get("items")
+            for obj in [doc, *(items if isinstance(items, list) else ())]:
+                meta = obj.get("metadata") if isinstance(obj, dict) else None
+                if isinstance(meta, dict):
+                    meta.pop("managedFields", None)
+        return doc
 
 
 def _is_network_error(exc: BaseException) -> bool:

@@ -24,6 +24,7 @@ from deparrow_secrets.cluster.api import (
     Obj,
     SecretDigest,
 )
+from deparrow_secrets.cluster.collector import collector_paused
 from deparrow_secrets.cluster.consumers import PodInfo, Workload, pods_from, workloads_from
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import ClusterConfigError, ClusterDeniedError
@@ -100,6 +101,13 @@ def require_namespace(client: KubeClient, namespace: str, env: EnvironmentConfig
 def read_state(client: KubeClient, config: Config, env: EnvironmentConfig, *,
                workloads: bool = True, eso_pods: bool = False,
                events: bool = True) -> ClusterState:
+    with collector_paused():  # the lists and their conversions make no cycles
+        return _read_state(client, config, env, workloads=workloads, eso_pods=eso_pods,
+                           events=events)
+
+
+def _read_state(client: KubeClient, config: Config, env: EnvironmentConfig, *,
+                workloads: bool, eso_pods: bool, events: bool) -> ClusterState:
     ns = config.namespace
     versions = client.served_versions(ESO_GROUP) if env.uses_eso else None
     state = ClusterState(ns, versions)

@@ -92,9 +92,10 @@ def compare(expected: dict[str, ExpectedSecret], state: ClusterState) -> list[Se
                 s.generation = int(meta.get("generation") or 0)
                 s.refresh_interval = str(spec.get("refreshInterval") or "")
                 s.refresh_policy = str(spec.get("refreshPolicy") or "")
-                failed = state.events_for("ExternalSecret", exp.external_secret,
-                                          reason=UPDATE_FAILED, type_="Warning")
-                if failed and not s.es_ready:
+                failed = [] if s.es_ready else state.events_for(
+                    "ExternalSecret", exp.external_secret, reason=UPDATE_FAILED,
+                    type_="Warning")
+                if failed:
                     s.es_error = str(failed[0].get("message") or "")
         live = state.secrets.get(exp.name)
         s.secret_present = live is not None

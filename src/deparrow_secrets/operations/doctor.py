@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deparrow_secrets.cluster.api import ESO_GROUP, KubeClient
+from deparrow_secrets.cluster.collector import collector_paused
 from deparrow_secrets.cluster.consumers import FROZEN, SUB_PATH, Workload
 from deparrow_secrets.cluster.expected import ExpectedSecret, expected_secrets
 from deparrow_secrets.cluster.state import (
@@ -71,6 +72,7 @@ class _Doctor:
         self.ns = project.config.namespace
         self.report = DoctorReport(env.name, self.ns, client.context)
         self._edges: set[tuple[str, str]] = set()
+        self._catalog_secrets = {s.name for s in project.catalog.secrets}
 
     # ------------------------------------------------------------------ helpers
 
@@ -318,6 +320,7 @@ class _Doctor:
     def check_workloads(self, state: ClusterState, syncs: list[SecretSync]) -> None:
         catalog_secrets = {s.name for s in syncs}
         changed = {s.name: last_data_change(state, s.external_secret) for s in syncs}
+        workloads = {w.ref: w for w in state.workloads}
         for w in state.workloads:
             wl_node = None
             for u in w.uses:
@@ -340,7 +343,7 @@ class _Doctor:
                 if last is None or started is None or started >= last:
                     continue
                 owner = pod.owner or f"Pod/{pod.name}"
-                workload = next((w for w in state.workloads if w.ref == owner), None)
+                workload = workloads.get(owner)
                 fix = (f"wait for Stakater Reloader's rollout of {owner} (it watches "
                        f"{secret}); do not restart it a second time"
                        if workload and workload.reloader_watches(secret) else
@@ -365,7 +368,7 @@ class _Doctor:
                 if (u.secret, None) in reported:
                     continue
                 reported.add((u.secret, None))
-                catalog = u.secret in {s.name for s in self.project.catalog.secrets}
+                catalog = u.secret in self._catalog_secrets
                 self.add("workload-secret-missing", res,
                          f"{w.ref} references Secret {u.secret}, which does not exist",
                          f"deparrow-secrets deploy --env {self.env.name}" if catalog else
@@ -382,6 +385,15 @@ class _Doctor:
 
 def doctor(project: Project, env: EnvironmentConfig, client: KubeClient,
            open_store: Callable[[], SecretStore]) -> DoctorReport:
+    # A run holds a copy of the whole namespace and builds a node per object, all freed by
+    # reference counting: the cycle collector would only walk them over and over
+    # (cluster/collector.py).
+    with collector_paused():
+        return _doctor(project, env, client, open_store)
+
+
+def _doctor(project: Project, env: EnvironmentConfig, client: KubeClient,
+            open_store: Callable[[], SecretStore]) -> DoctorReport:
     d = _Doctor(project, env, client)
     calls = client.calls
     require_namespace(client, project.config.namespace, env)
