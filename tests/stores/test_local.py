@@ -136,3 +136,23 @@ def test_killed_mid_write_leaves_old_or_new(store_path: Path, tmp_path: Path) ->
         generations = {v.reveal() for v in snap.values.values()}
         assert len(generations) == 1, "an object mixes two writes"
         assert len(snap.values) == 50
+
+
+def test_a_read_racing_a_writer_sees_one_snapshot(store_path: Path) -> None:
+    """Another process commits between a read's two queries (the newest row, then the
+    sealed newest-version record): the read must see one state, not report tampering."""
+    with LocalStore(store_path) as writer, LocalStore(store_path) as reader:
+        first = writer.write("obj", {"A": SecretValue(secrets.token_urlsafe(8))}, None)
+        real_head = reader._head
+        raced: list[str] = []
+
+        def head_after_a_commit(key: str) -> int | None:
+            if not raced:
+                raced.append(writer.write("obj", {"A": SecretValue(secrets.token_urlsafe(8))},
+                                          first))
+            return real_head(key)
+
+        reader._head = head_after_a_commit  # type: ignore[method-assign]
+        snap = reader.read("obj")
+        assert raced and snap is not None and snap.version == first
+        assert [v.version for v in reader.history("obj")] == [first, raced[0]]

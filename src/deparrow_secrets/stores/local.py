@@ -22,7 +22,7 @@ import stat
 import threading
 import urllib.parse
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -347,7 +347,25 @@ class LocalStore(SecretStore):
                             f"version in the file is {newest}: versions were removed from "
                             "the store file", key, hint="restore the store file from a backup")
 
+    @contextlib.contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """One read transaction: a writer committing between a read's queries (the newest
+        row, then its sealed newest-version record) must not look like removed rows."""
+        if self._db.in_transaction:
+            yield
+            return
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
+
     def read(self, key: str, version: str | None = None) -> Snapshot | None:
+        with self._snapshot():
+            return self._read(key, version)
+
+    def _read(self, key: str, version: str | None) -> Snapshot | None:
         if version is None:
             row = self._db.execute(
                 "SELECT version, nonce, sealed FROM versions WHERE object=? "
@@ -427,9 +445,10 @@ class LocalStore(SecretStore):
         return [r[0] for r in rows if r[0].startswith(prefix)]
 
     def history(self, key: str) -> list[VersionInfo]:
-        rows = self._db.execute("SELECT version, created FROM versions WHERE object=? "
-                                "ORDER BY version", (key,)).fetchall()
-        self._check_head(key, rows[-1][0] if rows else None)
+        with self._snapshot():
+            rows = self._db.execute("SELECT version, created FROM versions WHERE object=? "
+                                    "ORDER BY version", (key,)).fetchall()
+            self._check_head(key, rows[-1][0] if rows else None)
         return [VersionInfo(str(v), datetime.fromisoformat(created), i == len(rows) - 1)
                 for i, (v, created) in enumerate(rows)]
 
