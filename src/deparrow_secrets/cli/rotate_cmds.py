@@ -54,13 +54,15 @@ def cluster_client(env: EnvironmentConfig, kubeconfig: str | None,
               help="On a failure after the write, keep the new value and say how to finish.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
               metavar="SECONDS", help="How long to wait for ESO and for each rollout step.")
+@click.option("--due", is_flag=True,
+              help="Rotate the values older than their catalog maxAge (none: nothing to do).")
 @click.option("--yes", is_flag=True, help="Do not ask before rotating --all.")
 @cluster_options
 @output_option()
 @click.pass_context
 def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name: str | None,
            all_keys: bool, values_file: str | None, from_stdin: bool, dry_run: bool,
-           no_restart: bool, no_rollback: bool, timeout: float, yes: bool,
+           no_restart: bool, no_rollback: bool, timeout: float, due: bool, yes: bool,
            kubeconfig: str | None, kube_context: str | None, output: str) -> None:
     """Rotate KEYs of ENV: new values into the store (check-and-set), force-sync the
     ExternalSecrets and verify each Secret by hash, restart the consumers (Reloader's
@@ -76,6 +78,17 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
 
     project = load_project(ctx)
     env = project.environment(env_name)
+    if due:
+        if keys or secret_name or all_keys:
+            raise InputError("--due chooses the keys itself: give no KEY, --secret or --all",
+                             hint=f"deparrow-secrets rotate --due --env {env.name}")
+        keys = tuple(ops.due_keys(project, env))
+        if not keys:
+            if output == "json":
+                print_json({"environment": env.name, "due": [], "outcome": "nothing-due"})
+            else:
+                click.echo(f"{env.name}: no value is older than its maxAge; nothing to rotate")
+            return
     selected = ops.select_keys(project, env, list(keys), secret_name, all_keys)
     if all_keys and not yes and not dry_run:
         if not stdin_is_tty():

@@ -208,6 +208,15 @@ class RotateOptions:
 # --------------------------------------------------------------------------- selection
 
 
+def due_keys(project: Project, env: EnvironmentConfig) -> list[str]:
+    """The keys of `env` older than their catalog `maxAge` (`rotate --due`), read from the
+    store without changing it; values without a maxAge are never due."""
+    from deparrow_secrets.posture.rotation import overdue_keys
+
+    with project.open_store(env, create=False, writable=False) as store:
+        return [age.key for age in overdue_keys(project, env, store)]
+
+
 def select_keys(project: Project, env: EnvironmentConfig, keys: list[str],
                 secret: str | None, all_keys: bool) -> list[str]:
     """The keys to rotate, groups (`rotateWith`) included; InputError (exit 2) for a key
