@@ -77,6 +77,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from eso_rules import build_path  # the one port of ESO's Vault buildPath
 from fakes.kube_apiserver import ApiError, FakeKubeApiServer
 
 Obj = dict[str, Any]
@@ -219,25 +220,6 @@ def _gjson(payload: str, path: str) -> str | None:
         else:
             return None
     return cur if isinstance(cur, str) else json.dumps(cur, separators=(",", ":"))
-
-
-def vault_build_path(path: str, mount: str | None, version: str = "v2") -> str:
-    """providers/v1/vault/client_get.go ``buildPath``, ported line by line."""
-    out = path
-    if mount is not None:
-        cut = mount + "/"
-        if out.startswith(cut):
-            out = out.split(cut, 1)[1]
-            if out.startswith("data/") and version == "v2":
-                out = out.split("data/", 1)[1]
-        build_mount = mount.split("/")
-        if version == "v2":
-            build_mount.append("data")
-        return "/".join(build_mount + out.split("/"))
-    if "/data/" not in out and version == "v2":
-        parts = out.split("/")
-        return "/".join([parts[0], "data", *parts[1:]])
-    return out
 
 
 # --------------------------------------------------------------------------- the simulator
@@ -558,7 +540,7 @@ class EsoSimulator:
             spec = store["spec"]["provider"]["vault"]
             mount = spec.get("path")
             kv = spec.get("version", "v2")
-            data_path = vault_build_path(key, mount, kv)
+            data_path = build_path(mount, kv, key)
             prefix = f"{client.mount}/data/"
             if kv != "v2" or not data_path.startswith(prefix):
                 raise ReconcileError(MSG_ERROR_GET_DATA,

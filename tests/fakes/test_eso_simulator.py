@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from deparrow_secrets.secret import SecretValue
+from eso_rules import build_path
 from fakes.eso_simulator import (
     ANNOTATION_DATA_HASH,
     LABEL_MANAGED,
@@ -28,7 +29,6 @@ from fakes.eso_simulator import (
     object_hash,
     parse_duration,
     synced_resource_version,
-    vault_build_path,
 )
 from fakes.kube_apiserver import FakeKubeApiServer
 from fakes.kube_objects import started_cluster
@@ -72,7 +72,7 @@ def test_meta_hash_is_the_hash_of_the_struct_rendering() -> None:
 ])
 def test_vault_build_path_is_esos(key: str, mount: str | None, version: str,
                                   expected: str) -> None:
-    assert vault_build_path(key, mount, version) == expected
+    assert build_path(mount, version, key) == expected
 
 
 def test_parse_duration_reads_go_durations() -> None:
