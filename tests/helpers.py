@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,24 @@ def write_config(root: Path, text: str) -> Path:
     path = root / "deparrow-secrets.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def vault_staging_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, *,
+                          store_extra: str = "", dev: bool = False) -> tuple[Path, str]:
+    """A project whose staging lives on the test OpenBao (under a path of its own) and that
+    the in-process commands run in; returns the root and the KV path."""
+    root = tmp_path / "project"
+    root.mkdir()
+    isolate(monkeypatch, root)
+    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
+    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+    path = f"deparrow-{secrets.token_hex(4)}/staging"
+    write_config(root, "environments:\n"
+                       + ("  dev:\n    store: {provider: local}\n" if dev else "")
+                       + "  staging:\n    store: {provider: vault, "
+                       f"server: 'https://vault.example.com:8200', path: {path}"
+                       f"{', ' + store_extra if store_extra else ''}}}\n")
+    return root, path
 
 
 def git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,7 +23,7 @@ import pytest
 from deparrow_secrets.cluster.datahash import eso_data_hash
 from deparrow_secrets.operations.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
-from helpers import Run, find_values, isolate, write_config
+from helpers import Run, find_values, vault_staging_project
 
 Cli = Callable[..., Run]
 NS = "deparrow"
@@ -33,15 +33,7 @@ def test_no_value_and_no_data_hash_in_any_cluster_output(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: Cli,
         kube_api: FakeKubeApiServer, eso: Callable[..., Any],
         eso_install: Callable[..., None], workloads: Any) -> None:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    path = f"deparrow-{secrets.token_hex(4)}/staging"
-    write_config(root, "environments:\n  dev:\n    store: {provider: local}\n"
-                       "  staging:\n    store: {provider: vault, "
-                       f"server: 'https://vault.example.com:8200', path: {path}}}\n")
+    root, path = vault_staging_project(tmp_path, monkeypatch, openbao, dev=True)
     kc = str(kube_api.kubeconfig_path)
     outputs: dict[str, bytes] = {}
 

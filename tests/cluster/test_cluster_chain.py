@@ -22,7 +22,7 @@ import pytest
 from deparrow_secrets.operations.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
 from fakes.kube_objects import deployment, eso_crds
-from helpers import Run, isolate, write_config
+from helpers import Run, vault_staging_project
 
 Cli = Callable[..., Run]
 NS = "deparrow"
@@ -81,16 +81,9 @@ class Cluster:
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: Cli,
             kube_api: FakeKubeApiServer, eso: Callable[..., Any],
             eso_install: Callable[..., None], workloads: Any) -> Iterator[Cluster]:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    path = f"deparrow-{secrets.token_hex(4)}/staging"
     # client-token review: the one mode whose rendering has the auth-delegator binding
-    write_config(root, "environments:\n  staging:\n    store: {provider: vault, "
-                       f"server: 'https://vault.example.com:8200', path: {path}, "
-                       "tokenReview: client-token}\n")
+    root, path = vault_staging_project(tmp_path, monkeypatch, openbao,
+                                       store_extra="tokenReview: client-token")
     assert cli("provision", "--env", "staging").code == 0
     assert cli("render").code == 0
     eso_install(kube_api)

@@ -21,7 +21,7 @@ from deparrow_secrets.cluster.datahash import eso_data_hash
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.operations.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
-from helpers import Run, isolate, write_config
+from helpers import Run, isolate, vault_staging_project, write_config
 
 Cli = Callable[..., Run]
 CATALOG = load_catalog()
@@ -57,14 +57,7 @@ def _start_eso(eso: Callable[..., Any], root: Path, env_name: str) -> Any:
 @pytest.fixture
 def vault_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: Cli,
               kube_api: FakeKubeApiServer) -> Iterator[Env]:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    path = f"deparrow-{secrets.token_hex(4)}/staging"
-    write_config(root, "environments:\n  staging:\n    store: {provider: vault, "
-                       f"server: 'https://vault.example.com:8200', path: {path}}}\n")
+    root, path = vault_staging_project(tmp_path, monkeypatch, openbao)
     assert cli("provision", "--env", "staging").code == 0
     assert cli("render").code == 0
     client = openbao.client()
