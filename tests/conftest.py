@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 
 from helpers import Run, invoke
+from markers import uses_a_server
 from servers import AWS_ENV_TO_CLEAR, DelayProxy, MotoServer, OpenBaoServer, ProxyMode
+
+# --------------------------------------------------------------------------- markers
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if uses_a_server(item):  # `pytest -m "not server"`: the fast loop
+            item.add_marker(pytest.mark.server)
+
 
 # --------------------------------------------------------------------------- OpenBao
 

@@ -106,7 +106,7 @@ def test_dry_run_writes_nothing_to_an_existing_store(project: Path, cli) -> None
     assert "would create 8 value(s)" in run.out
     assert snapshot_files(project) == before
     with open_store(project) as store:
-        assert store.list() == ["deparrow/dev"]
+        assert store.list_objects() == ["deparrow/dev"]
 
 
 def test_read_only_commands_create_no_store(project: Path, cli) -> None:

@@ -22,6 +22,15 @@ def test_ruff_is_clean() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_mypy_is_clean() -> None:
+    """The `[tool.mypy]` gate of pyproject.toml over src; its cache is the git-ignored one."""
+    done = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir",
+                           str(REPO_ROOT / ".mypy_cache"), "src"], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Success: no issues found" in done.stdout
+
+
 def test_committed_tree_is_up_to_date() -> None:
     run = run_cli(["render", "--check"], cwd=REPO_ROOT)
     assert run.code == 0, run.text

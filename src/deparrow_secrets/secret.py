@@ -16,15 +16,16 @@ MASK = "<redacted>"
 class SecretValue:
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
-        if isinstance(value, SecretValue):
-            value = value.reveal()
-        if not isinstance(value, str):
+    def __init__(self, value: str | SecretValue) -> None:
+        # `object`: the check below is for callers the type checker does not see.
+        text: object = value.reveal() if isinstance(value, SecretValue) else value
+        if not isinstance(text, str):
             raise TypeError("SecretValue takes a str")
-        object.__setattr__(self, "_value", value)
+        object.__setattr__(self, "_value", text)
 
     def reveal(self) -> str:
-        return _VALUE_SLOT.__get__(self, SecretValue)  # type: ignore[no-any-return]
+        value: str = _VALUE_SLOT.__get__(self, SecretValue)
+        return value
 
     def __getattribute__(self, name: str) -> object:
         # str.format resolves "{0._value}" through attribute access: the slot is

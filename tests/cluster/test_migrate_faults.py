@@ -195,8 +195,8 @@ def test_owner_switched_to_orphan_before_delete_keeps_an_adopted_secret(
         def write(self, key: str, values: Any, expected_version: str | None) -> str:
             raise NotImplementedError
 
-        def list(self, prefix: str = "") -> list[str]:
-            return self.inner.list(prefix)
+        def list_objects(self, prefix: str = "") -> list[str]:
+            return self.inner.list_objects(prefix)
 
         def history(self, key: str) -> Any:
             return self.inner.history(key)

@@ -163,7 +163,7 @@ def test_deleting_the_newest_rows_is_detected(tmp_path: Path,
                 store.read(key)
             with pytest.raises(IntegrityError, match="versions were removed"):
                 store.history(key)
-        assert "other" in store.list()
+        assert "other" in store.list_objects()
 
 
 def test_the_head_record_cannot_be_moved_between_objects(tmp_path: Path,

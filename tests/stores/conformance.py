@@ -142,9 +142,9 @@ class StoreConformance:
         keys = sorted(self.object_name(store, f"list{i}") for i in range(3))
         for key in keys:
             store.write(key, self.group(store), None)
-        listed = store.list()
+        listed = store.list_objects()
         assert set(keys) <= set(listed)
-        assert store.list(keys[0]) == [keys[0]]
+        assert store.list_objects(keys[0]) == [keys[0]]
 
     def test_special_characters_round_trip(self, store: SecretStore) -> None:
         key = self.object_name(store, "chars")

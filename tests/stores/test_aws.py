@@ -242,7 +242,7 @@ def test_layout_writes_exactly_the_guide_objects(store: AwsStore, aws_env: MotoS
     for name, keys in objects.items():
         if name != "deparrow/production/database":
             store.write(name, {layout.ref(k).property: value() for k in keys}, None)
-    assert sorted(store.list("deparrow/production/")) == sorted(objects)
+    assert sorted(store.list_objects("deparrow/production/")) == sorted(objects)
 
 
 def test_secret_that_is_not_a_json_object_of_strings(store: AwsStore,
@@ -276,7 +276,7 @@ def test_http_calls_per_operation(store: AwsStore, tmp_path: Path) -> None:
     assert calls.take() == ["ListSecretVersionIds"]
     assert store.rollback(key) == v1
     assert calls.take() == ["ListSecretVersionIds", "UpdateSecretVersionStage"]
-    store.list("deparrow/test/")
+    store.list_objects("deparrow/test/")
     assert calls.take() == ["ListSecrets"]
 
     # A store that never saw the expected version checks it first (metadata only), so a
@@ -717,9 +717,9 @@ def test_list_pages_through_every_secret(store: AwsStore, aws_env: MotoServer) -
         direct.create_secret(Name=name, SecretString="{}")
     direct.create_secret(Name=f"other/{prefix}x", SecretString="{}")
     calls = Calls(store.client)
-    assert store.list(prefix) == names
+    assert store.list_objects(prefix) == names
     assert calls.take() == ["ListSecrets", "ListSecrets"]
-    assert store.list(prefix + "10") == names[100:]
+    assert store.list_objects(prefix + "10") == names[100:]
 
 
 # --------------------------------------------------------------------------- no values

@@ -208,7 +208,7 @@ def test_soft_deleted_name_is_reported_and_recoverable(fake: FakeKeyVault,
     v1 = store.write(key, {WHOLE: old}, None)
     with fake.make_client() as sdk:
         sdk.begin_delete_secret(key, _polling_interval=0.01).wait()
-    assert key not in store.list()
+    assert key not in store.list_objects()
     assert store.deleted() == [key]
     assert store.read(key) is None
     new = value()
@@ -347,7 +347,7 @@ def test_unreachable_vault_is_unavailable(fake: FakeKeyVault) -> None:
     s = AzureStore(f"https://127.0.0.1:{port}", StaticTokenCredential(), policy=FAST,
                    connection_verify=fake.ca_path)
     with s, pytest.raises(StoreUnavailableError, match="could not be reached"):
-        s.list()
+        s.list_objects()
 
 
 def test_untrusted_certificate_is_refused_with_ca_hint(
@@ -357,7 +357,7 @@ def test_untrusted_certificate_is_refused_with_ca_hint(
     fake.clear_requests()
     s = AzureStore(fake.url, StaticTokenCredential(), policy=FAST)  # system CAs only
     with s, pytest.raises(StoreUnavailableError) as info:
-        s.list()
+        s.list_objects()
     assert "not trusted" in str(info.value) and "REQUESTS_CA_BUNDLE" in str(info.value)
     assert fake.requests == []  # no request got through; not retried as a transient fault
 
@@ -636,7 +636,7 @@ def test_certificate_backed_secrets_are_listed_by_the_service_not_by_us(
     with fake.make_client() as sdk:
         managed = {p.name: p.managed for p in sdk.list_properties_of_secrets()}
     assert managed == {ours: None, "DEPARROW-TLS-CERT": True}
-    assert store.list("DEPARROW-") == [ours]
+    assert store.list_objects("DEPARROW-") == [ours]
 
 
 def test_a_challenge_for_another_resource_gets_no_token(fake: FakeKeyVault) -> None:

@@ -31,7 +31,7 @@ VAULT_ADDR = os.environ.get("DEPARROW_TEST_VAULT_ADDR", "")
 
 
 def _clean(store: SecretStore, prefix: str, remove: object) -> None:
-    for name in store.list(prefix):
+    for name in store.list_objects(prefix):
         with contextlib.suppress(Exception):
             remove(name)  # type: ignore[operator]
 

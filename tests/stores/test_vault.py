@@ -512,14 +512,14 @@ def test_list_descends_only_into_the_prefix_folder(
         for name in names:
             store.write(name, group(1), None)
         sent = count_requests(store, monkeypatch)
-        assert store.list(f"{base}/app") == sorted(names[:3])
+        assert store.list_objects(f"{base}/app") == sorted(names[:3])
         assert sorted(sent) == sorted([f"LIST /v1/secret/metadata/{base}",
                                        f"LIST /v1/secret/metadata/{base}/apple",
                                        f"LIST /v1/secret/metadata/{base}/apple/y"])
-        assert store.list(f"{base}/") == sorted(names)
-        assert store.list(f"{base}/nothing") == []
-        assert store.list(unique("nowhere") + "/") == []
-        assert set(names) <= set(store.list("deparrow/"))
+        assert store.list_objects(f"{base}/") == sorted(names)
+        assert store.list_objects(f"{base}/nothing") == []
+        assert store.list_objects(unique("nowhere") + "/") == []
+        assert set(names) <= set(store.list_objects("deparrow/"))
 
 
 # --------------------------------------------------------------------------- faults
@@ -708,7 +708,7 @@ def test_policy_for_another_path_is_access_denied(
     vault_env.setenv("VAULT_TOKEN", limited)
     with connect(tmp_path) as store:
         for op in (lambda: store.read(key), lambda: store.write(key, group(), "1"),
-                   lambda: store.history(key), lambda: store.list(key)):
+                   lambda: store.history(key), lambda: store.list_objects(key)):
             with pytest.raises(AccessDeniedError) as info:
                 op()
             message = str(info.value)

@@ -26,7 +26,7 @@ def cluster_options(fn: F) -> F:
                       help="Kubeconfig context (default: the current context).")(fn)
     return click.option("--kubeconfig", metavar="FILE",
                         help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, "
-                             "in-cluster).")(fn)  # type: ignore[return-value]
+                             "in-cluster).")(fn)
 
 
 @contextmanager

@@ -437,7 +437,7 @@ def _validate_kustomization(obj: Mapping[str, Any], api_version: str,
 # --------------------------------------------------------------------------- entry point
 
 
-def validate_object(obj: Mapping[str, Any]) -> list[SchemaProblem]:
+def validate_object(obj: object) -> list[SchemaProblem]:
     """Validate one manifest object; an empty list means no problem was found.
 
     Raises MissingDependencyError for a built-in Kubernetes kind when kubernetes-validate

@@ -52,6 +52,7 @@ operation.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -580,7 +581,7 @@ class AwsStore(SecretStore):
         return out
 
     @bounded
-    def list(self, prefix: str = "") -> list[str]:
+    def list_objects(self, prefix: str = "") -> list[str]:
         names: list[str] = []
         token: str | None = None
         while True:
@@ -591,8 +592,7 @@ class AwsStore(SecretStore):
                 kwargs["Filters"] = [{"Key": "name", "Values": [prefix]}]
             if token:
                 kwargs["NextToken"] = token
-            resp = self._call(None, "list",
-                              lambda kwargs=kwargs: self._client.list_secrets(**kwargs))
+            resp = self._call(None, "list", functools.partial(self._client.list_secrets, **kwargs))
             names.extend(str(s["Name"]) for s in resp.get("SecretList") or ())
             token = resp.get("NextToken")
             if not token:
@@ -640,11 +640,11 @@ class AwsStore(SecretStore):
                          + ", expected no secret", key,
                          hint="read it and write with its current version")
 
-    def _deleted(self, key: str) -> StoreError:
+    def _deleted(self, key: str | None) -> StoreError:
         return self._err(SoftDeletedError, "the secret is scheduled for deletion: it cannot be "
                          "read or updated until it is restored (nothing was written)", key,
                          hint=f"restore it (aws secretsmanager restore-secret --secret-id "
-                         f"{key}) or wait until the deletion is done")
+                         f"{key or 'NAME'}) or wait until the deletion is done")
 
     def _describe(self, key: str, what: str) -> dict[str, Any] | None:
         """DescribeSecret (metadata, no value); None if the secret does not exist.

@@ -251,9 +251,9 @@ class _Order:
                     succ[a.id].add(b.id)
         for latest, listed in facts:
             if latest in succ:
-                for a in listed & succ.keys():
-                    if a != latest:
-                        succ[a].add(latest)
+                for earlier in listed & succ.keys():
+                    if earlier != latest:
+                        succ[earlier].add(latest)
         self._after: dict[str, set[str]] = {}
         for start in self.nodes:
             seen: set[str] = set()
@@ -437,10 +437,10 @@ class AzureStore(SecretStore):
         from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
         if isinstance(exc, ClientAuthenticationError):
-            status = f" ({exc.status_code})" if exc.status_code else ""
+            answered = f" ({exc.status_code})" if exc.status_code else ""
             return self._err(
                 AccessDeniedError,
-                f"access denied: authentication to {self._where(key)} failed{status}: the "
+                f"access denied: authentication to {self._where(key)} failed{answered}: the "
                 "credential was refused or could not get a token", key,
                 hint="sign in with `az login` (and `az account set` to the vault's "
                 "subscription), or for a service principal / workload identity check "
@@ -826,7 +826,7 @@ class AzureStore(SecretStore):
         return restored
 
     @bounded
-    def list(self, prefix: str = "") -> list[str]:
+    def list_objects(self, prefix: str = "") -> list[str]:
         def call() -> list[str]:
             return [str(p.name) for p in self._client.list_properties_of_secrets()
                     if not p.managed]  # certificate-backed secrets are not ours

@@ -91,7 +91,7 @@ class SecretStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list(self, prefix: str = "") -> list[str]:
+    def list_objects(self, prefix: str = "") -> list[str]:
         """Names of existing objects that start with `prefix`, sorted."""
 
     @abc.abstractmethod

@@ -438,7 +438,7 @@ class LocalStore(SecretStore):
         head = nonce + self._aead.encrypt(nonce, str(version).encode(), _HEAD_AAD + key.encode())
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"head:{key}", head))
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list_objects(self, prefix: str = "") -> list[str]:
         rows = self._db.execute("SELECT DISTINCT object FROM versions UNION SELECT "
                                 "substr(name, 6) FROM meta WHERE name LIKE 'head:%' "
                                 "ORDER BY 1")
@@ -486,7 +486,7 @@ class AbsentLocalStore(SecretStore):
         raise StoreError("the store was opened read-only", environment=self.environment,
                          provider=self.provider, remote_key=key)
 
-    def list(self, prefix: str = "") -> list[str]:
+    def list_objects(self, prefix: str = "") -> list[str]:
         return []
 
     def history(self, key: str) -> list[VersionInfo]:

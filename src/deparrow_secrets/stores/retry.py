@@ -191,7 +191,7 @@ def _run_until(fn: Callable[[], T], scope: _Scope, policy: RetryPolicy,
             raise error
         finally:
             del error
-    return box["value"]  # type: ignore[no-any-return]
+    return box["value"]
 
 
 def call_with_retry(

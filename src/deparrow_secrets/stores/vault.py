@@ -27,6 +27,7 @@ hvac is imported only when a VaultStore is created.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -698,7 +699,7 @@ class VaultStore(SecretStore):
                             hint=f"check that {self.mount}/ is a KV v2 mount") from None
 
     @bounded
-    def list(self, prefix: str = "") -> list[str]:
+    def list_objects(self, prefix: str = "") -> list[str]:
         import hvac.exceptions as hx
 
         prefix = prefix.lstrip("/")
@@ -714,8 +715,9 @@ class VaultStore(SecretStore):
 
         while pending:
             folder, partial = pending.pop()
-            body = self._call("list", folder or None, lambda f=folder: self._client.adapter.list(
-                self._url("metadata", f)), on_error=on_error, caps="list", url_kind="metadata")
+            body = self._call("list", folder or None, functools.partial(
+                self._client.adapter.list, self._url("metadata", folder)),
+                on_error=on_error, caps="list", url_kind="metadata")
             keys = ((body or {}).get("data") or {}).get("keys") or []
             for name in keys:
                 if not isinstance(name, str) or not name.startswith(partial):
