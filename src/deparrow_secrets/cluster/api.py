@@ -122,8 +122,11 @@ class KubeClient(Protocol):
               namespace: str | None = None) -> Obj:
         """Strategic-merge patch (JSON merge patch for custom resources)."""
 
-    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
-        """Delete one object; False when it did not exist."""
+    def delete(self, kind: Kind, name: str, namespace: str | None = None, *,
+               orphan_dependents: bool = False) -> bool:
+        """Delete one object; False when it did not exist. `orphan_dependents`: garbage
+        collection drops the dependents' ownerReferences instead of deleting them
+        (propagationPolicy Orphan)."""
 
     def events(self, namespace: str, *, involved_kind: str | None = None) -> list[Obj]:
         """Events of a namespace (optionally only those about one kind), in one request."""

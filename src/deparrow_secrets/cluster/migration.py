@@ -120,7 +120,8 @@ def release_target(client: KubeClient, namespace: str, external_secret: str,
 
     The ownerReference is removed by the tool as well: ESO drops it on its next
     reconcile, but an ESO that is down never reconciles, and garbage collection would
-    delete the Secret with its owner.
+    delete the Secret with its owner. The delete itself orphans dependents too: an ESO
+    reconcile still working from the Owner spec can put the reference back in between.
     """
     es = client.get(EXTERNAL_SECRET, external_secret, namespace)
     if es is None:
@@ -139,4 +140,4 @@ def release_target(client: KubeClient, namespace: str, external_secret: str,
         if refs:
             patch["ownerReferences"] = [{"uid": uid, "$patch": "delete"}]
         client.patch(SECRET, secret, {"metadata": patch}, namespace).clear()
-    client.delete(EXTERNAL_SECRET, external_secret, namespace)
+    client.delete(EXTERNAL_SECRET, external_secret, namespace, orphan_dependents=True)

@@ -222,11 +222,13 @@ class OfficialKubeClient:
                              namespace=namespace, query=[("fieldManager", FIELD_MANAGER)],
                              body=patch, content_type=content_type) or {}
 
-    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
-        # Background propagation, as kubectl delete: dependents go by garbage collection,
-        # which is why migrate removes its ownerReferences before deleting an ExternalSecret.
+    def delete(self, kind: Kind, name: str, namespace: str | None = None, *,
+               orphan_dependents: bool = False) -> bool:
+        # Background propagation by default, as kubectl delete: dependents go by garbage
+        # collection unless they are orphaned.
+        query = [("propagationPolicy", "Orphan")] if orphan_dependents else None
         doc = self._request("DELETE", kind.path(namespace, name), verb="delete", kind=kind,
-                            namespace=namespace, missing_ok=True)
+                            namespace=namespace, query=query, missing_ok=True)
         if doc is not None:
             doc.clear()  # a deleted Secret comes back whole: never kept
         return doc is not None
