@@ -590,7 +590,7 @@ def test_periodic_refresh_rereads_after_the_interval(cluster: FakeKubeApiServer,
     cluster.wait_for(lambda: secret_data(cluster, "per") == {"A": b"one"})
     first = cluster.get(ESO, "ExternalSecret", "per", NS)["status"]["refreshTime"]  # type: ignore[index]
     write_vault(vault, key, {"a": "two"})
-    cluster.wait_for(lambda: secret_data(cluster, "per") == {"A": b"two"}, timeout=6)
+    cluster.wait_for(lambda: secret_data(cluster, "per") == {"A": b"two"}, timeout=30)
     es = cluster.get(ESO, "ExternalSecret", "per", NS)
     assert es is not None and es["status"]["refreshTime"] > first
     reads = sim.store_reads
