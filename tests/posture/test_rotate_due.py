@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,6 +49,12 @@ def test_rotate_due_rotates_only_overdue_values_and_leaves_a_record(project: Pat
 
     again = cli("rotate", "--due", "--env", "dev")
     assert again.code == 0 and "nothing to rotate" in again.out, again.text
+    # The canary: no value, old or new, raw or base64, in any output of the command.
+    for value in [*before.values(), *after.values()]:
+        secret = value.strip()
+        for shown in (secret, base64.b64encode(secret.encode()).decode()):
+            for out in (dry, run, again):
+                assert shown not in out.out and shown not in out.err
 
 
 def test_rotate_due_takes_no_key_names(project: Path, cli) -> None:

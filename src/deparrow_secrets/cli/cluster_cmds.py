@@ -40,7 +40,7 @@ def _client(kubeconfig: str | None, context: str | None) -> Iterator[Any]:
         client.close()
 
 
-def _progress() -> Callable[[str, bool], None]:
+def progress_printer() -> Callable[[str, bool], None]:
     """A live line on a terminal, plain lines otherwise (logs, CI)."""
     live = sys.stderr.isatty()
 
@@ -83,7 +83,7 @@ def deploy(ctx: click.Context, env_name: str, dry_run: bool, wait: bool, timeout
         result = run_deploy(project, env, client, lambda: project.open_store(env, create=False),
                             dry_run=dry_run, apply=not no_apply,
                             wait=wait, timeout=timeout,
-                            progress=None if output == "json" else _progress())
+                            progress=None if output == "json" else progress_printer())
     if output == "json":
         print_json({"environment": env.name, "namespace": project.config.namespace,
                     "context": client.context, "dryRun": dry_run, "applied": not no_apply,

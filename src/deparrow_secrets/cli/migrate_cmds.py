@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from deparrow_secrets.cli.cluster_cmds import _progress, cluster_options
+from deparrow_secrets.cli.cluster_cmds import cluster_options, progress_printer
 from deparrow_secrets.cli.common import env_option, load_project, output_option, print_json
 
 
@@ -59,7 +59,7 @@ def migrate(ctx: click.Context, env_name: str, source: str, paths: tuple[str, ..
 
         with _client(kubeconfig, kube_context) as client:
             result = run_migrate(project, env, client, open_store, opts,
-                                 progress=None if output == "json" else _progress())
+                                 progress=None if output == "json" else progress_printer())
     else:
         result = run_migrate(project, env, None, open_store, opts)
     if output == "json":

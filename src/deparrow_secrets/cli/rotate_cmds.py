@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from deparrow_secrets.cli.cluster_cmds import _progress, cluster_options
+from deparrow_secrets.cli.cluster_cmds import cluster_options, progress_printer
 from deparrow_secrets.cli.common import (
     env_option,
     load_project,
@@ -72,7 +72,7 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
     5 another writer came first (nothing restarted), 2 bad input (nothing written).
     A killed run resumes when the same command is run again.
     """
-    from deparrow_secrets.cli.secret_cmds import _supplied_values
+    from deparrow_secrets.cli.secret_cmds import supplied_values
     from deparrow_secrets.operations import rotate as ops
     from deparrow_secrets.operations.values_input import checked_value
 
@@ -100,7 +100,7 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
     record = ops.pending(project, env)
     # A run killed after its write needs no new value: it finishes with the stored one.
     resuming = record is not None and record.keys == selected and record.done("write")
-    supplied = {} if resuming else _supplied_values(values_file, from_stdin)
+    supplied = {} if resuming else supplied_values(values_file, from_stdin)
     if not resuming and not dry_run and stdin_is_tty() and not from_stdin:
         for key in ops.keys_needing_input(project, selected, supplied):
             desc = project.catalog.values[key].description
@@ -114,7 +114,7 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
     with cluster_client(env, kubeconfig, kube_context) as client, \
             project.open_store(env, create=False, writable=not dry_run) as store:
         result = ops.rotate(project, env, store, client, selected, supplied, options,
-                            progress=None if output == "json" else _progress())
+                            progress=None if output == "json" else progress_printer())
     show_result(result, output)
     if result.exit_code:
         ctx.exit(result.exit_code)

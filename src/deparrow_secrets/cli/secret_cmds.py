@@ -7,7 +7,7 @@ from typing import NoReturn
 
 import click
 
-from deparrow_secrets.cli.cluster_cmds import _progress, cluster_options
+from deparrow_secrets.cli.cluster_cmds import cluster_options, progress_printer
 from deparrow_secrets.cli.common import (
     camel_dict,
     env_option,
@@ -24,7 +24,7 @@ from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.layout import RemoteRef
 
 
-def _supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
+def supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
     from deparrow_secrets.operations.values_input import (
         parse_values,
         read_stdin,
@@ -66,7 +66,7 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    supplied = _supplied_values(values_file, from_stdin)
+    supplied = supplied_values(values_file, from_stdin)
     check_supplied(project, supplied)
     with project.open_store(env, create=not dry_run) as store:
         plans = plan_provision(project, env, store, supplied)
@@ -367,7 +367,7 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, s
             _, outcome = rollback_sync(
                 project, env, store, client, key, version,
                 RotateOptions(restart=not no_restart, timeout=timeout),
-                progress=None if output == "json" else _progress())
+                progress=None if output == "json" else progress_printer())
         show_result(outcome, output)
         if outcome.exit_code:
             ctx.exit(outcome.exit_code)
