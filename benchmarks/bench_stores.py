@@ -125,8 +125,8 @@ def guide_way(addr: str, token: str, keys: int) -> float:
 
 def key_vault_updates(writes: int, lag: float) -> tuple[float, float]:
     """Seconds and HTTP requests per update of one Key Vault secret (fake, loopback TLS)."""
+    from deparrow_secrets.providers.azure.store import AzureStore
     from deparrow_secrets.secret import SecretValue
-    from deparrow_secrets.stores.azure import AzureStore
     from deparrow_secrets.stores.interface import WHOLE
     from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.stores.local import LocalStore
+from deparrow_secrets.providers.local.store import LocalStore
 from helpers import (
     Run,
     clean_env,

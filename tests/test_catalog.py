@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.config.catalog import ALPHABETS, load_catalog
-from deparrow_secrets.stores.layout import azure_name
+from deparrow_secrets.providers.azure.settings import secret_name as azure_name
 from helpers import (
     CATALOG_FILE,
     FIXTURES,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.local import LocalStore
 from helpers import git, git_init, isolate, write_config
 
 STAGING_LOCAL = """\

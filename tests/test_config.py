@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from deparrow_secrets.config.settings import ENVIRONMENTS, PROVIDERS, load_config
+from deparrow_secrets.config.settings import ENVIRONMENTS
 from deparrow_secrets.errors import ConfigError
+from deparrow_secrets.providers import BUILTIN as PROVIDERS
+from deparrow_secrets.providers import load_config
 from helpers import FIXTURES, REPO_ROOT, assert_input_error, isolate, run_cli, write_config
 
 CONFIG_FIXTURES = FIXTURES / "config"

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.config.settings import load_config
 from deparrow_secrets.errors import CatalogError, ConfigError, DeparrowError
 from deparrow_secrets.lint.engine import lint
+from deparrow_secrets.providers import load_config
 from helpers import clean_env, run_cli
 
 DEADLINE = 1.0

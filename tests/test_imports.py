@@ -12,20 +12,22 @@ import functools
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from helpers import REPO_ROOT
 
 SRC = REPO_ROOT / "src"
 PACKAGE = "deparrow_secrets"
 LAZY_IMPORTERS = {"require", "import_module"}
 
-# What the stores may not know about: everything that uses them.
+# What the stores and the providers may not know about: everything that uses them.
 ABOVE_STORES = ("cli", "render", "lint", "operations", "cluster", "posture", "policy", "scan",
                 "ledger")
+STORE_PACKAGES = ("stores", "providers")
 # A provider's SDK (and the HTTP library it is driven through) belongs to that provider's
-# modules: stores/<provider>.py and policy/<provider>.py.
+# package: deparrow_secrets.providers.<provider>.
 PROVIDER_SDKS = {"hvac": "vault", "requests": "vault", "boto3": "aws", "botocore": "aws",
                  "azure": "azure"}
-SDK_HOMES = ("stores", "policy")
 
 
 def module_name(path: Path, src: Path = SRC) -> str:
@@ -81,15 +83,15 @@ def violations(rule: str, imports: dict[str, set[str]] | None = None) -> list[st
     for importer, imported in (package_imports() if imports is None else imports).items():
         for target in sorted(imported):
             top = target.split(".")[0]
-            if rule == "stores" and within(importer, f"{PACKAGE}.stores"):
+            if rule == "stores" and any(within(importer, f"{PACKAGE}.{package}")
+                                        for package in STORE_PACKAGES):
                 bad = any(within(target, f"{PACKAGE}.{up}") for up in ABOVE_STORES)
             elif rule == "click":
                 bad = top == "click" and not within(importer, f"{PACKAGE}.cli")
             elif rule == "kubernetes":
                 bad = top == "kubernetes" and not within(importer, f"{PACKAGE}.cluster")
             elif rule == "sdk" and top in PROVIDER_SDKS:
-                homes = {f"{PACKAGE}.{home}.{PROVIDER_SDKS[top]}" for home in SDK_HOMES}
-                bad = importer not in homes
+                bad = not within(importer, f"{PACKAGE}.providers.{PROVIDER_SDKS[top]}")
             else:
                 bad = False
             if bad:
@@ -121,13 +123,13 @@ def test_the_reader_sees_every_form_of_import(tmp_path: Path) -> None:
 
 def test_the_rules_catch_a_violation() -> None:
     real = package_imports()
-    vault = f"{PACKAGE}.stores.vault"  # a copy: the cached reading stays as it is
+    vault = f"{PACKAGE}.providers.vault.store"  # a copy: the cached reading stays as it is
     planted = {**real, vault: real[vault] | {f"{PACKAGE}.cli.common", "click",
                                              "kubernetes.client", "botocore.config"}}
-    assert violations("stores", planted) == [f"{PACKAGE}.stores.vault -> {PACKAGE}.cli.common"]
-    assert violations("click", planted) == [f"{PACKAGE}.stores.vault -> click"]
-    assert violations("kubernetes", planted) == [f"{PACKAGE}.stores.vault -> kubernetes.client"]
-    assert violations("sdk", planted) == [f"{PACKAGE}.stores.vault -> botocore.config"]
+    assert violations("stores", planted) == [f"{vault} -> {PACKAGE}.cli.common"]
+    assert violations("click", planted) == [f"{vault} -> click"]
+    assert violations("kubernetes", planted) == [f"{vault} -> kubernetes.client"]
+    assert violations("sdk", planted) == [f"{vault} -> botocore.config"]
 
 
 def test_stores_import_nothing_that_uses_them() -> None:
@@ -147,9 +149,47 @@ def test_only_cluster_imports_the_kubernetes_client() -> None:
 
 
 def test_provider_sdks_only_in_their_provider_modules() -> None:
-    """hvac in stores/vault.py and policy/vault.py, botocore in the aws ones, azure in
-    stores/azure.py; nothing else in the package touches a provider SDK."""
+    """hvac in providers/vault/, botocore in providers/aws/, azure in providers/azure/;
+    nothing else in the package touches a provider SDK."""
     assert violations("sdk") == []
     seen = {target.split(".")[0] for imported in package_imports().values()
             for target in imported}
     assert set(PROVIDER_SDKS) <= seen  # the rule is about imports that exist
+
+
+TESTS = REPO_ROOT / "tests"
+PROVIDER_TESTS = {"local": "stores/test_local.py", "vault": "stores/test_vault.py",
+                  "aws": "stores/test_aws.py", "azure": "stores/test_azure.py",
+                  "vault-policy": "policy/test_policy_vault.py",
+                  "aws-policy": "policy/test_policy_aws.py",
+                  "azure-policy": "policy/test_policy_azure.py"}
+PROVIDER_PACKAGES = sorted(p.name for p in (SRC / PACKAGE / "providers").iterdir()
+                           if (p / "__init__.py").is_file())
+
+
+def foreign_providers(test_file: Path, provider: str) -> list[str]:
+    """Modules of provider packages other than `provider`'s that `test_file` imports (the
+    registry, `providers.interface` and `providers.identity_plan` are shared)."""
+    names = set(imports_of(test_file, test_file.parent))
+    return sorted(n for n in names if any(
+        within(n, f"{PACKAGE}.providers.{other}") for other in PROVIDER_PACKAGES
+        if other != provider))
+
+
+@pytest.mark.parametrize("name", sorted(PROVIDER_TESTS))
+def test_provider_tests_import_only_their_own_provider(name: str) -> None:
+    provider = name.split("-")[0]
+    test_file = TESTS / PROVIDER_TESTS[name]
+    own = [n for n in imports_of(test_file, test_file.parent)
+           if within(n, f"{PACKAGE}.providers.{provider}")]
+    assert own, "the rule is about imports that exist"
+    assert foreign_providers(test_file, provider) == []
+
+
+def test_the_provider_test_rule_catches_a_foreign_import(tmp_path: Path) -> None:
+    planted = tmp_path / "test_planted.py"
+    planted.write_text(f"from {PACKAGE}.providers.vault.settings import VaultSettings\n"
+                       f"from {PACKAGE}.providers import open_store\n", encoding="utf-8")
+    assert foreign_providers(planted, "aws") == [f"{PACKAGE}.providers.vault.settings",
+                                                 f"{PACKAGE}.providers.vault.settings.VaultSettings"]
+    assert foreign_providers(planted, "vault") == []

@@ -56,7 +56,8 @@ def test_help_loads_no_provider_sdk() -> None:
     assert loaded == []
     # Nor anything a command needs only when it runs.
     assert not modules & {"jsonschema", "cryptography", "sqlite3", "ruamel.yaml",
-                          "deparrow_secrets.stores.local", "deparrow_secrets.render.validate"}
+                          "deparrow_secrets.providers.local.store",
+                          "deparrow_secrets.render.validate"}
 
 
 def test_help_in_process_loads_no_provider_sdk() -> None:

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import eso_rules
+from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.render.validate import validate_object
-from deparrow_secrets.stores.local import LocalStore
 from helpers import (
     CATALOG_FILE,
     REPO_ROOT,

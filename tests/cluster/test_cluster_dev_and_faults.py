@@ -12,7 +12,7 @@ import pytest
 
 from deparrow_secrets.cluster.datahash import eso_data_hash
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.stores.local import LocalStore
+from deparrow_secrets.providers.local.store import LocalStore
 from fakes.kube_apiserver import FakeKubeApiServer
 from helpers import Run, isolate, write_config
 

@@ -18,6 +18,8 @@ from deparrow_secrets.cluster.api import Kind, SecretDigest
 from deparrow_secrets.cluster.collector import collector_paused
 from deparrow_secrets.cluster.official import decode_json
 from deparrow_secrets.cluster.state import read_state
+from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.providers.vault.settings import VaultSettings
 
 MANAGED = [{"manager": "kubectl", "operation": "Apply", "fieldsType": "FieldsV1",
             "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}]
@@ -101,7 +103,7 @@ class _RecordingClient:
 def test_the_namespace_is_read_with_the_collector_paused(collector_on: None) -> None:
     client = _RecordingClient()
     config = SimpleNamespace(namespace="deparrow", service_account="sa")
-    env = SimpleNamespace(uses_eso=True, provider="vault", name="staging")
+    env = EnvironmentConfig("staging", VaultSettings(server="https://vault.example.com"))
     state = read_state(client, config, env, eso_pods=True)  # type: ignore[arg-type]
     assert state.namespace == "deparrow"
     assert len(client.collector_during) >= 10  # every list of doctor's read

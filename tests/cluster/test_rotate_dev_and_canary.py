@@ -14,7 +14,7 @@ import pytest
 from test_rotate import NS, build, unstick
 
 from deparrow_secrets.cluster.datahash import eso_data_hash
-from deparrow_secrets.stores.local import LocalStore
+from deparrow_secrets.providers.local.store import LocalStore
 from fakes.kube_apiserver import FakeKubeApiServer
 from fakes.kube_objects import deployment
 from helpers import Run, find_values, isolate, write_config

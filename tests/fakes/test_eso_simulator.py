@@ -96,7 +96,7 @@ def cluster(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
 
 @pytest.fixture
 def vault(openbao: OpenBaoServer, tmp_path: Path) -> Iterator[Any]:
-    from deparrow_secrets.stores.vault import VaultStore
+    from deparrow_secrets.providers.vault.store import VaultStore
 
     store = VaultStore(openbao.addr, token=openbao.token, mount="secret",
                        environment="eso-sim")
@@ -471,7 +471,7 @@ def test_lag_pause_and_never_sync(cluster: FakeKubeApiServer, vault: Any,
 
 def test_sync_on_moto_with_property_whole_value_and_previous_stage(
         cluster: FakeKubeApiServer, aws_env: MotoServer, simulator: Any) -> None:
-    from deparrow_secrets.stores.aws import AwsStore
+    from deparrow_secrets.providers.aws.store import AwsStore
 
     store = AwsStore("eso-sim", region="us-east-1")
     key = f"deparrow/eso-sim/{secrets.token_hex(4)}"

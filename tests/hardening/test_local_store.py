@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.errors import IntegrityError
+from deparrow_secrets.providers.local.store import KEY_ENV, KEY_FILE_ENV, LocalStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.local import KEY_ENV, KEY_FILE_ENV, LocalStore
 from helpers import isolate
 
 
@@ -278,7 +278,7 @@ def test_a_linked_store_file_is_refused(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_a_format_1_store_is_read_as_it_is_and_upgraded_by_its_next_write(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from deparrow_secrets.stores import local
+    from deparrow_secrets.providers.local import store as local
 
     monkeypatch.delenv(KEY_ENV, raising=False)
     path = tmp_path / "store.db"

@@ -28,7 +28,7 @@ def remote(request: pytest.FixtureRequest, tmp_path: Path,
         request.getfixturevalue("aws_env")
         store_yaml = "{provider: aws, region: us-east-1, accountId: '123456789012'}"
     else:
-        import deparrow_secrets.stores.azure as azure_store
+        import deparrow_secrets.providers.azure.store as azure_store
         from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 
         fake = FakeKeyVault()

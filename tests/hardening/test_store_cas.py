@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import ConflictError
+from deparrow_secrets.providers import open_store
+from deparrow_secrets.providers.vault.settings import VaultSettings
+from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores import open_store
 from deparrow_secrets.stores.interface import WHOLE
 from deparrow_secrets.stores.retry import RetryPolicy
-from deparrow_secrets.stores.vault import VaultStore
 
 
 def value() -> SecretValue:
@@ -33,7 +34,7 @@ def vault_store(openbao, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Ite
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setenv("VAULT_ADDR", openbao.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    env = EnvironmentConfig("staging", StoreConfig("vault", server=openbao.addr))
+    env = EnvironmentConfig("staging", VaultSettings(server=openbao.addr))
     config = Config(root=tmp_path, file=None, environments={"staging": env})
     store = open_store(config, env)
     assert isinstance(store, VaultStore)
@@ -57,7 +58,7 @@ def test_vault_a_write_two_versions_behind_conflicts_even_with_equal_content(
 
 
 def test_azure_creating_an_existing_secret_says_it_exists() -> None:
-    from deparrow_secrets.stores.azure import AzureStore
+    from deparrow_secrets.providers.azure.store import AzureStore
     from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 
     with FakeKeyVault(vault_name="deparrow-kv", version_order="id") as fake, \

@@ -18,8 +18,8 @@ import pytest
 
 from deparrow_secrets.config.catalog import GeneratePolicy
 from deparrow_secrets.operations.provision import generate
+from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.local import LocalStore
 from helpers import Run, clean_env, isolate, run_cli
 
 

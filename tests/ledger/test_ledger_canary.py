@@ -16,7 +16,7 @@ from ledger_helpers import HEAD, KEY, LEDGER, records
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.ledger.chain import LedgerKey
-from deparrow_secrets.stores.local import LocalStore
+from deparrow_secrets.providers.local.store import LocalStore
 from helpers import Run, clean_env, find_values, git_init, isolate, run_cli
 
 _DIGESTS = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "sha3_224", "sha3_256",

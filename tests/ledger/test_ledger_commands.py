@@ -16,7 +16,7 @@ from deparrow_secrets import ledger
 from deparrow_secrets.errors import StoreUnavailableError
 from deparrow_secrets.ledger.chain import LedgerKey
 from deparrow_secrets.operations.project import Project
-from deparrow_secrets.stores.local import LocalStore
+from deparrow_secrets.providers.local.store import LocalStore
 
 
 def _key(root: Path) -> LedgerKey:

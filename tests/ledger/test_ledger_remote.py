@@ -83,7 +83,7 @@ def test_remote_commands_record_the_store_versions(remote, project: Path, cli) -
 def test_a_lost_check_and_set_is_recorded_as_a_conflict(remote, project: Path, cli,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from deparrow_secrets.errors import ConflictError
-    from deparrow_secrets.stores import backend_class
+    from deparrow_secrets.providers import get as provider_named
 
     kind, _server, remote_key = remote
     assert cli("provision", "--env", "production").code == 0
@@ -91,7 +91,7 @@ def test_a_lost_check_and_set_is_recorded_as_a_conflict(remote, project: Path, c
     def lose(*args: object, **kwargs: object) -> str:
         raise ConflictError("simulated: another writer got there first")
 
-    monkeypatch.setattr(backend_class(kind), "write", lose)
+    monkeypatch.setattr(provider_named(kind).store_class(), "write", lose)
     monkeypatch.setattr("deparrow_secrets.operations.provision._backoff", lambda n: None)
     lost = cli("set", "REDIS_PASSWORD", "--env", "production", stdin=fresh_value() + "\n")
     assert lost.code == 5, lost.text

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.cli import main
-from deparrow_secrets.config.settings import Config, load_config
+from deparrow_secrets.config.settings import Config
+from deparrow_secrets.providers import load_config
 
 
 @dataclass

@@ -14,8 +14,8 @@ from policy_configs import ACCOUNT, AWS_CONFIG
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.policy import build_plan, run_setup
-from deparrow_secrets.policy.aws import iam_policy_document, policy_name
-from deparrow_secrets.policy.model import Options
+from deparrow_secrets.providers.aws.identity import iam_policy_document, policy_name
+from deparrow_secrets.providers.identity_plan import Options
 from deparrow_secrets.stores.layout import Layout
 
 SCHEMA = json.loads((Path(__file__).parent / "iam_policy.schema.json").read_text())
@@ -107,9 +107,10 @@ def test_kms_key_must_be_a_key_arn(write_config, run_cli, bad) -> None:  # type:
 
 
 def _env(name: str):  # type: ignore[no-untyped-def]
-    from deparrow_secrets.config.settings import EnvironmentConfig, StoreConfig
+    from deparrow_secrets.config.settings import EnvironmentConfig
+    from deparrow_secrets.providers.aws.settings import AwsSettings
 
-    return EnvironmentConfig(name, StoreConfig("aws", region="us-east-1", account_id=ACCOUNT))
+    return EnvironmentConfig(name, AwsSettings(region="us-east-1", account_id=ACCOUNT))
 
 
 @pytest.mark.parametrize("env_name", ENVS)
@@ -298,7 +299,7 @@ def test_dry_run_fails_where_the_real_run_fails(aws_env, config, monkeypatch) ->
     import botocore.exceptions
 
     from deparrow_secrets.errors import AccessDeniedError
-    from deparrow_secrets.policy import aws as aws_policy
+    from deparrow_secrets.providers.aws import identity as aws_policy
 
     env = config.environment("production")
     run_setup(config, env)

@@ -9,8 +9,8 @@ import pytest
 from policy_configs import AZURE_CONFIG
 
 from deparrow_secrets.policy import build_plan, run_setup
-from deparrow_secrets.policy.azure import ROLE, vault_scope
-from deparrow_secrets.policy.model import Options
+from deparrow_secrets.providers.azure.identity import ROLE, vault_scope
+from deparrow_secrets.providers.identity_plan import Options
 from deparrow_secrets.render.manifests import secret_store, service_account
 from deparrow_secrets.render.validate import validate_object
 

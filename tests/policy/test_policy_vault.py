@@ -17,8 +17,8 @@ from policy_tokenreview import TokenReviewServer
 
 from deparrow_secrets.errors import AccessDeniedError, ConfigError, InputError
 from deparrow_secrets.policy import build_plan, run_setup
-from deparrow_secrets.policy.model import Options
-from deparrow_secrets.policy.vault import acl_policy_hcl, role_data
+from deparrow_secrets.providers.identity_plan import Options
+from deparrow_secrets.providers.vault.identity import acl_policy_hcl, role_data
 
 PROD_POLICY = "deparrow-secrets-production"
 PROD_ROLE = "auth/kubernetes/role/deparrow-secrets-production"

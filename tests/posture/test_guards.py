@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture import rotation
 from deparrow_secrets.posture.audit import _management_scope, _trail_covers
 from deparrow_secrets.posture.network import default_deny
+from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.secret import SecretValue
 
 
@@ -23,7 +24,7 @@ def _vault_project(openbao, monkeypatch) -> tuple[Project, EnvironmentConfig, st
     monkeypatch.setenv("VAULT_ADDR", openbao.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao.token)
     path = f"deparrow-{secrets.token_hex(4)}/staging"
-    env = EnvironmentConfig("staging", StoreConfig("vault", server=openbao.addr, path=path))
+    env = EnvironmentConfig("staging", VaultSettings(server=openbao.addr, path=path))
     base = load_catalog()
     values = dict(base.values)
     values["REDIS_PASSWORD"] = replace(values["REDIS_PASSWORD"], max_age="1h")
@@ -45,7 +46,7 @@ def _three_versions(store, path: str) -> tuple[list[str], SecretValue]:
 
 
 def test_walk_bound_gives_a_lower_bound(openbao, monkeypatch) -> None:
-    from deparrow_secrets.stores.vault import VaultStore
+    from deparrow_secrets.providers.vault.store import VaultStore
 
     project, env, path = _vault_project(openbao, monkeypatch)
     with VaultStore.from_config(project.config, env) as store:
@@ -61,7 +62,7 @@ def test_walk_bound_gives_a_lower_bound(openbao, monkeypatch) -> None:
 
 
 def test_walk_stops_at_a_deleted_version(openbao, monkeypatch) -> None:
-    from deparrow_secrets.stores.vault import VaultStore
+    from deparrow_secrets.providers.vault.store import VaultStore
 
     project, env, path = _vault_project(openbao, monkeypatch)
     with VaultStore.from_config(project.config, env) as store:
@@ -75,7 +76,7 @@ def test_walk_stops_at_a_deleted_version(openbao, monkeypatch) -> None:
 
 
 def test_a_changed_value_ends_the_run(openbao, monkeypatch) -> None:
-    from deparrow_secrets.stores.vault import VaultStore
+    from deparrow_secrets.providers.vault.store import VaultStore
 
     project, env, path = _vault_project(openbao, monkeypatch)
     with VaultStore.from_config(project.config, env) as store:

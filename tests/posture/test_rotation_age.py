@@ -11,9 +11,10 @@ import pytest
 from posture_helpers import backdate_local, catalog_with_max_age
 
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.config.settings import EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.rotation import format_age, overdue_keys, value_ages
+from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.secret import SecretValue
 from helpers import assert_input_error, write_config
 
@@ -100,10 +101,10 @@ def test_overdue_keys_walks_versions_per_value_on_openbao(openbao, monkeypatch) 
     monkeypatch.setenv("VAULT_ADDR", openbao.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao.token)
     from deparrow_secrets.config.settings import Config
-    from deparrow_secrets.stores.vault import VaultStore
+    from deparrow_secrets.providers.vault.store import VaultStore
 
     path = f"deparrow-{secrets.token_hex(4)}/staging"
-    env = EnvironmentConfig("staging", StoreConfig("vault", server=openbao.addr, path=path))
+    env = EnvironmentConfig("staging", VaultSettings(server=openbao.addr, path=path))
     base = load_catalog()
     values = dict(base.values)
     from dataclasses import replace

@@ -104,7 +104,7 @@ def aws_backend(aws_env) -> Backend:
 
 @pytest.fixture
 def azure_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
-    import deparrow_secrets.stores.azure as azure_store
+    import deparrow_secrets.providers.azure.store as azure_store
     from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 
     with FakeKeyVault() as fake:
@@ -301,7 +301,7 @@ def test_history_of_a_version_aws_deleted(aws_backend: Backend, aws_env, tmp_pat
                                           monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
     """AWS deletes unlabelled versions beyond 100; one that goes between the listing and
     the read is shown as unreadable, not as "the secret is scheduled for deletion"."""
-    from deparrow_secrets.stores import aws as aws_store
+    from deparrow_secrets.providers.aws import store as aws_store
     from servers import AwsShaped
 
     _project(tmp_path, aws_backend, monkeypatch)

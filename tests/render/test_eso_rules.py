@@ -11,8 +11,9 @@ import pytest
 
 import eso_rules
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.config.settings import load_config
-from deparrow_secrets.render.manifests import eso_objects, vault_remote_key
+from deparrow_secrets.providers import load_config
+from deparrow_secrets.providers.vault import PROVIDER as VAULT
+from deparrow_secrets.render.manifests import eso_objects
 
 
 # ESO's own examples, from the comment above buildPath (providers/v1/vault/client_get.go).
@@ -36,7 +37,7 @@ def project(tmp_path: Path, store: str) -> tuple[list[dict], str]:  # type: igno
         "environments:\n  staging:\n    store:\n" + store, encoding="utf-8")
     config = load_config(cwd=tmp_path)
     env = config.environment("staging")
-    return eso_objects(config, load_catalog(), env), env.store.token_review
+    return eso_objects(config, load_catalog(), env), getattr(env.store, "token_review", "")
 
 
 @pytest.mark.parametrize("mount, path", [
@@ -72,7 +73,7 @@ def test_vault_remote_key_is_mount_then_path(tmp_path: Path) -> None:
         "environments:\n  staging:\n    store: {provider: vault, server: https://v.test, "
         "mount: deparrow}\n", encoding="utf-8")
     env = load_config(cwd=tmp_path).environment("staging")
-    assert vault_remote_key(env, "deparrow/staging") == "deparrow/deparrow/staging"
+    assert VAULT.eso_remote_key(env, "deparrow/staging") == "deparrow/deparrow/staging"
 
 
 @pytest.mark.parametrize("review, binding", [("in-cluster", False), ("reviewer-jwt", False),

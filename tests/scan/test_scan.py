@@ -16,10 +16,10 @@ from typing import Any
 import jsonschema
 import pytest
 
+from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.scan.search import excerpt, find_all
 from deparrow_secrets.scan.values import BASE64, PLAIN, base64_forms, needles
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.local import LocalStore
 
 Run = Any
 

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from conformance import StoreConformance, race_writers, value
 
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import (
     EXIT_DENIED,
     EXIT_UNAVAILABLE,
@@ -36,9 +36,10 @@ from deparrow_secrets.errors import (
     StoreUnavailableError,
     UncertainWriteError,
 )
+from deparrow_secrets.providers import open_store
+from deparrow_secrets.providers.aws.settings import AwsSettings
+from deparrow_secrets.providers.aws.store import CURRENT, PENDING, PREVIOUS, AwsStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores import open_store
-from deparrow_secrets.stores.aws import CURRENT, PENDING, PREVIOUS, AwsStore
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout, RemoteRef
 from servers import AwsShaped, DelayProxy, MotoServer, free_port, version_stages
@@ -47,7 +48,7 @@ ENV = "production"
 
 
 def make_config(root: Path, region: str = "us-east-1") -> tuple[Config, EnvironmentConfig]:
-    env = EnvironmentConfig(ENV, StoreConfig("aws", region=region), ha=True)
+    env = EnvironmentConfig(ENV, AwsSettings(region=region), ha=True)
     return Config(root=root, file=None, environments={ENV: env}), env
 
 

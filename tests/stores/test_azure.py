@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conformance import StoreConformance, race_writers
 
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import (
     AccessDeniedError,
     ConflictError,
@@ -26,10 +26,11 @@ from deparrow_secrets.errors import (
     StoreUnavailableError,
     UncertainWriteError,
 )
+from deparrow_secrets.providers import open_store
+from deparrow_secrets.providers.azure import store as azure_mod
+from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.azure.store import AzureStore, SecretSoftDeletedError
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores import azure as azure_mod
-from deparrow_secrets.stores import open_store
-from deparrow_secrets.stores.azure import AzureStore, SecretSoftDeletedError
 from deparrow_secrets.stores.interface import WHOLE
 from deparrow_secrets.stores.retry import RetryPolicy
 from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
@@ -375,7 +376,7 @@ def test_repr_and_health(fake: FakeKeyVault, store: AzureStore) -> None:
 
 
 def azure_env(url: str = "https://deparrow-kv.vault.azure.net") -> tuple[Config, EnvironmentConfig]:
-    env = EnvironmentConfig("staging", StoreConfig("azure", vault_url=url,
+    env = EnvironmentConfig("staging", AzureSettings(vault_url=url,
                                                    tenant_id="00000000-0000-0000-0000-000000000000"))
     return Config(root=Path("."), file=None, environments={"staging": env}), env
 
@@ -450,14 +451,15 @@ def test_disabled_current_version_is_an_integrity_error(fake: FakeKeyVault,
 _PROBE = """
 import json, sys
 from pathlib import Path
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import DeparrowError
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.azure import AzureStore
+from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.azure.store import AzureStore
 from deparrow_secrets.stores.interface import WHOLE
 
-env = EnvironmentConfig("staging", StoreConfig(
-    "azure", vault_url="https://deparrow-kv.vault.azure.net", tenant_id=sys.argv[2]))
+env = EnvironmentConfig("staging", AzureSettings(vault_url="https://deparrow-kv.vault.azure.net",
+                                                 tenant_id=sys.argv[2]))
 config = Config(root=Path("."), file=None, environments={"staging": env})
 val = SecretValue(sys.stdin.readline().rstrip("\\n"))
 try:

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from deparrow_secrets.errors import InputError, StoreUnavailableError
+from deparrow_secrets.providers.aws.store import AwsStore
+from deparrow_secrets.providers.azure.store import AzureStore
+from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.aws import AwsStore
-from deparrow_secrets.stores.azure import AzureStore
 from deparrow_secrets.stores.interface import WHOLE, SecretStore
 from deparrow_secrets.stores.retry import RetryPolicy
-from deparrow_secrets.stores.vault import VaultStore
 from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 from helpers import Run
 from servers import DelayProxy, MotoServer, OpenBaoServer

@@ -15,8 +15,8 @@ import pytest
 from conformance import StoreConformance
 
 from deparrow_secrets.errors import IntegrityError
+from deparrow_secrets.providers.local.store import KEY_ENV, LocalStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.local import KEY_ENV, LocalStore
 
 
 @pytest.fixture
@@ -104,7 +104,7 @@ def test_killed_mid_write_leaves_old_or_new(store_path: Path, tmp_path: Path) ->
         import sys
         from pathlib import Path
         from deparrow_secrets.secret import SecretValue
-        from deparrow_secrets.stores.local import LocalStore
+        from deparrow_secrets.providers.local.store import LocalStore
         s = LocalStore(Path({str(store_path)!r}))
         snap = s.read("obj")
         version = snap.version if snap else None

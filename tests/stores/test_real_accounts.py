@@ -43,7 +43,7 @@ def _clean(store: SecretStore, prefix: str, remove: object) -> None:
 class TestRealAws(StoreConformance):
     @pytest.fixture
     def store(self) -> Iterator[SecretStore]:
-        from deparrow_secrets.stores.aws import AwsStore
+        from deparrow_secrets.providers.aws.store import AwsStore
 
         with AwsStore("conformance", os.environ.get("AWS_REGION")) as s:
             yield s
@@ -52,7 +52,7 @@ class TestRealAws(StoreConformance):
 
     @pytest.fixture
     def second_store(self) -> Iterator[SecretStore]:
-        from deparrow_secrets.stores.aws import AwsStore
+        from deparrow_secrets.providers.aws.store import AwsStore
 
         with AwsStore("conformance", os.environ.get("AWS_REGION")) as s:
             yield s
@@ -62,7 +62,7 @@ class TestRealAws(StoreConformance):
         documentation is silent; the store must treat it as a lost move whatever it is)."""
         from botocore.exceptions import ClientError
 
-        from deparrow_secrets.stores.aws import _MOVE_REFUSED, CURRENT
+        from deparrow_secrets.providers.aws.store import _MOVE_REFUSED, CURRENT
 
         key = self.object_name(store, "move-code")
         v1 = store.write(key, {"K": value()}, None)
@@ -85,7 +85,7 @@ class TestRealAws(StoreConformance):
 @pytest.mark.skipif(not AZURE_URL, reason="set DEPARROW_TEST_AZURE_VAULT_URL to run")
 class TestRealKeyVault(StoreConformance):
     def _connect(self) -> SecretStore:
-        from deparrow_secrets.stores.azure import AzureStore, _default_credential
+        from deparrow_secrets.providers.azure.store import AzureStore, _default_credential
 
         return AzureStore(AZURE_URL, _default_credential(), environment="conformance",
                           owns_credential=True)
@@ -115,7 +115,7 @@ class TestRealKeyVault(StoreConformance):
 @pytest.mark.skipif(not VAULT_ADDR, reason="set DEPARROW_TEST_VAULT_ADDR and VAULT_TOKEN")
 class TestRealVault(StoreConformance):
     def _connect(self) -> SecretStore:
-        from deparrow_secrets.stores.vault import VaultStore, credentials_from_env
+        from deparrow_secrets.providers.vault.store import VaultStore, credentials_from_env
 
         token, login, source = credentials_from_env()
         return VaultStore(VAULT_ADDR, token=token, login=login, token_source=source,

@@ -21,7 +21,7 @@ import requests
 import trustme
 from conformance import StoreConformance
 
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import (
     AccessDeniedError,
     ConflictError,
@@ -30,10 +30,11 @@ from deparrow_secrets.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from deparrow_secrets.providers import open_store
+from deparrow_secrets.providers.vault import store as vault_mod
+from deparrow_secrets.providers.vault.settings import VaultSettings
+from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores import open_store
-from deparrow_secrets.stores import vault as vault_mod
-from deparrow_secrets.stores.vault import VaultStore
 from servers import DelayProxy, OpenBaoServer
 
 IN_CLUSTER = "https://vault.vault.svc.cluster.local:8200"  # what ESO uses; unreachable here
@@ -85,7 +86,7 @@ def make_config(
     tmp_path: Path, env: str = "staging", **store: Any
 ) -> tuple[Config, EnvironmentConfig]:
     store.setdefault("server", IN_CLUSTER)
-    environment = EnvironmentConfig(env, StoreConfig("vault", **store))
+    environment = EnvironmentConfig(env, VaultSettings(**store))
     return Config(root=tmp_path, file=None, environments={env: environment}), environment
 
 

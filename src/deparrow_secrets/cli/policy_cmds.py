@@ -21,41 +21,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 OUTPUTS = ("text", "json", "hcl", "yaml", "shell")
 
 
-def _identity_options(f: F) -> F:
-    opts = [
-        click.option("--oidc-provider", metavar="HOST/PATH",
-                     help="aws: the cluster's OIDC provider, e.g. "
-                     "oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE (for the trust policy)."),
-        click.option("--cluster", metavar="NAME",
-                     help="aws, azure: cluster name for the eksctl / az aks commands."),
-        click.option("--subscription", metavar="ID",
-                     help="azure: subscription of the vault (for the role assignment scope)."),
-        click.option("--resource-group", metavar="NAME",
-                     help="azure: resource group of the vault and the identity."),
-        click.option("--identity-name", metavar="NAME",
-                     help="azure: the user-assigned managed identity (default: "
-                     "deparrow-secrets-identity)."),
-        click.option("--oidc-issuer", metavar="URL",
-                     help="azure: the AKS cluster's OIDC issuer URL."),
-        click.option("--kubernetes-host", metavar="URL",
-                     help="vault: the Kubernetes API as Vault reaches it "
-                     "(default https://kubernetes.default.svc:443)."),
-        click.option("--kubernetes-ca-cert", metavar="FILE",
-                     type=click.Path(exists=True, dir_okay=False),
-                     help="vault: CA certificate of the Kubernetes API (Vault outside the "
-                     "cluster)."),
-        click.option("--token-reviewer-jwt-file", metavar="FILE",
-                     type=click.Path(exists=True, dir_okay=False),
-                     help="vault: file with the JWT Vault uses for TokenReview (never on "
-                     "the command line)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+def _identity_options(setup: bool) -> Callable[[F], F]:
+    """The options each provider declares for its identity (`Provider.identity_options`),
+    one flag each, the help naming the providers that take it."""
+    from deparrow_secrets import providers
+
+    takers: dict[str, list[str]] = {}
+    declared: dict[str, Any] = {}
+    for name in providers.BUILTIN:
+        for option in providers.get(name).identity_options:
+            if option.setup_only and not setup:
+                continue
+            takers.setdefault(option.attr, []).append(name)
+            declared.setdefault(option.attr, option)
+
+    def decorate(f: F) -> F:
+        for attr, option in reversed(declared.items()):
+            who = ", ".join(takers[attr])
+            if option.is_flag:
+                f = click.option(option.flag, attr, is_flag=True,
+                                 help=f"{who}: {option.help}")(f)
+            else:
+                f = click.option(option.flag, attr, metavar=option.metavar,
+                                 type=click.Path(exists=True, dir_okay=False)
+                                 if option.is_file else None,
+                                 help=f"{who}: {option.help}")(f)
+        return f
+
+    return decorate
 
 
 def _options(**kw: Any) -> Any:
-    from deparrow_secrets.policy.model import Options
+    from deparrow_secrets.providers.identity_plan import Options
 
     return Options(**kw)
 
@@ -66,7 +63,7 @@ def _options(**kw: Any) -> Any:
               show_default=True,
               help="text: everything; json: everything as data; hcl: the Vault policy; "
               "yaml: the Kubernetes manifests; shell: the commands.")
-@_identity_options
+@_identity_options(setup=False)
 @click.pass_context
 def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
     """Print the least-privilege identity setup environment ENV needs.
@@ -77,7 +74,7 @@ def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
     install External Secrets Operator.
     """
     from deparrow_secrets.policy import build_plan
-    from deparrow_secrets.policy.model import render_plan
+    from deparrow_secrets.policy.output import render_plan
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -94,9 +91,6 @@ def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
 
 @click.command()
 @env_option()
-@click.option("--create-role", is_flag=True,
-              help="aws: also create or update the IRSA role and attach the policy "
-              "(needs --oidc-provider).")
 @click.option("--dry-run", is_flag=True, help="Compare only; change nothing.")
 @click.option("--audit", is_flag=True,
               help="Set up audit logging at the store instead of the identity: vault: "
@@ -108,9 +102,9 @@ def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
 @click.option("--audit-socket", metavar="HOST:PORT",
               help="vault --audit: a socket audit device instead of a file.")
 @output_option()
-@_identity_options
+@_identity_options(setup=True)
 @click.pass_context
-def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, audit: bool,
+def setup(ctx: click.Context, env_name: str, dry_run: bool, audit: bool,
           audit_file: str | None, audit_socket: str | None, output: str,
           **kw: Any) -> None:
     """Apply ENV's identity setup where it can be applied from here, idempotently.
@@ -135,7 +129,7 @@ def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, a
         report = _setup_audit(project, env, audit_file, audit_socket, dry_run)
     else:
         report = run_setup(project.config, env,
-                           _options(create_role=create_role, dry_run=dry_run, **kw))
+                           _options(dry_run=dry_run, **kw))
     if output == "json":
         print_json(report.to_json())
         return
@@ -147,7 +141,7 @@ def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, a
             click.echo(line)
     changed = sum(1 for c in report.changes if c.changed)
     planned = sum(1 for c in report.changes if c.action.startswith("would "))
-    if env.provider == "azure" or (report.commands and not report.changed):
+    if report.commands and not report.changed:
         summary = "commands printed, nothing applied"
     elif dry_run:
         summary = f"{planned} change(s) planned, nothing applied (dry run)"
@@ -161,10 +155,11 @@ def setup(ctx: click.Context, env_name: str, create_role: bool, dry_run: bool, a
 def _setup_audit(project: Any, env: Any, audit_file: str | None, audit_socket: str | None,
                  dry_run: bool) -> Any:
     """setup --audit: what can be enabled from here is enabled, the rest printed."""
-    from deparrow_secrets.policy.model import SetupReport
+    from deparrow_secrets.providers.identity_plan import SetupReport
+    from deparrow_secrets.providers.vault.settings import VaultSettings
 
-    if env.provider == "vault":
-        from deparrow_secrets.policy.vault import setup_audit
+    if isinstance(env.store, VaultSettings):
+        from deparrow_secrets.providers.vault.identity import setup_audit
 
         return setup_audit(project.config, env, file_path=audit_file,
                            socket_address=audit_socket, dry_run=dry_run)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from deparrow_secrets import providers
 from deparrow_secrets.cluster.api import (
     CLUSTER_ROLE_BINDING,
     DAEMON_SET,
@@ -119,7 +120,7 @@ def _read_state(client: KubeClient, config: Config, env: EnvironmentConfig, *,
     state.secrets = {d.name: d for d in client.secret_digests(ns)}
     if env.uses_eso:
         state.service_accounts = by_name(client.list_objects(SERVICE_ACCOUNT, ns))
-        if env.provider == "vault":
+        if providers.of(env).needs_auth_delegator(env):
             state.auth_delegator = client.get(
                 CLUSTER_ROLE_BINDING, f"{config.service_account}-auth-delegator")
     if events:

@@ -124,26 +124,6 @@ class Catalog:
             return error
         return CatalogError(message, file=self.source, key_path=format_path(path), hint=hint)
 
-    def check_azure_names(self, environment: str) -> None:
-        """Every key must map to its own valid Key Vault secret name (`_` becomes `-`)."""
-        from deparrow_secrets.stores.layout import AZURE_NAME, azure_name
-
-        where = f"environment {environment} keeps one Key Vault secret per key"
-        seen: dict[str, str] = {}
-        for key in self.values:
-            name = azure_name(key)
-            if not AZURE_NAME.fullmatch(name):
-                raise self.error(("values", key), f"'{key}' cannot be a Key Vault secret name "
-                                 "(only 0-9, a-z, A-Z and -)",
-                                 hint=f"{where}: rename the key to letters, digits, _ and -")
-            folded = name.lower()  # Key Vault names are case-insensitive
-            if folded in seen:
-                raise self.error(("values", key), f"'{key}' and '{seen[folded]}' map to the "
-                                 f"same Key Vault secret '{name}'",
-                                 hint=f"{where}: rename one of them (names are "
-                                 "case-insensitive and underscores become dashes)")
-            seen[folded] = key
-
 
 def default_catalog_path() -> Path:
     # Beside this module (package data); importlib.resources would cost a few ms of start-up.

@@ -5,30 +5,17 @@ Every option defaults to the guide's names; a missing file means dev on `local`.
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
-from deparrow_secrets.config.catalog import Catalog
+from deparrow_secrets.config.catalog import Catalog, CatalogValue
 from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, format_path, load_yaml
 from deparrow_secrets.errors import ConfigError
 
 CONFIG_FILE = "deparrow-secrets.yaml"
 ENVIRONMENTS = ["dev", "staging", "production"]
-PROVIDERS = ["local", "vault", "aws", "azure"]
-AZURE_AUTH = ["workload-identity", "managed-identity"]
-# How Vault's kubernetes auth reviews the token ESO logs in with (TokenReview):
-# - in-cluster: Vault runs in a pod of the cluster and reviews with its own pod's token
-#   (that account, not ESO's, needs system:auth-delegator);
-# - reviewer-jwt: Vault runs outside and reviews with a long-lived reviewer JWT (the
-#   reviewer's account needs system:auth-delegator);
-# - client-token: Vault runs outside and reviews each token with that token itself, so
-#   ESO's ServiceAccount needs system:auth-delegator and the token must be valid for
-#   the API server's own audience (a token whose only audience is `vault` gets 403).
-VAULT_TOKEN_REVIEW = ["in-cluster", "reviewer-jwt", "client-token"]
-GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/[A-Za-z0-9-]+"
 DNS_LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 # Go duration as ESO parses refreshInterval ("1h", "30m", "1h30m", "0").
@@ -38,38 +25,57 @@ URL = r"https?://[^\s/]+(/[^\s]*)?"
 
 
 @dataclass(frozen=True)
-class StoreConfig:
-    provider: str
-    # local
-    path: str | None = None
-    # vault
-    server: str | None = None
-    mount: str = "secret"
-    role: str = "deparrow-secrets"
-    auth_mount: str = "kubernetes"
-    audience: str | None = None
-    vault_namespace: str | None = None
-    policy: str = "deparrow-secrets-policy"
-    token_review: str = "in-cluster"
-    # aws
-    region: str | None = None
-    account_id: str | None = None
-    role_arn: str | None = None
-    prefix: str | None = None
-    fetch_metadata: bool = False
-    kms_key_arn: str | None = None
-    # azure
-    vault_url: str | None = None
-    tenant_id: str | None = None
-    auth: str = "workload-identity"
-    client_id: str | None = None
-    identity_id: str | None = None
+class RemoteRef:
+    """Where one catalog value lives in a store: remote object (ESO's `remoteRef.key`)
+    and property (`remoteRef.property`; "" for an object that is one value)."""
+
+    key: str
+    property: str
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """The `store:` block of one environment, as its provider parsed it.
+
+    Each provider (`deparrow_secrets.providers.<name>`) subclasses this with its own
+    frozen fields; what is derived from the settings alone (where values live) is
+    answered here so that the layout, render and verify never ask which provider it is.
+    """
+
+    provider: ClassVar[str]
+    uses_eso: ClassVar[bool] = True
+    """False for a store ESO cannot read (the embedded one): the environment then gets
+    a secretGenerator instead of ExternalSecrets."""
+
+    def remote_path(self, environment: str) -> str:
+        """The store's name for the environment's values: default `deparrow/<env>`."""
+        return f"deparrow/{environment}"
+
+    def remote_ref(self, environment: str, value: CatalogValue) -> RemoteRef:
+        """Default: one object per environment, one property per key."""
+        return RemoteRef(self.remote_path(environment), value.name)
+
+    def check_catalog(self, catalog: Catalog, environment: str) -> None:
+        """Raise CatalogError when the catalog's keys cannot be stored here."""
+
+    def location(self, environment: str) -> tuple[str, ...]:
+        """What identifies where the values live, to find environments sharing a store."""
+        return (self.provider, self.remote_path(environment))
+
+
+class StoreParsers(Protocol):
+    """What parsing needs from the provider registry (`deparrow_secrets.providers`)."""
+
+    def names(self) -> list[str]: ...
+
+    def parse_store(self, name: str, checker: Checker, path: KeyPath,
+                    block: Mapping[str, Any], environment: str) -> StoreSettings: ...
 
 
 @dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
-    store: StoreConfig
+    store: StoreSettings
     ha: bool = False
     refresh_interval: str = "1h"
     optional_keys: frozenset[str] = frozenset()
@@ -80,15 +86,12 @@ class EnvironmentConfig:
 
     @property
     def uses_eso(self) -> bool:
-        return self.store.provider != "local"
+        return self.store.uses_eso
 
     @property
     def remote_path(self) -> str:
         """Vault path, AWS prefix or local object name: default `deparrow/<env>`."""
-        if self.store.provider == "aws":
-            return self.store.prefix or f"deparrow/{self.name}"
-        return self.store.path if self.store.provider == "vault" and self.store.path \
-            else f"deparrow/{self.name}"
+        return self.store.remote_path(self.name)
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class Config:
 
     def check_catalog(self, catalog: Catalog) -> None:
         """Config references to catalog keys (optionalKeys) must name optional values,
-        and an environment on Azure needs keys that make distinct Key Vault names."""
+        and every environment's store must be able to hold the catalog's keys."""
         for env in self.environments.values():
             for key in sorted(env.optional_keys):
                 value = catalog.values.get(key)
@@ -140,8 +143,7 @@ class Config:
                         raise self.source.error(ConfigError, path, message, hint)
                     raise ConfigError(message, key_path=format_path(path), hint=hint)
         for env in self.environments.values():
-            if env.provider == "azure":
-                catalog.check_azure_names(env.name)
+            env.store.check_catalog(catalog, env.name)
 
     def _listed(self, path: KeyPath) -> list[Any]:
         """The list at `path` of the configuration file as written ([] if none)."""
@@ -171,24 +173,34 @@ class Config:
         return self.root / ".deparrow-secrets"
 
 
-def default_config(root: Path) -> Config:
+def default_config(root: Path, dev_store: StoreSettings) -> Config:
     return Config(root=root, file=None,
-                  environments={"dev": EnvironmentConfig("dev", StoreConfig("local"))})
+                  environments={"dev": EnvironmentConfig("dev", dev_store)})
 
 
-def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
-    """Load `path`, or deparrow-secrets.yaml in `cwd`; defaults when neither exists."""
+def load_config(providers: StoreParsers, path: Path | None = None,
+                cwd: Path | None = None) -> Config:
+    """Load `path`, or deparrow-secrets.yaml in `cwd`; defaults when neither exists.
+
+    Use `deparrow_secrets.providers.load_config`, which passes the provider registry.
+    """
     cwd = cwd or Path.cwd()
     if path is None:
         candidate = cwd / CONFIG_FILE
         if not candidate.exists():
-            return default_config(cwd)
+            return default_config(cwd, _dev_store(providers))
         path = candidate
     doc = load_yaml(path, ConfigError)
-    return parse_config(doc, path.resolve().parent)
+    return parse_config(doc, path.resolve().parent, providers)
 
 
-def parse_config(doc: Located, root: Path) -> Config:
+def _dev_store(providers: StoreParsers) -> StoreSettings:
+    """The embedded store with its defaults, for a configuration without environments."""
+    empty = Located({"provider": "local"}, "<defaults>")
+    return providers.parse_store("local", Checker(empty, ConfigError), (), {}, "dev")
+
+
+def parse_config(doc: Located, root: Path, providers: StoreParsers) -> Config:
     c = Checker(doc, ConfigError)
     top = c.mapping((), doc.data, ["namespace", "serviceAccount", "secretStore", "catalog",
                                    "manifests", "environments", "networkPolicy"])
@@ -205,9 +217,9 @@ def parse_config(doc: Located, root: Path) -> Config:
     raw_envs = c.mapping(("environments",), top.get("environments"), ENVIRONMENTS)
     envs: dict[str, EnvironmentConfig] = {}
     for name, raw in raw_envs.items():
-        envs[name] = _parse_environment(c, name, raw)
+        envs[name] = _parse_environment(c, name, raw, providers)
     if not envs:
-        envs["dev"] = EnvironmentConfig("dev", StoreConfig("local"))
+        envs["dev"] = EnvironmentConfig("dev", _dev_store(providers))
     network = None
     if "networkPolicy" in top:
         network = _parse_network_policy(c, top["networkPolicy"])
@@ -238,21 +250,8 @@ def _parse_network_policy(c: Checker, raw: Any) -> NetworkPolicyConfig:
                                "storePort" in m)
 
 
-_STORE_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
-    # provider: {"allowed": ..., "required": ...}
-    "local": {"allowed": ("provider", "path"), "required": ()},
-    "vault": {"allowed": ("provider", "server", "mount", "path", "role", "authMount",
-                          "audience", "namespace", "policy", "tokenReview"),
-              "required": ("server",)},
-    "aws": {"allowed": ("provider", "region", "accountId", "roleArn", "prefix",
-                        "fetchMetadata", "kmsKeyArn"),
-            "required": ("region",)},
-    "azure": {"allowed": ("provider", "vaultUrl", "tenantId", "auth", "clientId", "identityId"),
-              "required": ("vaultUrl", "tenantId")},
-}
-
-
-def _parse_environment(c: Checker, name: str, raw: Any) -> EnvironmentConfig:
+def _parse_environment(c: Checker, name: str, raw: Any,
+                       providers: StoreParsers) -> EnvironmentConfig:
     path: KeyPath = ("environments", name)
     m = c.mapping(path, raw, ["store", "ha", "refreshInterval", "optionalKeys"],
                   required=("store",))
@@ -260,76 +259,8 @@ def _parse_environment(c: Checker, name: str, raw: Any) -> EnvironmentConfig:
     refresh = c.string((*path, "refreshInterval"), m.get("refreshInterval", "1h"),
                        pattern=DURATION, what="duration (examples: 1h, 30m, 15s)")
     optional = frozenset(c.string_list((*path, "optionalKeys"), m.get("optionalKeys")))
-    store = _parse_store(c, (*path, "store"), m["store"], name)
+    store_path: KeyPath = (*path, "store")
+    block = c.mapping(store_path, m["store"], required=("provider",))
+    provider = c.choice((*store_path, "provider"), block["provider"], providers.names())
+    store = providers.parse_store(provider, c, store_path, block, name)
     return EnvironmentConfig(name, store, ha, refresh, optional)
-
-
-def _parse_store(c: Checker, path: KeyPath, raw: Any, env: str) -> StoreConfig:
-    m = c.mapping(path, raw, required=("provider",))
-    provider = c.choice((*path, "provider"), m["provider"], PROVIDERS)
-    spec = _STORE_KEYS[provider]
-    c.mapping(path, m, list(spec["allowed"]), required=spec["required"])
-
-    def s(key: str, pattern: str | None = None, what: str | None = None) -> str | None:
-        if m.get(key) is None:
-            return None
-        return c.string((*path, key), m[key], pattern=pattern, what=what)
-
-    if provider == "local":
-        return StoreConfig(provider, path=s("path"))
-    if provider == "vault":
-        review = c.choice((*path, "tokenReview"), m.get("tokenReview", "in-cluster"),
-                          VAULT_TOKEN_REVIEW)
-        vault = StoreConfig(
-            provider, server=s("server", URL, "URL"), mount=s("mount", STORE_PATH) or "secret",
-            path=s("path", STORE_PATH, "Vault path"), role=s("role") or "deparrow-secrets",
-            auth_mount=s("authMount", STORE_PATH) or "kubernetes", audience=s("audience"),
-            vault_namespace=s("namespace"), policy=s("policy") or "deparrow-secrets-policy",
-            token_review=review)
-        if review == "client-token" and vault.audience and vault_only_audience(vault.audience):
-            raise c.fail(
-                (*path, "audience"),
-                f"tokenReview: client-token with audience '{vault.audience}' cannot log in: "
-                "Vault reviews ESO's token with that same token, and the API server rejects "
-                "a token whose only audience is not its own (403)",
-                hint="remove `audience:` (the token then carries the API server's default "
-                "audience), or set it to an audience the API server accepts, or use "
-                "`tokenReview: reviewer-jwt` with --token-reviewer-jwt-file")
-        return vault
-    if provider == "aws":
-        fetch_metadata = c.boolean((*path, "fetchMetadata"), m.get("fetchMetadata", False))
-        return StoreConfig(
-            provider, region=s("region", r"[a-z]{2}(-[a-z]+)+-\d", "AWS region"),
-            account_id=s("accountId", r"\d{12}", "AWS account id (12 digits, quoted)"),
-            role_arn=s("roleArn", r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+",
-                       "IAM role ARN"),
-            prefix=s("prefix", STORE_PATH, "secret name prefix"),
-            fetch_metadata=fetch_metadata,
-            kms_key_arn=s("kmsKeyArn", KMS_KEY_ARN,
-                          "KMS key ARN (arn:aws:kms:<region>:<account>:key/<key id>)"))
-    auth = c.choice((*path, "auth"), m.get("auth", "workload-identity"), AZURE_AUTH)
-    cfg = StoreConfig(
-        provider, vault_url=s("vaultUrl", r"https://[^\s/]+/?", "Key Vault URL"),
-        tenant_id=s("tenantId"), auth=auth, client_id=s("clientId"),
-        identity_id=s("identityId"))
-    if auth == "workload-identity" and cfg.identity_id:
-        raise c.fail((*path, "identityId"), "identityId goes with `auth: managed-identity`",
-                     hint="use clientId for workload identity")
-    if auth == "managed-identity" and cfg.client_id:
-        raise c.fail((*path, "clientId"), "clientId goes with `auth: workload-identity`",
-                     hint="use identityId for managed identity")
-    if cfg.identity_id and not re.fullmatch(GUID, cfg.identity_id):
-        # ESO passes identityId as a client id to both of its Azure SDK paths
-        # (providers/v1/azure/keyvault/keyvault.go); a resource id never authenticates.
-        raise c.fail((*path, "identityId"), "identityId must be the managed identity's client "
-                     "id (a GUID), not a resource id or name",
-                     hint="az identity show --name <IDENTITY> --resource-group <GROUP> "
-                     "--query clientId --output tsv")
-    return cfg
-
-
-def vault_only_audience(audience: str) -> bool:
-    """An audience only Vault uses (`vault`, `openbao`, `https://vault.example.com`), which
-    a Kubernetes API server never accepts as its own."""
-    lowered = audience.lower()
-    return ("vault" in lowered or "bao" in lowered) and "kubernetes" not in lowered

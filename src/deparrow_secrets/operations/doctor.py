@@ -203,17 +203,9 @@ class _Doctor:
         return ss_node
 
     def _store_fix(self) -> str:
-        e = self.env.name
-        if self.env.provider == "vault":
-            return (f"check Vault's kubernetes auth role and mount (`deparrow-secrets policy "
-                    f"--env {e}`), apply them with `deparrow-secrets setup --env {e}`, and "
-                    "make sure the auth-delegator binding exists")
-        if self.env.provider == "aws":
-            return (f"check the IAM role's trust policy names this ServiceAccount "
-                    f"(`deparrow-secrets policy --env {e}`; `setup --env {e}` applies it) "
-                    "and the ServiceAccount's eks.amazonaws.com/role-arn annotation")
-        return (f"check the federated credential and role assignment (`deparrow-secrets "
-                f"policy --env {e}` prints the az commands)")
+        from deparrow_secrets import providers
+
+        return providers.of(self.env).auth_failure_hint(self.env)
 
     def check_store(self, opener: Callable[[], SecretStore],
                     store_node: str) -> dict[str, ExpectedSecret] | None:
@@ -233,9 +225,7 @@ class _Doctor:
         return expected
 
     def _store_label(self) -> str:
-        from deparrow_secrets.operations.verify import store_location
-
-        loc = store_location(self.config, self.env)
+        loc = self.env.store.location(self.env.name)
         return f"{loc[0]}:" + " ".join(p for p in loc[1:] if p)
 
     def check_external_secrets(self, state: ClusterState, syncs: list[SecretSync],

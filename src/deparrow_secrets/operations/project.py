@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deparrow_secrets.config.catalog import Catalog, load_catalog
-from deparrow_secrets.config.settings import Config, EnvironmentConfig, load_config
+from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import ConfigError
+from deparrow_secrets.providers import load_config
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout
 
@@ -57,13 +58,17 @@ class Project:
         `writable` (default: `create`) is False for commands that only read: an embedded
         store is then opened without creating or changing any file.
         """
-        from deparrow_secrets.stores import open_store
+        from deparrow_secrets.providers import open_store
 
         path = self.local_store_path(env)
         if path is None:
             _say_endpoint_override(env)
             return open_store(self.config, env)
-        from deparrow_secrets.stores.local import AbsentLocalStore, LocalStore, check_key_source
+        from deparrow_secrets.providers.local.store import (
+            AbsentLocalStore,
+            LocalStore,
+            check_key_source,
+        )
 
         check_key_source()
         self.check_store_location(env)
@@ -88,10 +93,10 @@ class Project:
 
     def local_store_path(self, env: EnvironmentConfig) -> Path | None:
         """The embedded store file of `env` (None for remote providers)."""
-        if env.provider != "local":
-            return None
-        from deparrow_secrets.stores.local import DEFAULT_STORE
+        from deparrow_secrets.providers.local.settings import DEFAULT_STORE, LocalSettings
 
+        if not isinstance(env.store, LocalSettings):
+            return None
         return self.config.root / (env.store.path or DEFAULT_STORE)
 
     def _ignore_store_files(self, path: Path) -> None:
@@ -115,24 +120,9 @@ class Project:
 def _say_endpoint_override(env: EnvironmentConfig) -> None:
     """One line on stderr when the shell's environment, not the configuration, decides
     which server the store talks to (VAULT_ADDR, AWS_ENDPOINT_URL)."""
-    import os
-
+    from deparrow_secrets import providers
     from deparrow_secrets.errors import notice
 
-    if env.provider == "vault":
-        for name in ("VAULT_ADDR", "BAO_ADDR"):
-            address = os.environ.get(name)
-            if address:
-                configured = env.store.server
-                if address.rstrip("/") != (configured or "").rstrip("/"):
-                    notice(f"{env.name}: using Vault at {address} from ${name}"
-                           + (f" (the configuration says {configured})" if configured
-                              else ""))
-                return
-    elif env.provider == "aws":
-        for name in ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "AWS_ENDPOINT_URL"):
-            address = os.environ.get(name)
-            if address:
-                notice(f"{env.name}: using the AWS Secrets Manager endpoint {address} "
-                       f"from ${name}, not AWS's own")
-                return
+    override = providers.of(env).endpoint_override(env)
+    if override is not None:
+        notice(override)

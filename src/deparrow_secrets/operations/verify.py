@@ -56,24 +56,11 @@ class VerifyReport:
         return not self.failures and not self.shared_locations and not self.overdue
 
 
-def store_location(config: Config, env: EnvironmentConfig) -> tuple[str, ...]:
-    """What identifies where an environment's values live, for overlap checks."""
-    s = env.store
-    if env.provider == "local":
-        return ("local", s.path or ".deparrow-secrets/store.db", env.remote_path)
-    if env.provider == "vault":
-        return ("vault", (s.server or "").rstrip("/"), s.vault_namespace or "", s.mount,
-                env.remote_path)
-    if env.provider == "aws":
-        return ("aws", s.account_id or "", s.region or "", env.remote_path)
-    return ("azure", (s.vault_url or "").rstrip("/").lower())
-
-
 def shared_locations(config: Config) -> list[str]:
     seen: dict[tuple[str, ...], str] = {}
     out = []
     for env in config.environments.values():
-        loc = store_location(config, env)
+        loc = env.store.location(env.name)
         if loc in seen:
             out.append(f"environments {seen[loc]} and {env.name} use the same store location "
                        f"({env.provider}: {' '.join(p for p in loc[1:] if p)}); "

@@ -1,10 +1,9 @@
 """Identity and least privilege per environment: what `policy` prints, what `setup` applies.
 
-One module per provider (`aws`, `azure`, `vault`), each with `plan(config, env,
-options) -> Plan` (the artefacts: policies, roles, manifests, commands) and
-`setup(config, env, options) -> SetupReport` (apply what can be applied from here,
-idempotently). Every plan also carries the External Secrets Operator install
-guidance, which is the same for every provider.
+Each provider plans its identity (`Provider.identity_plan` -> Plan: the artefacts:
+policies, roles, manifests, commands) and sets it up (`Provider.identity_setup` ->
+SetupReport: apply what can be applied from here, idempotently). Every plan also
+carries the External Secrets Operator install guidance, the same for every provider.
 
 Environments are assumed to have separate stores (the default): every grant names one
 environment's objects only. Provider SDKs are imported only by `setup`.
@@ -12,12 +11,11 @@ environment's objects only. Provider SDKs are imported only by `setup`.
 
 from __future__ import annotations
 
-import importlib
-from types import ModuleType
 from typing import TYPE_CHECKING
 
+from deparrow_secrets import providers
 from deparrow_secrets.errors import InputError
-from deparrow_secrets.policy.model import Options, Piece, Plan, SetupReport
+from deparrow_secrets.providers.identity_plan import Options, Piece, Plan, SetupReport
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -28,18 +26,6 @@ __all__ = ["ESO_VERSION", "Options", "Plan", "SetupReport", "build_plan", "eso_i
 ESO_VERSION = "2.9.0"  # the CRDs the manifests are validated against
 ESO_NAMESPACE = "external-secrets"
 ESO_API_VERSION = "v1"
-
-PROVIDER_OPTIONS = {
-    "oidc_provider": ("aws", "--oidc-provider"),
-    "create_role": ("aws", "--create-role"),
-    "subscription": ("azure", "--subscription"),
-    "resource_group": ("azure", "--resource-group"),
-    "identity_name": ("azure", "--identity-name"),
-    "oidc_issuer": ("azure", "--oidc-issuer"),
-    "kubernetes_host": ("vault", "--kubernetes-host"),
-    "kubernetes_ca_cert": ("vault", "--kubernetes-ca-cert"),
-    "token_reviewer_jwt_file": ("vault", "--token-reviewer-jwt-file"),
-}
 
 
 def eso_install() -> Piece:
@@ -82,31 +68,25 @@ def eso_install() -> Piece:
                  notes=(f"The last command must print: {ESO_API_VERSION}",))
 
 
-def _module(env: EnvironmentConfig) -> ModuleType:
-    if not env.uses_eso:
-        raise InputError(
-            f"environment '{env.name}' uses the embedded local store: it has no remote "
-            "identity to set up",
-            hint="policy and setup apply to environments on vault, aws or azure")
-    return importlib.import_module(f"deparrow_secrets.policy.{env.provider}")
-
-
 def _check_options(env: EnvironmentConfig, options: Options) -> None:
-    for attr, (provider, flag) in PROVIDER_OPTIONS.items():
-        if getattr(options, attr) and provider != env.provider:
-            raise InputError(f"{flag} applies to {provider} environments; {env.name} uses "
-                             f"{env.provider}")
-    if options.cluster and env.provider == "vault":
-        raise InputError(f"--cluster applies to aws and azure environments; {env.name} uses "
-                         "vault")
+    """An option set for another provider's identity is a mistake, not something to
+    ignore silently."""
+    mine = {o.attr for o in providers.of(env).identity_options}
+    for name in providers.names():
+        for option in providers.get(name).identity_options:
+            if getattr(options, option.attr) and option.attr not in mine:
+                takers = [n for n in providers.names() if option.attr in
+                          {o.attr for o in providers.get(n).identity_options}]
+                raise InputError(f"{option.flag} applies to {' and '.join(takers)} "
+                                 f"environments; {env.name} uses {env.provider}")
 
 
 def build_plan(config: Config, env: EnvironmentConfig, options: Options | None = None) -> Plan:
     """Everything environment `env` needs for its identity, as data."""
     options = options or Options()
-    module = _module(env)
+    provider = providers.of(env)
     _check_options(env, options)
-    plan: Plan = module.plan(config, env, options)
+    plan = provider.identity_plan(config, env, options)
     plan.pieces.append(eso_install())
     return plan
 
@@ -115,7 +95,6 @@ def run_setup(config: Config, env: EnvironmentConfig,
               options: Options | None = None) -> SetupReport:
     """Apply what can be applied from here (Azure: only print the commands)."""
     options = options or Options()
-    module = _module(env)
+    provider = providers.of(env)
     _check_options(env, options)
-    report: SetupReport = module.setup(config, env, options)
-    return report
+    return provider.identity_setup(config, env, options)

@@ -13,11 +13,16 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import Any, assert_never
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import AccessDeniedError, StoreError
-from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict, not_checked
+from deparrow_secrets.providers import builtin_settings
+from deparrow_secrets.providers.aws.settings import AwsSettings
+from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.local.settings import LocalSettings
+from deparrow_secrets.providers.vault.settings import VaultSettings
 
 PRACTICE = "audit-logging"
 VAULT_AUDIT_GRANT = 'path "sys/audit" { capabilities = ["read", "sudo"] }'
@@ -26,14 +31,19 @@ TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
 
 
 def check(config: Config, env: EnvironmentConfig) -> Verdict:
-    provider = env.provider
-    if provider == "vault":
-        return _vault(config, env)
-    if provider == "aws":
-        return _aws(config, env)
-    if provider == "azure":
-        return _azure(env)
-    return _local(config, env)
+    match builtin_settings(env):
+        case VaultSettings():
+            return _vault(config, env)
+        case AwsSettings():
+            return _aws(config, env)
+        case AzureSettings() as azure:
+            return _azure(azure)
+        case LocalSettings():
+            return _local(config, env)
+        case None:
+            return not_checked(PRACTICE, env)
+        case unknown:
+            assert_never(unknown)
 
 
 def _local(config: Config, env: EnvironmentConfig) -> Verdict:
@@ -62,7 +72,7 @@ def _shown(config: Config, path: Any) -> str:
 
 
 def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.policy.vault import _Admin, audit_devices
+    from deparrow_secrets.providers.vault.identity import _Admin, audit_devices
 
     admin = _Admin(config, env, [])
     where = f"Vault at {admin.address}"
@@ -114,7 +124,7 @@ def _management_scope(selectors: dict[str, Any]) -> str | None:
 
 
 def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.stores.aws import AwsStore
+    from deparrow_secrets.providers.aws.store import AwsStore
 
     store = AwsStore.from_config(config, env)
     region = store.region
@@ -177,19 +187,19 @@ def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
                    evidence, fix=fix)
 
 
-def azure_vault_name(env: EnvironmentConfig) -> str:
+def azure_vault_name(settings: AzureSettings) -> str:
     from urllib.parse import urlparse
 
-    host = urlparse(env.store.vault_url or "").hostname or "VAULT"
+    host = urlparse(settings.vault_url or "").hostname or "VAULT"
     return host.split(".")[0]
 
 
-def _azure(env: EnvironmentConfig) -> Verdict:
-    name = azure_vault_name(env)
-    check_cmd, create_cmd = azure_diagnostic_commands(env)
+def _azure(settings: AzureSettings) -> Verdict:
+    name = azure_vault_name(settings)
+    check_cmd, create_cmd = azure_diagnostic_commands(settings)
     return Verdict(PRACTICE, "azure", UNKNOWN,
                    f"Key Vault {name}: the AuditEvent diagnostic setting is on the management "
-                   "plane, which the tool does not read", [f"vault {env.store.vault_url}"],
+                   "plane, which the tool does not read", [f"vault {settings.vault_url}"],
                    fix=f"check: {check_cmd}; if it lists none, set it: {create_cmd}",
                    reason="diagnostic settings are not readable through the Key Vault data "
                    "plane", commands=[check_cmd, create_cmd])
@@ -197,16 +207,17 @@ def _azure(env: EnvironmentConfig) -> Verdict:
 
 def audit_commands(env: EnvironmentConfig) -> tuple[str, str, list[str]]:
     """(item, detail, commands) of `setup --audit` where nothing is enabled from here."""
-    if env.provider == "aws":
-        region = env.store.region or "REGION"
+    store = builtin_settings(env)
+    if isinstance(store, AwsSettings):
+        region = store.region or "REGION"
         return ("CloudTrail trail deparrow-audit", "a multi-region trail records Secrets "
                 "Manager management events (reads and writes) by default", [
                     "# a bucket for the trail's logs, with the bucket policy CloudTrail "
                     "needs: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/"
                     "create-s3-bucket-policy-for-cloudtrail.html",
                     aws_trail_command(region)])
-    if env.provider == "azure":
-        check, create = azure_diagnostic_commands(env)
+    if isinstance(store, AzureSettings):
+        check, create = azure_diagnostic_commands(store)
         return ("Key Vault diagnostic setting deparrow-audit", "AuditEvent logs to a Log "
                 "Analytics workspace", [check, create])
     return ("change ledger", "the embedded store has no audit device; every provision, set "
@@ -219,8 +230,8 @@ def aws_trail_command(region: str) -> str:
             f"--name deparrow-audit --region {region}")
 
 
-def azure_diagnostic_commands(env: EnvironmentConfig) -> tuple[str, str]:
-    name = azure_vault_name(env)
+def azure_diagnostic_commands(settings: AzureSettings) -> tuple[str, str]:
+    name = azure_vault_name(settings)
     vault_id = f"$(az keyvault show --name {name} --query id --output tsv)"
     check_cmd = (f"az monitor diagnostic-settings list --resource {vault_id} "
                  "--query \"[].{name:name, logs:logs[?category=='AuditEvent' && enabled]}\"")

@@ -19,12 +19,17 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, assert_never
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import StoreError
 from deparrow_secrets.operations.project import Project
-from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict, not_checked
+from deparrow_secrets.providers import builtin_settings
+from deparrow_secrets.providers.aws.settings import AwsSettings
+from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.local.settings import LocalSettings
+from deparrow_secrets.providers.vault.settings import VaultSettings
 
 PRACTICE = "encryption-at-rest"
 AWS_MANAGED_ALIAS = "alias/aws/secretsmanager"
@@ -47,17 +52,23 @@ ETCD_CHECKS = [
 
 def check_store(project: Project, env: EnvironmentConfig) -> Verdict:
     config = project.config
-    if env.provider == "aws":
-        return _aws(project, env)
-    if env.provider == "azure":
-        return _azure(env)
-    if env.provider == "vault":
-        return _vault(config, env)
-    return _local(config, env)
+    match builtin_settings(env):
+        case AwsSettings() as aws:
+            return _aws(project, env, aws)
+        case AzureSettings() as azure:
+            return _azure(azure)
+        case VaultSettings():
+            return _vault(config, env)
+        case LocalSettings() as local:
+            return _local(config, env, local)
+        case None:
+            return not_checked(PRACTICE, env)
+        case unknown:
+            assert_never(unknown)
 
 
 def check_cluster(env: EnvironmentConfig) -> Verdict:
-    first = {"aws": "EKS", "azure": "AKS"}.get(env.provider)
+    first = {AwsSettings: "EKS", AzureSettings: "AKS"}.get(type(env.store))
     checks = sorted(ETCD_CHECKS, key=lambda c: not (first and c.startswith(first)))
     return Verdict(PRACTICE, "cluster", UNKNOWN,
                    "whether the cluster encrypts Secrets in etcd is not readable through "
@@ -67,11 +78,12 @@ def check_cluster(env: EnvironmentConfig) -> Verdict:
                    commands=checks)
 
 
-def _local(config: Config, env: EnvironmentConfig) -> Verdict:
+def _local(config: Config, env: EnvironmentConfig, settings: LocalSettings) -> Verdict:
     from deparrow_secrets.operations.gitfiles import is_tracked
-    from deparrow_secrets.stores.local import DEFAULT_STORE, KEY_ENV, KEY_FILE_ENV
+    from deparrow_secrets.providers.local.settings import DEFAULT_STORE
+    from deparrow_secrets.providers.local.store import KEY_ENV, KEY_FILE_ENV
 
-    store = config.root / (env.store.path or DEFAULT_STORE)
+    store = config.root / (settings.path or DEFAULT_STORE)
     evidence = ["each version sealed with AES-256-GCM, bound to its object and version"]
     if os.environ.get(KEY_ENV):
         evidence.append(f"key from ${KEY_ENV} (not on disk)")
@@ -109,8 +121,8 @@ def _local(config: Config, env: EnvironmentConfig) -> Verdict:
                    "file is private", evidence)
 
 
-def _aws(project: Project, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.stores.aws import AwsStore
+def _aws(project: Project, env: EnvironmentConfig, settings: AwsSettings) -> Verdict:
+    from deparrow_secrets.providers.aws.store import AwsStore
 
     layout = project.layout(env)
     names = sorted(layout.objects(v.name for v in layout.needed()))
@@ -142,7 +154,7 @@ def _aws(project: Project, env: EnvironmentConfig) -> Verdict:
                        reason="nothing to look at")
     evidence = [f"{name}: {key}" for name, key in sorted(keys.items())]
     customer = {k for k in keys.values() if not _aws_managed(k)}
-    configured = env.store.kms_key_arn
+    configured = settings.kms_key_arn
     if not customer:
         return Verdict(PRACTICE, "aws", PASS, "Secrets Manager encrypts every secret with "
                        "the AWS managed key aws/secretsmanager", evidence,
@@ -179,22 +191,22 @@ def _same_key(described: str, configured: str) -> bool:
     return described in (configured, key_id) or described.rsplit("/", 1)[-1] == key_id
 
 
-def _azure(env: EnvironmentConfig) -> Verdict:
+def _azure(settings: AzureSettings) -> Verdict:
     from deparrow_secrets.posture.audit import azure_vault_name
 
-    name = azure_vault_name(env)
+    name = azure_vault_name(settings)
     command = f"az keyvault show --name {name} --query properties.sku.name --output tsv"
     return Verdict(PRACTICE, "azure", UNKNOWN,
                    f"Key Vault {name} always encrypts secrets at rest; its SKU (standard: "
                    "software-protected keys, premium: HSM-protected) is not readable "
-                   "through the data plane", [f"vault {env.store.vault_url}"],
+                   "through the data plane", [f"vault {settings.vault_url}"],
                    fix=f"check: {command} (premium for HSM-backed keys: az keyvault update "
                    f"--name {name} --sku premium)", reason="the SKU is a management-plane "
                    "property", commands=[command])
 
 
 def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.policy.vault import _Admin
+    from deparrow_secrets.providers.vault.identity import _Admin
 
     admin = _Admin(config, env, [])
     where = f"Vault at {admin.address}"

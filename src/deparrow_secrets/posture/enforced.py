@@ -6,11 +6,17 @@ and verify's configured locations)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import assert_never
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+from deparrow_secrets.providers import builtin_settings
+from deparrow_secrets.providers.aws.settings import AwsSettings
+from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.local.settings import LocalSettings
+from deparrow_secrets.providers.vault.settings import VaultSettings
 
 COMMITTED_RULES = ("secret-data-outside-dev", "generator-literals-outside-dev",
                    "placeholder-value")
@@ -71,8 +77,8 @@ def least_privilege(project: Project, env: EnvironmentConfig,
                        "or wildcard actions", evidence + _where(broad),
                        fix=f"replace them with what deparrow-secrets policy --env {env.name} "
                        f"prints; apply with deparrow-secrets setup --env {env.name}")
-    if env.provider == "local":
-        return Verdict("least-privilege", "local", PASS, "dev uses no ESO identity: the "
+    if not env.uses_eso:
+        return Verdict("least-privilege", env.provider, PASS, "dev uses no ESO identity: the "
                        "embedded store is read by the tool only", evidence)
     return Verdict("least-privilege", env.provider, PASS, "ESO's identity is scoped to "
                    f"{env.name}'s secrets", evidence,
@@ -81,32 +87,35 @@ def least_privilege(project: Project, env: EnvironmentConfig,
 
 
 def _rendered_scope(project: Project, env: EnvironmentConfig) -> str | None:
-    if env.provider == "aws":
-        from deparrow_secrets.policy.aws import actions, secret_arn_pattern
+    match builtin_settings(env):
+        case AwsSettings() as aws:
+            from deparrow_secrets.providers.aws.identity import actions, secret_arn_pattern
 
-        account = env.store.account_id or "ACCOUNT"
-        return (f"rendered IAM policy: {', '.join(actions(env))} on "
-                f"{secret_arn_pattern(env, account)}"
-                + (f", kms:Decrypt on {env.store.kms_key_arn}" if env.store.kms_key_arn
-                   else ""))
-    if env.provider == "vault":
-        from deparrow_secrets.policy.vault import data_path
+            account = aws.account_id or "ACCOUNT"
+            return (f"rendered IAM policy: {', '.join(actions(env))} on "
+                    f"{secret_arn_pattern(env, account)}"
+                    + (f", kms:Decrypt on {aws.kms_key_arn}" if aws.kms_key_arn else ""))
+        case VaultSettings() as vault:
+            from deparrow_secrets.providers.vault.identity import data_path
 
-        return f"rendered Vault policy {env.store.policy}: read on {data_path(env)}"
-    if env.provider == "azure":
-        return "rendered role assignment: Key Vault Secrets User on the vault of " \
-            f"{env.name} only"
-    return None
+            return f"rendered Vault policy {vault.policy}: read on {data_path(env)}"
+        case AzureSettings():
+            return "rendered role assignment: Key Vault Secrets User on the vault of " \
+                f"{env.name} only"
+        case LocalSettings() | None:
+            return None
+        case unknown:
+            assert_never(unknown)
 
 
 def separate_stores(project: Project, env: EnvironmentConfig,
                     findings: Sequence[Finding]) -> Verdict:
-    from deparrow_secrets.operations.verify import shared_locations, store_location
+    from deparrow_secrets.operations.verify import shared_locations
 
     shared = [line for line in shared_locations(project.config) if f" {env.name} " in
               f" {line.replace(',', ' ')} "]
     linted = [f for f in findings if f.rule in STORE_RULES]
-    location = store_location(project.config, env)
+    location = env.store.location(env.name)
     evidence = [f"{env.name}: {location[0]} {' '.join(p for p in location[1:] if p)}",
                 f"lint's store rule: {len(linted)} finding(s)"]
     if shared or linted:

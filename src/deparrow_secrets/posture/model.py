@@ -4,8 +4,12 @@ evidence it looked at and the exact fix, as a finding of the shared model."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from deparrow_secrets.lint.findings import ERROR, POSTURE_RULE_IDS, WARNING, Finding
+
+if TYPE_CHECKING:
+    from deparrow_secrets.config.settings import EnvironmentConfig
 
 PASS = "pass"
 FAIL = "fail"
@@ -44,3 +48,11 @@ class Verdict:
                                    "verdict": self.verdict, "evidence": list(self.evidence),
                                    "reason": self.reason or None,
                                    "commands": list(self.commands)})
+
+
+def not_checked(practice: str, env: EnvironmentConfig) -> Verdict:
+    """A provider the tool has no check of this practice for (a registered third-party
+    provider): unknown, never passed."""
+    return Verdict(practice, env.provider, UNKNOWN,
+                   f"{practice} is not checked for provider {env.provider}", [],
+                   fix="check it by hand on the store", reason="no check for this provider")

@@ -13,8 +13,8 @@ from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.rules.embedded import pod_specs
 from deparrow_secrets.lint.rules.stores import STORE_KINDS, providers, remote_keys
 from deparrow_secrets.lint.scopes import deployment_scopes
+from deparrow_secrets.providers.azure.settings import secret_name as azure_name
 from deparrow_secrets.render.validate import ESO_GROUP
-from deparrow_secrets.stores.layout import azure_name
 
 _AZURE_OBJECT_PREFIX = re.compile(r"^(?:secret|key|cert)/")
 

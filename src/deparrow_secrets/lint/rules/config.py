@@ -10,7 +10,6 @@ from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import walk_strings
 from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.placeholders import placeholder_kind
-from deparrow_secrets.operations.verify import store_location
 
 
 def check_config(ctx: LintContext) -> Iterator[Finding]:
@@ -28,7 +27,7 @@ def check_config(ctx: LintContext) -> Iterator[Finding]:
 
     seen: dict[tuple[str, ...], str] = {}
     for env in config.environments.values():
-        location = store_location(config, env)
+        location = env.store.location(env.name)
         if location in seen:
             yield ctx.finding(
                 "store-shared-between-envs", None, ("environments", env.name, "store"),

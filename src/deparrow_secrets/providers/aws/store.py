@@ -75,6 +75,7 @@ from deparrow_secrets.errors import (
     StoreUnavailableError,
     UncertainWriteError,
 )
+from deparrow_secrets.providers.aws.settings import settings_of
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
 from deparrow_secrets.stores.retry import (
@@ -236,7 +237,7 @@ class AwsStore(SecretStore):
 
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> AwsStore:
-        return cls(env.name, env.store.region, prefix=env.remote_path)
+        return cls(env.name, settings_of(env).region, prefix=env.remote_path)
 
     @property
     def policy(self) -> RetryPolicy:

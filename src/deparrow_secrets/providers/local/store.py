@@ -37,12 +37,12 @@ from deparrow_secrets.errors import (
     Notice,
     StoreError,
 )
+from deparrow_secrets.providers.local.settings import DEFAULT_STORE, settings_of
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
 
 KEY_ENV = "DEPARROW_SECRETS_KEY"
 KEY_FILE_ENV = "DEPARROW_SECRETS_KEY_FILE"
-DEFAULT_STORE = ".deparrow-secrets/store.db"
 # Format 2 also records each object's newest version, sealed, so rows deleted from the
 # end of an object's history are noticed. Stores of format 1 are read as they are.
 FORMAT = "deparrow-secrets-local/2"
@@ -293,7 +293,7 @@ class LocalStore(SecretStore):
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig, create: bool = True,
                     read_only: bool = False) -> LocalStore:
-        path = config.root / (env.store.path or DEFAULT_STORE)
+        path = config.root / (settings_of(env).path or DEFAULT_STORE)
         # Inside the project every component is checked from its root; a store the
         # configuration puts elsewhere is taken from its own directory as given.
         root = config.root if safefiles.inside(config.root, path) else path.parent

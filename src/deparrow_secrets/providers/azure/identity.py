@@ -26,7 +26,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from deparrow_secrets.policy.model import (
+from deparrow_secrets.providers import secret_store, service_account
+from deparrow_secrets.providers.azure.settings import AzureSettings, settings_of
+from deparrow_secrets.providers.identity_plan import (
     PLACEHOLDER_NOTE,
     Options,
     Piece,
@@ -34,7 +36,6 @@ from deparrow_secrets.policy.model import (
     SetupReport,
     shell_line,
 )
-from deparrow_secrets.render.manifests import secret_store, service_account
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -53,7 +54,7 @@ PRINCIPAL_PLACEHOLDER = "<PRINCIPAL_OBJECT_ID>"
 
 def vault_name(env: EnvironmentConfig) -> str:
     """`https://deparrow-kv.vault.azure.net` -> `deparrow-kv` (any Azure cloud)."""
-    host = urlparse(env.store.vault_url or "").hostname or ""
+    host = urlparse(settings_of(env).vault_url or "").hostname or ""
     return host.split(".")[0]
 
 
@@ -69,21 +70,21 @@ def subject(config: Config) -> str:
 
 
 def _principal_client_id(env: EnvironmentConfig) -> str:
-    store = env.store
+    store = settings_of(env)
     if store.auth == "managed-identity":
         return store.identity_id or IDENTITY_ID_PLACEHOLDER
     return store.client_id or CLIENT_ID_PLACEHOLDER
 
 
 def shared_vaults(config: Config, env: EnvironmentConfig) -> list[str]:
-    mine = (env.store.vault_url or "").rstrip("/").lower()
+    mine = (settings_of(env).vault_url or "").rstrip("/").lower()
     return [o.name for o in config.environments.values()
-            if o.name != env.name and o.provider == "azure"
+            if o.name != env.name and isinstance(o.store, AzureSettings)
             and (o.store.vault_url or "").rstrip("/").lower() == mine]
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-    store = env.store
+    store = settings_of(env)
     result = Plan(env.name, env.provider)
     name = vault_name(env)
     scope = vault_scope(env, options.subscription, options.resource_group)
@@ -160,7 +161,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
 
 def _commands(config: Config, env: EnvironmentConfig, options: Options, name: str,
               client_id: str, identity_name: str, resource_group: str) -> list[str]:
-    workload = env.store.auth == "workload-identity"
+    workload = settings_of(env).auth == "workload-identity"
     lines = ["# The identity's principal (object) id, from its client id:",
              "PRINCIPAL_ID=\"$(" + shell_line("az", "ad", "sp", "show", "--id", client_id,
                                               "--query", "id", "--output", "tsv",
@@ -214,7 +215,7 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
     report.warnings = list(result.warnings)
     report.add(f"role assignment {ROLE} on {vault_name(env)}", "printed",
                "run the commands below: assigning roles needs rights this tool never uses")
-    if env.store.auth == "workload-identity":
+    if settings_of(env).auth == "workload-identity":
         report.add(f"federated credential {config.service_account}-{env.name}", "printed")
     return report
 

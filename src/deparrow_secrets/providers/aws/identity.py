@@ -38,7 +38,9 @@ from deparrow_secrets.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from deparrow_secrets.policy.model import (
+from deparrow_secrets.providers import service_account
+from deparrow_secrets.providers.aws.settings import settings_of
+from deparrow_secrets.providers.identity_plan import (
     PLACEHOLDER_NOTE,
     Options,
     Piece,
@@ -48,7 +50,6 @@ from deparrow_secrets.policy.model import (
     json_text,
     shell_line,
 )
-from deparrow_secrets.render.manifests import service_account
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -74,12 +75,16 @@ def partition(region: str) -> str:
     return "aws"
 
 
+def env_partition(env: EnvironmentConfig) -> str:
+    return partition(settings_of(env).region or "")
+
+
 def policy_name(env: EnvironmentConfig) -> str:
     return f"DeparrowSecrets-{env.name}"
 
 
 def account_id(config: Config, env: EnvironmentConfig) -> str:
-    account = env.store.account_id
+    account = settings_of(env).account_id
     if account:
         return account
     path = ("environments", env.name, "store")
@@ -87,26 +92,27 @@ def account_id(config: Config, env: EnvironmentConfig) -> str:
     hint = ("the IAM policy names arn:aws:secretsmanager:<region>:<account>:secret:...; "
             "`aws sts get-caller-identity --query Account --output text` prints it "
             "(quote it in YAML: accountId: \"123456789012\")")
-    if env.store.role_arn:
-        hint += f"; the configured roleArn is in account {env.store.role_arn.split(':')[4]}"
+    role_arn = settings_of(env).role_arn
+    if role_arn:
+        hint += f"; the configured roleArn is in account {role_arn.split(':')[4]}"
     if config.source is not None:
         raise config.source.error(ConfigError, path, message, hint)
     raise ConfigError(message, key_path=".".join(path), hint=hint)
 
 
 def secret_arn_pattern(env: EnvironmentConfig, account: str) -> str:
-    region = env.store.region or ""
+    region = settings_of(env).region or ""
     return (f"arn:{partition(region)}:secretsmanager:{region}:{account}:secret:"
             f"{env.remote_path}/*")
 
 
 def policy_arn(env: EnvironmentConfig, account: str) -> str:
-    return f"arn:{partition(env.store.region or '')}:iam::{account}:policy/{policy_name(env)}"
+    return f"arn:{env_partition(env)}:iam::{account}:policy/{policy_name(env)}"
 
 
 def actions(env: EnvironmentConfig) -> list[str]:
     """What ESO calls for this environment's ExternalSecrets (and metadata if asked)."""
-    return [READ_ACTION, METADATA_ACTION] if env.store.fetch_metadata else [READ_ACTION]
+    return [READ_ACTION, METADATA_ACTION] if settings_of(env).fetch_metadata else [READ_ACTION]
 
 
 def iam_policy_document(env: EnvironmentConfig, account: str) -> dict[str, Any]:
@@ -116,14 +122,14 @@ def iam_policy_document(env: EnvironmentConfig, account: str) -> dict[str, Any]:
         "Action": actions(env),
         "Resource": secret_arn_pattern(env, account),
     }]
-    if env.store.kms_key_arn:
+    if settings_of(env).kms_key_arn:
         statements.append({
             "Sid": f"DecryptDeparrowSecrets{env.name.capitalize()}",
             "Effect": "Allow",
             "Action": KMS_ACTION,
-            "Resource": env.store.kms_key_arn,
+            "Resource": settings_of(env).kms_key_arn,
             "Condition": {"StringEquals": {
-                "kms:ViaService": f"secretsmanager.{env.store.region}.amazonaws.com"}},
+                "kms:ViaService": f"secretsmanager.{settings_of(env).region}.amazonaws.com"}},
         })
     return {"Version": IAM_VERSION, "Statement": statements}
 
@@ -145,7 +151,7 @@ def normalize_oidc_provider(raw: str | None) -> str | None:
 
 def role_identity(env: EnvironmentConfig, account: str) -> tuple[str, str, str]:
     """(name, path, ARN) of the IRSA role: from roleArn, else the default name."""
-    arn = env.store.role_arn
+    arn = settings_of(env).role_arn
     if arn:
         resource = arn.split(":", 5)[5]  # role/path/name
         parts = resource.split("/")
@@ -153,7 +159,7 @@ def role_identity(env: EnvironmentConfig, account: str) -> tuple[str, str, str]:
         path = "/" + "/".join(parts[1:-1]) + "/" if len(parts) > 2 else "/"
         return name, path, arn
     name = DEFAULT_ROLE.format(env=env.name)
-    return name, "/", f"arn:{partition(env.store.region or '')}:iam::{account}:role/{name}"
+    return name, "/", f"arn:{env_partition(env)}:iam::{account}:role/{name}"
 
 
 def trust_policy_document(config: Config, env: EnvironmentConfig, account: str,
@@ -165,7 +171,7 @@ def trust_policy_document(config: Config, env: EnvironmentConfig, account: str,
             "Sid": "ExternalSecretsServiceAccount",
             "Effect": "Allow",
             "Principal": {
-                "Federated": f"arn:{partition(env.store.region or '')}:iam::{account}:"
+                "Federated": f"arn:{env_partition(env)}:iam::{account}:"
                              f"oidc-provider/{oidc}"},
             "Action": "sts:AssumeRoleWithWebIdentity",
             "Condition": {"StringEquals": {
@@ -198,10 +204,10 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
         notes=(f"Only this environment's secrets: {env.remote_path}/* (AWS appends "
                "-XXXXXX to every secret ARN, hence the *). GetSecretValue is all the "
                "rendered ExternalSecrets need"
-               + ("; DescribeSecret because fetchMetadata is set" if env.store.fetch_metadata
+               + ("; DescribeSecret because fetchMetadata is set" if settings_of(env).fetch_metadata
                   else " (set fetchMetadata: true for metadataPolicy: Fetch or PushSecret)")
                + ("; kms:Decrypt on the configured key, only via Secrets Manager."
-                  if env.store.kms_key_arn else "."),)))
+                  if settings_of(env).kms_key_arn else "."),)))
     result.pieces.append(Piece(
         "trustPolicy", f"IRSA role {role_name}: trust policy", "json",
         {"roleName": role_name, "rolePath": role_path, "roleArn": role_arn,
@@ -222,7 +228,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
                    "--description", _policy_description(env)),
         shell_line("eksctl", "create", "iamserviceaccount",
                    "--cluster", options.cluster or CLUSTER_PLACEHOLDER,
-                   "--region", env.store.region or "",
+                   "--region", settings_of(env).region or "",
                    "--namespace", config.namespace, "--name", config.service_account,
                    "--role-name", role_name, "--attach-policy-arn", p_arn,
                    "--role-only", "--approve"),
@@ -243,14 +249,15 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
     if not options.cluster:
         result.warnings.append(f"--cluster not given: the eksctl command contains the "
                                f"placeholder {CLUSTER_PLACEHOLDER}")
-    if not env.store.role_arn:
+    configured_role = settings_of(env).role_arn
+    if not configured_role:
         result.warnings.append(
             f"roleArn is not set under environments.{env.name}.store: the rendered "
             f"ServiceAccount has no eks.amazonaws.com/role-arn annotation, so ESO cannot "
             f"assume a role; set roleArn: {role_arn} (or your role's ARN) and re-render")
-    elif env.store.role_arn.split(":")[4] != account:
+    elif configured_role.split(":")[4] != account:
         result.warnings.append(
-            f"roleArn is in account {env.store.role_arn.split(':')[4]} but accountId is "
+            f"roleArn is in account {configured_role.split(':')[4]} but accountId is "
             f"{account}: the policy can only be attached to a role of its own account")
     if oidc is None or not options.cluster:
         result.warnings.append(PLACEHOLDER_NOTE)
@@ -267,7 +274,7 @@ def _policy_description(env: EnvironmentConfig) -> str:
 
 def _clients(config: Config, env: EnvironmentConfig) -> tuple[Any, Any]:
     """IAM and STS clients on the same session, region and endpoints as the store's."""
-    from deparrow_secrets.stores.aws import AwsStore
+    from deparrow_secrets.providers.aws.store import AwsStore
 
     store = AwsStore.from_config(config, env)  # profile, region and their errors
     session = store.session
@@ -406,7 +413,7 @@ def _setup_role(iam: Any, config: Config, env: EnvironmentConfig, account: str, 
     name, path, arn = role_identity(env, account)
     item = f"role {name}"
     trust = trust_policy_document(config, env, account, oidc)
-    provider_arn = f"arn:{partition(env.store.region or '')}:iam::{account}:oidc-provider/{oidc}"
+    provider_arn = f"arn:{env_partition(env)}:iam::{account}:oidc-provider/{oidc}"
     providers = _call(env, "iam list-open-id-connect-providers", "oidc-provider",
                       iam.list_open_id_connect_providers)
     if provider_arn not in {p["Arn"] for p in providers.get("OpenIDConnectProviderList", [])}:

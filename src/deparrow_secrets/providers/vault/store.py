@@ -51,6 +51,7 @@ from deparrow_secrets.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from deparrow_secrets.providers.vault.settings import settings_of
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
 from deparrow_secrets.stores.retry import (
@@ -298,7 +299,7 @@ class VaultStore(SecretStore):
 
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> VaultStore:
-        cfg = env.store
+        cfg = settings_of(env)
         address = _env("VAULT_ADDR", "BAO_ADDR") or cfg.server
         if not address:
             raise ConfigError(

@@ -76,9 +76,9 @@ from deparrow_secrets.errors import (
     StoreUnavailableError,
     UncertainWriteError,
 )
+from deparrow_secrets.providers.azure.settings import SECRET_NAME, settings_of
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE, Health, SecretStore, Snapshot, VersionInfo
-from deparrow_secrets.stores.layout import AZURE_NAME
 from deparrow_secrets.stores.retry import (
     CallTimeout,
     RetryPolicy,
@@ -356,7 +356,7 @@ class AzureStore(SecretStore):
 
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> AzureStore:
-        url = os.environ.get(URL_ENV) or env.store.vault_url
+        url = os.environ.get(URL_ENV) or settings_of(env).vault_url
         if not url:
             raise ConfigError(f"environment {env.name}: the azure store needs a vault URL",
                               key_path=f"environments.{env.name}.store.vaultUrl",
@@ -526,7 +526,7 @@ class AzureStore(SecretStore):
             raise
 
     def _check_name(self, key: str) -> str:
-        if not isinstance(key, str) or not AZURE_NAME.fullmatch(key):
+        if not isinstance(key, str) or not SECRET_NAME.fullmatch(key):
             raise InputError(
                 f"[environment {self.environment}, provider azure] {key!r} is not a Key Vault "
                 "secret name (1-127 characters of 0-9, a-z, A-Z and -)",

@@ -47,7 +47,9 @@ from deparrow_secrets.errors import (
     StoreError,
     StoreUnavailableError,
 )
-from deparrow_secrets.policy.model import (
+from deparrow_secrets.k8sobjects import auth_delegator_binding
+from deparrow_secrets.providers import secret_store, service_account
+from deparrow_secrets.providers.identity_plan import (
     Options,
     Piece,
     Plan,
@@ -55,11 +57,7 @@ from deparrow_secrets.policy.model import (
     heredoc,
     shell_line,
 )
-from deparrow_secrets.render.manifests import (
-    auth_delegator_binding,
-    secret_store,
-    service_account,
-)
+from deparrow_secrets.providers.vault.settings import VaultSettings, settings_of
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -89,19 +87,19 @@ def _duration(seconds: int) -> str:
 
 
 def data_path(env: EnvironmentConfig) -> str:
-    return f"{env.store.mount.strip('/')}/data/{env.remote_path.strip('/')}"
+    return f"{settings_of(env).mount.strip('/')}/data/{env.remote_path.strip('/')}"
 
 
 def auth_mount(env: EnvironmentConfig) -> str:
-    return env.store.auth_mount.strip("/")
+    return settings_of(env).auth_mount.strip("/")
 
 
 def role_path(env: EnvironmentConfig) -> str:
-    return f"auth/{auth_mount(env)}/role/{env.store.role}"
+    return f"auth/{auth_mount(env)}/role/{settings_of(env).role}"
 
 
 def acl_policy_hcl(env: EnvironmentConfig) -> str:
-    store = env.store
+    store = settings_of(env)
     where = f"KV v2 secret {env.remote_path} on mount {store.mount}"
     if store.vault_namespace:
         where += f" (paths relative to namespace {store.vault_namespace})"
@@ -130,8 +128,8 @@ def role_data(config: Config, env: EnvironmentConfig) -> dict[str, Any]:
     return {
         "bound_service_account_names": [config.service_account],
         "bound_service_account_namespaces": [config.namespace],
-        "audience": env.store.audience or "",
-        "token_policies": [env.store.policy],
+        "audience": settings_of(env).audience or "",
+        "token_policies": [settings_of(env).policy],
         "token_no_default_policy": True,
         "token_ttl": TOKEN_TTL,
         "token_max_ttl": TOKEN_MAX_TTL,
@@ -197,7 +195,7 @@ MODE_SUMMARY = {
 
 
 def token_review(env: EnvironmentConfig) -> str:
-    return env.store.token_review
+    return settings_of(env).token_review
 
 
 def needs_auth_delegator(env: EnvironmentConfig) -> bool:
@@ -245,7 +243,7 @@ def config_plan_data(env: EnvironmentConfig, options: Options) -> dict[str, Any]
 
 
 def audience_warning(env: EnvironmentConfig) -> str | None:
-    if env.store.audience:
+    if settings_of(env).audience:
         return None
     if token_review(env) == "client-token":
         return (f"no audience under environments.{env.name}.store: right for tokenReview "
@@ -260,11 +258,11 @@ def audience_warning(env: EnvironmentConfig) -> str | None:
 def shared_names(config: Config, env: EnvironmentConfig) -> list[tuple[str, str]]:
     """(other environment, what it shares) for Vault names that would collide."""
     out = []
-    mine = env.store
+    mine = settings_of(env)
     for other in config.environments.values():
-        if other.name == env.name or other.provider != "vault":
-            continue
         theirs = other.store
+        if other.name == env.name or not isinstance(theirs, VaultSettings):
+            continue
         if (theirs.server, theirs.vault_namespace) != (mine.server, mine.vault_namespace):
             continue
         if theirs.policy == mine.policy:
@@ -278,7 +276,7 @@ def shared_names(config: Config, env: EnvironmentConfig) -> list[tuple[str, str]
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-    store = env.store
+    store = settings_of(env)
     result = Plan(env.name, env.provider)
     mount = auth_mount(env)
     hcl = acl_policy_hcl(env)
@@ -367,8 +365,8 @@ class _Admin:
     """The hvac client of the tool's own Vault connection, with errors translated."""
 
     def __init__(self, config: Config, env: EnvironmentConfig, redact: list[str]) -> None:
+        from deparrow_secrets.providers.vault.store import VaultStore
         from deparrow_secrets.stores.retry import RetryPolicy
-        from deparrow_secrets.stores.vault import VaultStore
 
         self.env = env
         self.redact = redact
@@ -523,7 +521,7 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
         report.add(item, action, detail)
 
         # 3. the policy
-        name = env.store.policy
+        name = settings_of(env).policy
         hcl = acl_policy_hcl(env)
         current = admin.get("read policy", f"sys/policies/acl/{name}")
         have = ((current or {}).get("data") or {}).get("policy") if current else None
@@ -576,7 +574,7 @@ def _check_write_access(admin: _Admin, config: Config, env: EnvironmentConfig,
         elif change.item.startswith("kubernetes auth config "):
             targets.append((f"auth/{auth_mount(env)}/config", False))
         elif change.item.startswith("policy "):
-            targets.append((f"sys/policies/acl/{env.store.policy}", False))
+            targets.append((f"sys/policies/acl/{settings_of(env).policy}", False))
         elif change.item.startswith("role "):
             targets.append((role_path(env), False))
     if not targets:

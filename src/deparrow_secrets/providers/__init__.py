@@ -1,0 +1,148 @@
+"""The providers: one package per kind of store, behind `interface.Provider`, and the
+one registry that finds them by the `store.provider` name of deparrow-secrets.yaml.
+
+The built-in providers are imported on first use (each brings its SDK only when its
+store is opened). Another provider is added with `register()`: it then parses,
+renders, provisions and verifies like the built-in ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, assert_never, get_args
+
+from deparrow_secrets.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from deparrow_secrets.config.settings import (
+        Config,
+        EnvironmentConfig,
+        StoreSettings,
+    )
+    from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located
+    from deparrow_secrets.providers.aws.settings import AwsSettings
+    from deparrow_secrets.providers.azure.settings import AzureSettings
+    from deparrow_secrets.providers.interface import Provider
+    from deparrow_secrets.providers.local.settings import LocalSettings
+    from deparrow_secrets.providers.vault.settings import VaultSettings
+    from deparrow_secrets.stores.interface import SecretStore
+
+    BuiltinSettings: TypeAlias = LocalSettings | VaultSettings | AwsSettings | AzureSettings
+
+BuiltinName = Literal["local", "vault", "aws", "azure"]
+BUILTIN: tuple[BuiltinName, ...] = get_args(BuiltinName)
+
+_registered: dict[str, Provider] = {}
+
+
+def _builtin(name: BuiltinName) -> Provider:
+    match name:
+        case "local":
+            from deparrow_secrets.providers.local import PROVIDER as local
+            return local
+        case "vault":
+            from deparrow_secrets.providers.vault import PROVIDER as vault
+            return vault
+        case "aws":
+            from deparrow_secrets.providers.aws import PROVIDER as aws
+            return aws
+        case "azure":
+            from deparrow_secrets.providers.azure import PROVIDER as azure
+            return azure
+        case _:
+            assert_never(name)
+
+
+def register(provider: Provider) -> None:
+    """Make `provider` available under `provider.name` (replacing one of that name)."""
+    _registered[provider.name] = provider
+
+
+def unregister(name: str) -> None:
+    _registered.pop(name, None)
+
+
+def names() -> list[str]:
+    return [*BUILTIN, *(n for n in _registered if n not in BUILTIN)]
+
+
+def get(name: str) -> Provider:
+    if name in _registered:
+        return _registered[name]
+    for builtin in BUILTIN:
+        if builtin == name:
+            return _builtin(builtin)
+    raise ConfigError(f"unknown provider '{name}'", hint="providers: " + ", ".join(names()))
+
+
+def of(env: EnvironmentConfig) -> Provider:
+    """The provider of environment `env`'s store."""
+    return get(env.store.provider)
+
+
+def open_store(config: Config, env: EnvironmentConfig) -> SecretStore:
+    """The store of environment `env`, connected with the tool's own credentials."""
+    return of(env).store_class().from_config(config, env)
+
+
+class _Parsers:
+    """The registry as `config.settings` parses with it (config knows no provider)."""
+
+    def names(self) -> list[str]:
+        return names()
+
+    def parse_store(self, name: str, checker: Checker, path: KeyPath,
+                    block: Mapping[str, Any], environment: str) -> StoreSettings:
+        return get(name).parse_settings(checker, path, block, environment)
+
+
+def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
+    """deparrow-secrets.yaml (`path`, or the one in `cwd`), parsed with every provider."""
+    from deparrow_secrets.config.settings import load_config as load
+
+    return load(_Parsers(), path, cwd)
+
+
+def parse_config(doc: Located, root: Path) -> Config:
+    from deparrow_secrets.config.settings import parse_config as parse
+
+    return parse(doc, root, _Parsers())
+
+
+def default_config(root: Path) -> Config:
+    """No configuration file: dev on the embedded store."""
+    from deparrow_secrets.config.settings import default_config as default
+    from deparrow_secrets.providers.local.settings import LocalSettings
+
+    return default(root, LocalSettings())
+
+
+def service_account(config: Config, env: EnvironmentConfig) -> dict[str, Any]:
+    """ESO's ServiceAccount, with the annotations `env`'s provider needs."""
+    from deparrow_secrets import k8sobjects
+
+    return k8sobjects.service_account(config, of(env).service_account_annotations(config, env))
+
+
+def secret_store(config: Config, env: EnvironmentConfig) -> dict[str, Any]:
+    """The SecretStore ESO reads `env`'s store through."""
+    from deparrow_secrets import k8sobjects
+
+    return k8sobjects.secret_store(config, of(env).secret_store_provider(config, env))
+
+
+def builtin_settings(env: EnvironmentConfig) -> BuiltinSettings | None:
+    """`env`'s settings when a built-in provider holds its store, else None: code that
+    knows something per built-in provider matches on the result, exhaustively
+    (`assert_never` in the last case), and treats None as "not checked"."""
+    from deparrow_secrets.providers.aws.settings import AwsSettings
+    from deparrow_secrets.providers.azure.settings import AzureSettings
+    from deparrow_secrets.providers.local.settings import LocalSettings
+    from deparrow_secrets.providers.vault.settings import VaultSettings
+
+    store = env.store
+    if isinstance(store, LocalSettings | VaultSettings | AwsSettings | AzureSettings):
+        return store
+    return None
