@@ -1,0 +1,89 @@
+"""A fifth provider, registered here and nowhere else, renders, provisions and verifies
+through the same commands as the built-in four (its package: `memory_provider`)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conformance import StoreConformance
+from memory_provider import BUCKETS, PROVIDER, MemoryStore
+
+from deparrow_secrets import providers
+from deparrow_secrets.render.validate import validate_object
+from deparrow_secrets.stores.interface import SecretStore
+from helpers import Run, load_documents, write_config
+
+
+@pytest.fixture
+def memory_registered() -> Iterator[str]:
+    bucket = f"b-{secrets.token_hex(4)}"
+    providers.register(PROVIDER)
+    yield bucket
+    providers.unregister(PROVIDER.name)
+    BUCKETS.pop(bucket, None)
+
+
+@pytest.fixture
+def project(tmp_path: Path, memory_registered: str) -> Path:
+    write_config(tmp_path, "environments:\n  dev:\n    store: {provider: local}\n"
+                 f"  staging:\n    store: {{provider: memory, bucket: {memory_registered}}}\n")
+    return tmp_path
+
+
+def test_renders_provisions_and_verifies(project: Path, memory_registered: str,
+                                         cli: Callable[..., Run]) -> None:
+    rendered = cli("render", cwd=project)
+    assert rendered.code == 0, rendered.err
+    rendered_objects = load_documents(
+        (project / "deparrow/k8s/overlays/staging/patches/external-secrets.yaml")
+        .read_text(encoding="utf-8"))
+    secret_store = next(o for o in rendered_objects if o["kind"] == "SecretStore")
+    assert secret_store["spec"]["provider"] == {"fake": {"data": []}}
+    assert [p for o in rendered_objects for p in validate_object(o)] == []  # ESO CRDs
+    assert cli("render", "--check", cwd=project).code == 0
+
+    before = cli("verify", "--env", "staging", cwd=project)
+    assert before.code != 0  # nothing provisioned yet: verify reads the memory store
+
+    provisioned = cli("provision", "--env", "staging", cwd=project)
+    assert provisioned.code == 0, provisioned.err
+    objects = BUCKETS[memory_registered]
+    assert objects and all(versions for versions in objects.values())
+
+    verified = cli("verify", "--env", "staging", cwd=project)
+    assert verified.code == 0, verified.out + verified.err
+
+    objects.clear()  # the values are gone: verify must see it through the provider
+    assert cli("verify", "--env", "staging", cwd=project).code != 0
+
+
+def test_its_settings_are_checked_by_its_parser(project: Path, cli: Callable[..., Run]) -> None:
+    write_config(project, "environments:\n  staging:\n    store: {provider: memory, "
+                 "bucket: b, region: x}\n")
+    run = cli("render", cwd=project)
+    assert run.code == 2
+    assert "environments.staging.store" in run.err and "region" in run.err
+
+
+def test_unregistered_it_is_an_unknown_provider(tmp_path: Path,
+                                                cli: Callable[..., Run]) -> None:
+    write_config(tmp_path, "environments:\n  staging:\n    store: {provider: memory, "
+                 "bucket: b}\n")
+    run = cli("render", cwd=tmp_path)
+    assert run.code == 2
+    assert "'memory' is not allowed" in run.err and "local, vault, aws, azure" in run.err
+
+
+class TestMemoryConformance(StoreConformance):
+    @pytest.fixture
+    def store(self, memory_registered: str) -> Iterator[SecretStore]:
+        with MemoryStore(memory_registered) as s:
+            yield s
+
+    @pytest.fixture
+    def second_store(self, memory_registered: str) -> Iterator[SecretStore]:
+        with MemoryStore(memory_registered) as s:
+            yield s
