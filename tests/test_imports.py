@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,3 +194,31 @@ def test_the_provider_test_rule_catches_a_foreign_import(tmp_path: Path) -> None
     assert foreign_providers(planted, "aws") == [f"{PACKAGE}.providers.vault.settings",
                                                  f"{PACKAGE}.providers.vault.settings.VaultSettings"]
     assert foreign_providers(planted, "vault") == []
+
+
+PROVIDER_NAME_TEST = re.compile(
+    r"""\.provider\s*(==|!=)\s*["']|\bprovider\s*(==|!=)\s*["']|provider\s+(not\s+)?in\s*[(\[{]""")
+
+
+def provider_name_tests(path: Path) -> list[str]:
+    """Lines of `path` that choose by comparing a provider's name."""
+    return [f"{path.name}:{n}: {line.strip()}"
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+            if PROVIDER_NAME_TEST.search(line)]
+
+
+def test_provider_neutral_code_never_compares_a_provider_name() -> None:
+    """Outside `providers/`, code asks the provider (`providers.of(env)`) or matches on
+    its settings type; a comparison with a name gives an unknown provider another
+    provider's behaviour."""
+    neutral = [f for f in sorted((SRC / PACKAGE).rglob("*.py"))
+               if not within(module_name(f), f"{PACKAGE}.providers")]
+    assert len(neutral) > 50
+    assert [hit for f in neutral for hit in provider_name_tests(f)] == []
+
+
+def test_the_provider_name_rule_catches_a_comparison(tmp_path: Path) -> None:
+    planted = tmp_path / "planted.py"
+    planted.write_text('if env.provider == "vault":\n    pass\nif provider in ("aws",):\n'
+                       "    pass\nif env.uses_eso:\n    pass\n", encoding="utf-8")
+    assert [hit.split(":")[1] for hit in provider_name_tests(planted)] == ["1", "3"]

@@ -598,7 +598,7 @@ class EsoSimulator:
             return found.encode()
         if set(values) == {WHOLE}:
             payload = values[WHOLE]
-        else:  # the SecretString the project wrote (stores/aws.py write)
+        else:  # the SecretString the project wrote (providers/aws/store.py write)
             payload = json.dumps(values, ensure_ascii=False)
         if not prop:
             return payload.encode()

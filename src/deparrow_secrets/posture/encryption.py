@@ -1,6 +1,6 @@
 """Encryption at rest: the store's, and the cluster's (etcd) for the Secrets ESO writes.
 
-- local: every version sealed with AES-GCM (stores/local.py); what can go wrong is the
+- local: every version sealed with AES-GCM (providers/local/store.py); what can go wrong is the
   key: a key file readable by others, or tracked by git.
 - aws: Secrets Manager always encrypts, with the AWS managed key aws/secretsmanager or
   a customer-managed KMS key (DescribeSecret `KmsKeyId`, no value read). With a
