@@ -121,10 +121,9 @@ def doctor(ctx: click.Context, env_name: str, kubeconfig: str | None,
            kube_context: str | None, output: str) -> None:
     """Follow store -> SecretStore -> ExternalSecret -> Secret -> workloads; name each
     problem with a stable id and its fix. Exit 0 healthy, 1 findings."""
-    from deparrow_secrets.lint.findings import DOCTOR_RULES
-    from deparrow_secrets.lint.output import render_json, render_sarif, render_text
+    from deparrow_secrets.findings.output import render_json, render_sarif, render_text
+    from deparrow_secrets.operations.doctor import DOCTOR_RULES, render_dot, render_mermaid
     from deparrow_secrets.operations.doctor import doctor as run_doctor
-    from deparrow_secrets.operations.doctor import render_dot, render_mermaid
 
     project = load_project(ctx)
     env = project.environment(env_name)

@@ -23,8 +23,17 @@ from typing import Any
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import StoreError
+from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+
+RULE = declare(
+    Rule("encryption-at-rest", ERROR,
+         "Secrets are encrypted at rest: the embedded store's AEAD and key file, the AWS "
+         "secrets' KMS key and the IAM policy covering it, Key Vault's SKU, Vault's seal "
+         "and storage, and etcd encryption of the cluster's Secrets.",
+         "Follow the fix of the finding (it names the command).", tool="posture"),
+)[0]
 
 PRACTICE = "encryption-at-rest"
 AWS_MANAGED_ALIAS = "alias/aws/secretsmanager"
@@ -68,7 +77,7 @@ def check_cluster(env: EnvironmentConfig) -> Verdict:
 
 
 def _local(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.operations.gitfiles import is_tracked
+    from deparrow_secrets.gitrepo import is_tracked
     from deparrow_secrets.stores.local import DEFAULT_STORE, KEY_ENV, KEY_FILE_ENV
 
     store = config.root / (env.store.path or DEFAULT_STORE)

@@ -8,9 +8,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.lint.findings import Finding
+from deparrow_secrets.findings import ERROR, Finding, Rule, declare
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+
+RULES = declare(
+    Rule("nothing-committed", ERROR,
+         "No secret value is committed: lint's embedded-value rules over the manifests and "
+         "the configuration, and scan of the working tree for the environment's values.",
+         "deparrow-secrets lint and deparrow-secrets scan --env ENV name each file and key; "
+         "move the value to the store and rotate it.", tool="posture"),
+    Rule("least-privilege", ERROR,
+         "ESO's identity can read one environment's secrets and nothing more: lint's policy "
+         "rules over the committed policies, and the scope of the policy the tool renders.",
+         "deparrow-secrets policy --env ENV prints the scoped policy; deparrow-secrets "
+         "setup --env ENV applies it.", tool="posture"),
+    Rule("separate-stores", ERROR,
+         "Each environment has its own store location: lint's store rule over manifests and "
+         "configuration, and verify's check of the configured locations.",
+         "Give each environment its own store location (path, prefix or Key Vault).",
+         tool="posture"),
+)
 
 COMMITTED_RULES = ("secret-data-outside-dev", "generator-literals-outside-dev",
                    "placeholder-value")

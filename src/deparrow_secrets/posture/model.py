@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deparrow_secrets.lint.findings import ERROR, POSTURE_RULE_IDS, WARNING, Finding
+from deparrow_secrets.findings import ERROR, NOTE, WARNING, Finding
+from deparrow_secrets.findings import rule as declared_rule
 
 PASS = "pass"
 FAIL = "fail"
 UNKNOWN = "unknown"
-NOTE = "note"
-"""Severity of a passing check (SARIF's level for a result that needs no action)."""
 SEVERITY = {FAIL: ERROR, UNKNOWN: WARNING, PASS: NOTE}
 
 
@@ -32,7 +31,7 @@ class Verdict:
     """Commands to run by hand: checks the tool cannot make from here, and fixes."""
 
     def finding(self, environment: str) -> Finding:
-        rule = POSTURE_RULE_IDS[self.practice]
+        rule = declared_rule(self.practice)
         message = f"{self.verdict}: {self.summary}"
         if self.verdict == UNKNOWN and self.reason:
             message += f" ({self.reason})"
