@@ -44,15 +44,16 @@ def _binary() -> str | None:
     return shutil.which("git")
 
 
-def _run(cwd: Path, *args: str, timeout: float = QUERY_TIMEOUT
+def _run(cwd: Path, *args: str, timeout: float | None = None
          ) -> subprocess.CompletedProcess[bytes] | None:
-    """git's completed process, or None when git is missing, cannot start or times out."""
+    """git's completed process, or None when git is missing, cannot start or times out
+    (QUERY_TIMEOUT unless `timeout` is given)."""
     git = _binary()
     if git is None:
         return None
     try:
-        return subprocess.run([git, *args], cwd=cwd, capture_output=True, timeout=timeout,
-                              check=False)
+        return subprocess.run([git, *args], cwd=cwd, capture_output=True, check=False,
+                              timeout=QUERY_TIMEOUT if timeout is None else timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
 
@@ -139,14 +140,16 @@ HISTORY_FORMAT = "--format=%x01%H%x02%B%x03"
 
 
 @contextmanager
-def history_patches(directory: Path, timeout: float = HISTORY_TIMEOUT
+def history_patches(directory: Path, timeout: float | None = None
                     ) -> Iterator[Iterator[bytes]]:
     """The output of `git log --all -p -U0` (every ref, each commit's added and removed
     lines and its message, in HISTORY_FORMAT) as blocks of bytes.
 
     Raises GitError when git is missing, `directory` is not in a work tree, git fails,
-    or the whole log takes longer than `timeout` seconds (git is stopped then).
+    or the whole log takes longer than `timeout` seconds (HISTORY_TIMEOUT unless given;
+    git is stopped then).
     """
+    timeout = HISTORY_TIMEOUT if timeout is None else timeout
     git = _binary()
     if git is None:
         raise GitError("--history needs git, which is not installed",

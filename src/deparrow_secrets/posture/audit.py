@@ -20,13 +20,13 @@ from deparrow_secrets.errors import AccessDeniedError, StoreError
 from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 
-RULE = declare(
+(RULE,) = declare(
     Rule("audit-logging", ERROR,
          "The store records who read and changed secrets: a Vault/OpenBao audit device, an "
          "AWS CloudTrail trail with Secrets Manager management events in the region, the "
          "Key Vault AuditEvent diagnostic setting, the embedded store's change ledger.",
          "deparrow-secrets setup --env ENV --audit", tool="posture"),
-)[0]
+)
 
 PRACTICE = "audit-logging"
 VAULT_AUDIT_GRANT = 'path "sys/audit" { capabilities = ["read", "sudo"] }'

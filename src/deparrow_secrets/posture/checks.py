@@ -14,12 +14,12 @@ from deparrow_secrets.posture import audit, encryption, enforced, network
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 from deparrow_secrets.stores.interface import SecretStore
 
-ROTATION_AGE = declare(
+(ROTATION_AGE,) = declare(
     Rule("rotation-age", ERROR,
          "Every value with a `maxAge` in the catalog is younger than it (the age comes from "
          "the store's version dates; values without maxAge are never due).",
          "deparrow-secrets rotate --due --env ENV", tool="posture"),
-)[0]
+)
 
 POSTURE_RULES: tuple[Rule, ...] = (audit.RULE, ROTATION_AGE, encryption.RULE, network.RULE,
                                    *enforced.RULES)

@@ -27,13 +27,13 @@ from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 
-RULE = declare(
+(RULE,) = declare(
     Rule("encryption-at-rest", ERROR,
          "Secrets are encrypted at rest: the embedded store's AEAD and key file, the AWS "
          "secrets' KMS key and the IAM policy covering it, Key Vault's SKU, Vault's seal "
          "and storage, and etcd encryption of the cluster's Secrets.",
          "Follow the fix of the finding (it names the command).", tool="posture"),
-)[0]
+)
 
 PRACTICE = "encryption-at-rest"
 AWS_MANAGED_ALIAS = "alias/aws/secretsmanager"

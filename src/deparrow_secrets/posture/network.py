@@ -18,13 +18,13 @@ from deparrow_secrets.errors import DeparrowError
 from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 
-RULE = declare(
+(RULE,) = declare(
     Rule("network-isolation", ERROR,
          "The application namespace has a default-deny NetworkPolicy (ingress, and egress "
          "when `networkPolicy.egress` is configured) and ESO's namespace restricts egress.",
          "Set `networkPolicy:` in deparrow-secrets.yaml, `deparrow-secrets render`, commit "
          "and `deparrow-secrets deploy --env ENV`.", tool="posture"),
-)[0]
+)
 
 PRACTICE = "network-isolation"
 NETWORK_POLICY = Kind("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
