@@ -29,6 +29,15 @@ class Rule:
     tool: str = "lint"
     """The command whose rule it is: "lint", "scan", "doctor" or "posture"."""
 
+    def finding(self, message: str, *, file: str = "", line: int | None = None,
+                fix: str | None = None, key_path: str = "", commit: str | None = None,
+                resource: str = "", properties: dict[str, Any] | None = None) -> Finding:
+        """A finding of this rule, with its severity and (unless given) its general fix."""
+        return Finding(rule=self.id, severity=self.severity, file=file, line=line,
+                       message=message, fix=self.fix if fix is None else fix,
+                       key_path=key_path, commit=commit, properties=properties or {},
+                       resource=resource)
+
 
 @dataclass
 class Finding:

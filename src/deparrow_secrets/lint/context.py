@@ -71,6 +71,5 @@ class LintContext:
         assert source is not None
         if line is None and doc is not None:
             line = doc.line(path)
-        return Finding(rule=rule, severity=meta.severity, file=source.display, line=line,
-                       message=message, fix=fix or meta.fix,
-                       key_path=format_path(path) if path else "", properties=properties)
+        return meta.finding(message, file=source.display, line=line, fix=fix or meta.fix,
+                            key_path=format_path(path) if path else "", properties=properties)

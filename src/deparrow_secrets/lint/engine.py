@@ -79,9 +79,8 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
     ctx = LintContext(project, files, [])
     unreadable_rule = declared_rule("file-unreadable")
     findings: list[Finding] = [
-        Finding(rule=unreadable_rule.id, severity=unreadable_rule.severity, file=u.display,
-                line=u.line, message=f"cannot lint this file: {u.reason}",
-                fix=unreadable_rule.fix)
+        unreadable_rule.finding(f"cannot lint this file: {u.reason}", file=u.display,
+                                line=u.line)
         for u in unreadable if u.reported]
     for source in files:
         if config_file is not None and source.path == config_file:

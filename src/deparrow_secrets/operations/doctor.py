@@ -172,8 +172,8 @@ class _Doctor:
             node: str | None = None, **props: Any) -> None:
         meta = _DOCTOR_RULE_IDS[rule]
         fix = fix or meta.fix.replace("ENV", self.env.name)
-        self.report.findings.append(Finding(
-            rule, meta.severity, "", None, message, fix, resource=resource,
+        self.report.findings.append(meta.finding(
+            message, fix=fix, resource=resource,
             properties={"environment": self.env.name, **props}))
         if node:
             self._mark(node, meta.severity)
@@ -362,15 +362,15 @@ class _Doctor:
             if interval in ("0", "0s") or s.refresh_policy == "CreatedOnce":
                 what = "refreshPolicy CreatedOnce" if s.refresh_policy == "CreatedOnce" \
                     else "refreshInterval 0"
-                self.report.findings.append(Finding(
-                    "refresh-disabled", WARNING, "", None,
+                self.report.findings.append(REFRESH_DISABLED.finding(
                     f"ExternalSecret {s.external_secret} has {what}: rotated values never "
                     "reach the Secret and force-sync annotations are ignored",
-                    f"set refreshPolicy Periodic with refreshInterval {self.env.refresh_interval}"
-                    f" (`deparrow-secrets render` writes it), then `deparrow-secrets deploy "
+                    fix="set refreshPolicy Periodic with refreshInterval "
+                    f"{self.env.refresh_interval} (`deparrow-secrets render` writes it), then "
+                    "`deparrow-secrets deploy "
                     f"--env {self.env.name}`", resource=res,
                     properties={"environment": self.env.name}))
-                self._mark(es_node, WARNING)
+                self._mark(es_node, REFRESH_DISABLED.severity)
 
     def _mark(self, node: str, health: str) -> None:
         n = self.report.nodes.get(node)

@@ -73,9 +73,8 @@ def _finding(rule: str, file: str, line: int | None, needle: Needle, env: str, t
     form = " (base64-encoded)" if needle.encoding == "base64" else ""
     keys = " and ".join(needle.keys)
     rotate = f" Rotate {keys} in {env}." if commit else ""
-    return Finding(
-        rule=rule, severity=meta.severity, file=file, line=line,
-        message=f"the {env} value of {keys}{form} is in {where}",
+    return meta.finding(
+        f"the {env} value of {keys}{form} is in {where}", file=file, line=line,
         fix=meta.fix + rotate, commit=commit,
         properties={"keys": list(needle.keys), "environment": env,
                     "encoding": needle.encoding, "excerpt": text})
@@ -124,10 +123,8 @@ def scan(values: Mapping[str, SecretValue], env_name: str, paths: Sequence[Path]
             if ghit.type == "Secret Keyword" and config_file is not None \
                     and ghit.path.resolve() == config_file.resolve():
                 continue
-            findings.append(Finding(
-                rule="generic-secret", severity=meta.severity, file=shown, line=ghit.line,
-                message=f"{ghit.type} (detect-secrets)", fix=meta.fix,
-                properties={"type": ghit.type}))
+            findings.append(meta.finding(f"{ghit.type} (detect-secrets)", file=shown,
+                                         line=ghit.line, properties={"type": ghit.type}))
     if stats.skipped_large:
         notes.append(f"{len(stats.skipped_large)} file(s) over "
                      f"{max_file_bytes // (1024 * 1024)} MB not searched")
