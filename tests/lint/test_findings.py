@@ -51,3 +51,28 @@ def test_sarif_describes_a_rule_from_outside_the_command() -> None:
     assert described == [*(r.id for r in LINT_RULES), "known-value"]
     assert run["results"][0]["ruleIndex"] == len(LINT_RULES)
     assert run["tool"]["driver"]["rules"][-1]["properties"]["tags"] == ["security", "scan"]
+
+
+def test_drift_reports_each_drifted_key_under_doctors_rule() -> None:
+    from deparrow_secrets.operations import drift
+
+    def key(name: str, state: str, *, present: bool = True) -> drift.KeyDrift:
+        return drift.KeyDrift(name, "app-secrets", "app-secrets", True, "3", present,
+                              state != drift.CLUSTER_MISSING, None, "2026-01-01T00:00:00Z",
+                              state, f"fix {name}")
+
+    report = drift.DriftReport("staging", "deparrow", "ctx", [
+        key("A", drift.IN_SYNC), key("B", drift.STORE_BEHIND),
+        key("C", drift.CLUSTER_BEHIND), key("D", drift.CLUSTER_EDITED),
+        key("E", drift.CLUSTER_MISSING), key("F", drift.CLUSTER_MISSING, present=False)])
+    found = report.findings()
+    assert [(f.rule, f.properties["key"], f.fix) for f in found] == [
+        ("store-key-missing", "B", "fix B"), ("secret-out-of-sync", "C", "fix C"),
+        ("secret-edited-in-cluster", "D", "fix D"), ("secret-key-missing", "E", "fix E"),
+        ("secret-missing", "F", "fix F")]
+    assert {f.resource for f in found} == {"Secret deparrow/app-secrets"}
+    assert [f.severity for f in found] == [ERROR, ERROR, WARNING, ERROR, ERROR]
+    run = json.loads(render_sarif(found, drift.DRIFT_RULES))["runs"][0]
+    assert [d["id"] for d in run["tool"]["driver"]["rules"]] == [
+        r.id for r in drift.DRIFT_RULES]
+    assert {r["ruleId"] for r in run["results"]} == {r.id for r in drift.DRIFT_RULES}

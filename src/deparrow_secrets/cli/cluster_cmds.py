@@ -151,7 +151,7 @@ def doctor(ctx: click.Context, env_name: str, kubeconfig: str | None,
 @click.command()
 @env_option()
 @cluster_options
-@output_option()
+@output_option("text", "json", "sarif")
 @click.pass_context
 def drift(ctx: click.Context, env_name: str, kubeconfig: str | None,
           kube_context: str | None, output: str) -> None:
@@ -168,6 +168,11 @@ def drift(ctx: click.Context, env_name: str, kubeconfig: str | None,
                     "context": report.context, "drifted": len(report.drifted),
                     "keys": [camel_dict(k) for k in report.keys],
                     "apiCalls": report.api_calls})
+    elif output == "sarif":
+        from deparrow_secrets.findings.output import render_sarif
+        from deparrow_secrets.operations.drift import DRIFT_RULES
+
+        click.echo(render_sarif(report.findings(), DRIFT_RULES))
     else:
         print_table(["KEY", "SECRET", "STORE", "VERSION", "CLUSTER", "LAST SYNC", "STATE"],
                     [(k.key, k.secret, "yes" if k.in_store else "no", k.store_version,
