@@ -1,11 +1,11 @@
 """Every git command the tool runs, and git's view of the working tree.
 
 One place runs git: each call has a timeout, and only paths and options go to git's
-argv, never a value (history is searched in git's output, not with `-S`/`-G`). The
-queries used to keep secrets out of git (`is_tracked`, `is_ignored`, `toplevel`) and
-to list files degrade to "no repository" when git is missing, fails or times out; the
-history stream, which a command needs to do what it was asked, raises GitError naming
-the fix instead.
+argv, never a value (history is searched in git's output, not with `-S`/`-G`). Without
+git installed there is no repository to keep secrets out of: the queries
+(`is_tracked`, `is_ignored`, `toplevel`, `ls_files`) answer "no repository" and files
+are listed by walking the tree. A git that does not answer in time raises GitError
+naming the fix, and so does the history stream whenever it cannot be read.
 
 `list_files`: inside a repository, directories are listed with `git ls-files -co
 --exclude-standard` (tracked plus untracked files that are not ignored), so
@@ -46,16 +46,25 @@ def _binary() -> str | None:
 
 def _run(cwd: Path, *args: str, timeout: float | None = None
          ) -> subprocess.CompletedProcess[bytes] | None:
-    """git's completed process, or None when git is missing, cannot start or times out
-    (QUERY_TIMEOUT unless `timeout` is given)."""
+    """git's completed process, or None when git is missing or cannot start.
+
+    A git that does not answer within `timeout` (QUERY_TIMEOUT unless given) is a fault,
+    not "no repository": whether a file is tracked must not be guessed.
+    """
     git = _binary()
     if git is None:
         return None
+    limit = QUERY_TIMEOUT if timeout is None else timeout
     try:
         return subprocess.run([git, *args], cwd=cwd, capture_output=True, check=False,
-                              timeout=QUERY_TIMEOUT if timeout is None else timeout)
-    except (OSError, subprocess.TimeoutExpired):
+                              timeout=limit)
+    except OSError:
         return None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} did not answer within {limit:.0f} s in {cwd}",
+                       hint=f"check the repository with `git -C {cwd} status` (a stale "
+                            "index.lock, a hung network filesystem), then try again"
+                       ) from None
 
 
 def _existing_dir(path: Path) -> Path:
@@ -80,7 +89,7 @@ def inside_work_tree(directory: Path) -> bool:
 
 def ls_files(directory: Path, pathspecs: Sequence[str] = (".",)) -> list[str] | None:
     """Tracked and untracked, not ignored, files under `directory` (relative to it);
-    None when git cannot list them."""
+    None without git or outside a work tree."""
     done = _run(directory, "ls-files", "-z", "--cached", "--others", "--exclude-standard",
                 "--deduplicate", "--", *pathspecs, timeout=LIST_TIMEOUT)
     if done is None or done.returncode != 0:

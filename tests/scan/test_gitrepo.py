@@ -73,22 +73,36 @@ def test_a_history_read_in_full_ends_cleanly(tmp_path: Path) -> None:
     assert out.startswith(b"\x01") and subject.encode() in out
 
 
-def test_a_hanging_git_is_no_repository_for_the_queries(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """lint and scan walk the tree instead; nothing counts as tracked."""
+def test_a_hanging_git_is_a_fault_naming_the_fix(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a file is tracked is never guessed: export would write values into it."""
     fake_git(tmp_path, monkeypatch, "exec sleep 30\n")
     monkeypatch.setattr(gitrepo, "QUERY_TIMEOUT", 0.3)
     monkeypatch.setattr(gitrepo, "LIST_TIMEOUT", 0.3)
     tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.env").write_text("A=1\n", encoding="utf-8")
+    started = time.monotonic()
+    for query in (lambda: gitrepo.refuse_tracked(tree / "a.env"),
+                  lambda: gitrepo.is_ignored(tree / "a.env"),
+                  lambda: gitrepo.list_files([tree]), lambda: gitrepo.ls_files(tree)):
+        with pytest.raises(GitError, match="did not answer within") as caught:
+            query()
+        assert caught.value.hint and "git -C" in caught.value.hint
+    assert time.monotonic() - started < 10
+
+
+def test_without_git_there_is_no_repository(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """lint and scan walk the tree; nothing is tracked, everything is as good as ignored."""
+    monkeypatch.setattr(gitrepo, "_binary", lambda: None)
+    tree = tmp_path / "tree"
     (tree / "sub").mkdir(parents=True)
     for name in ("a.yaml", "sub/b.yaml"):
         (tree / name).write_text("x: 1\n", encoding="utf-8")
-    started = time.monotonic()
     assert gitrepo.list_files([tree]) == [tree / "a.yaml", tree / "sub" / "b.yaml"]
-    assert gitrepo.ls_files(tree) is None
-    assert not gitrepo.is_tracked(tree / "a.yaml")
-    assert gitrepo.toplevel(tree) is None
-    assert time.monotonic() - started < 10
+    assert gitrepo.ls_files(tree) is None and gitrepo.toplevel(tree) is None
+    assert not gitrepo.is_tracked(tree / "a.yaml") and gitrepo.is_ignored(tree / "a.yaml")
 
 
 def test_scan_history_outside_a_repository_says_how_to_proceed(
