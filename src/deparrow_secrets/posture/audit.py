@@ -28,7 +28,7 @@ from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
          "deparrow-secrets setup --env ENV --audit", tool="posture"),
 )
 
-PRACTICE = "audit-logging"
+PRACTICE = RULE.id
 VAULT_AUDIT_GRANT = 'path "sys/audit" { capabilities = ["read", "sudo"] }'
 TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
                  "cloudtrail:GetEventSelectors")

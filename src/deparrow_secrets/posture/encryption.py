@@ -35,7 +35,7 @@ from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
          "Follow the fix of the finding (it names the command).", tool="posture"),
 )
 
-PRACTICE = "encryption-at-rest"
+PRACTICE = RULE.id
 AWS_MANAGED_ALIAS = "alias/aws/secretsmanager"
 ETCD_CHECKS = [
     "EKS: aws eks describe-cluster --name CLUSTER --query cluster.encryptionConfig "

@@ -26,7 +26,7 @@ from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
          "and `deparrow-secrets deploy --env ENV`.", tool="posture"),
 )
 
-PRACTICE = "network-isolation"
+PRACTICE = RULE.id
 NETWORK_POLICY = Kind("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
 ESO_CONTROLLER = "external-secrets"
 NO_CLUSTER = "no cluster given"
