@@ -146,7 +146,7 @@ def time_scan(root: Path, runs: int) -> tuple[float, dict[str, object]]:
 
 
 def time_strategies(root: Path, values: dict[str, str]) -> dict[str, float]:
-    from deparrow_secrets.scan.files import list_files
+    from deparrow_secrets.gitrepo import list_files
     from deparrow_secrets.scan.search import SearchStats, find_all, search_files
     from deparrow_secrets.scan.values import needles
     from deparrow_secrets.secret import SecretValue

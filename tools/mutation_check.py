@@ -207,7 +207,7 @@ MUTATIONS: list[Mutation] = [
       (FILES_T,)),
     M("export: tracked files written", "operations/export.py",
       "    for path in contents:  # refuse before writing anything, not half-way through\n"
-      "        gitfiles.refuse_tracked(path)",
+      "        gitrepo.refuse_tracked(path)",
       "    for path in contents:  # refuse before writing anything, not half-way through\n"
       "        pass", (DEV_T,)),
     # --- render ----------------------------------------------------------------------
@@ -220,7 +220,7 @@ MUTATIONS: list[Mutation] = [
       "    except UnicodeDecodeError as exc:\n        raise _Unreadable",
       "    except KeyError as exc:\n        raise _Unreadable", (CMDS_T,)),
     # --- scan ------------------------------------------------------------------------
-    M("scan: a named file inside the export directory skipped", "scan/files.py",
+    M("scan: a named file inside the export directory skipped", "gitrepo.py",
       "        if (not explicit and _excluded(path, skip)) or path.is_symlink() \\",
       "        if _excluded(path, excluded) or path.is_symlink() \\", (CMDS_T,)),
     M("scan: the whole dev overlay skipped", "scan/engine.py",

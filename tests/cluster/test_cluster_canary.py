@@ -64,8 +64,9 @@ def test_no_value_and_no_data_hash_in_any_cluster_output(
     def every_report(code: int | None = None) -> None:
         for fmt in ("text", "json", "sarif", "dot", "mermaid"):
             run("doctor", "--env", "staging", "--kubeconfig", kc, "-o", fmt, code=code)
-        for fmt in ("text", "json"):
+        for fmt in ("text", "json", "sarif"):
             run("drift", "--env", "staging", "--kubeconfig", kc, "-o", fmt, code=code)
+        for fmt in ("text", "json"):
             for target in ("deparrow-secrets", "REDIS_PASSWORD"):
                 run("impact", target, "--env", "staging", "--kubeconfig", kc, "-o", fmt)
 

@@ -398,6 +398,15 @@ def test_drift_store_changed_behind_esos_back(cluster: Cluster) -> None:
         k = keys[(secret, "REDIS_PASSWORD")]
         assert k["state"] == "cluster-behind" and k["equal"] is False and k["inStore"]
         assert "deparrow-secrets deploy --env staging" in k["fix"]
+    sarif = cluster.cli("drift", "--env", "staging", "--kubeconfig", cluster.kubeconfig,
+                        "-o", "sarif")
+    assert sarif.code == 1
+    results = sarif.json()["runs"][0]["results"]  # one per drifted key, as in json
+    assert sorted((r["ruleId"], r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"],
+                   r["properties"]["key"]) for r in results) == sorted(
+        ("secret-out-of-sync", f"Secret {NS}/{secret}", key)
+        for (secret, key), k in keys.items() if k["state"] != "in-sync")
+    assert any(r["properties"]["key"] == "REDIS_PASSWORD" for r in results)
     assert keys[("postgres-credentials", "POSTGRES_PASSWORD")]["state"] == "in-sync"
     text = cluster.cli("drift", "--env", "staging", "--kubeconfig", cluster.kubeconfig)
     assert "fix: deparrow-secrets deploy --env staging" in text.out

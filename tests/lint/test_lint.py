@@ -17,10 +17,11 @@ import jsonschema
 import pytest
 
 from deparrow_secrets.lint.engine import lint
-from deparrow_secrets.lint.findings import LINT_RULES, RULES
 from deparrow_secrets.lint.placeholders import placeholder_kind
+from deparrow_secrets.lint.rules import LINT_RULES
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.render.tree import render_tree, write_tree
+from deparrow_secrets.scan.engine import SCAN_RULES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
@@ -270,7 +271,8 @@ def test_sarif_of_a_clean_run_validates(cli: Callable[..., Run]) -> None:
 def test_list_rules(cli: Callable[..., Run], tmp_path: Path) -> None:
     run = cli("lint", "--list-rules", cwd=tmp_path)
     assert run.code == 0
-    assert [line.split()[0] for line in run.out.splitlines()] == list(RULES)
+    assert [line.split()[0] for line in run.out.splitlines()] == [
+        r.id for r in (*LINT_RULES, *SCAN_RULES)]
 
 
 # ---------------------------------------------------------------------------- details

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deparrow_secrets.lint.findings import LINT_RULES
+from deparrow_secrets.lint.rules import LINT_RULES
 
 LINT_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "lint"
 Run = Any

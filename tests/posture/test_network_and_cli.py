@@ -99,9 +99,9 @@ def test_unknown_practice_in_ignore_is_exit_2(project: Path, cli, bad) -> None:
 
 def test_practice_names_match_the_registry() -> None:
     from deparrow_secrets.cli.posture_cmds import PRACTICES
-    from deparrow_secrets.lint.findings import POSTURE_RULE_IDS
+    from deparrow_secrets.posture.checks import POSTURE_RULES
 
-    assert list(PRACTICES) == list(POSTURE_RULE_IDS)
+    assert list(PRACTICES) == [r.id for r in POSTURE_RULES]
 
 
 def test_bad_network_policy_config_is_exit_2(project: Path, cli) -> None:

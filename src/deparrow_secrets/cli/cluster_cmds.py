@@ -121,10 +121,9 @@ def doctor(ctx: click.Context, env_name: str, kubeconfig: str | None,
            kube_context: str | None, output: str) -> None:
     """Follow store -> SecretStore -> ExternalSecret -> Secret -> workloads; name each
     problem with a stable id and its fix. Exit 0 healthy, 1 findings."""
-    from deparrow_secrets.lint.findings import DOCTOR_RULES
-    from deparrow_secrets.lint.output import render_json, render_sarif, render_text
+    from deparrow_secrets.findings.output import render_json, render_sarif, render_text
+    from deparrow_secrets.operations.doctor import DOCTOR_RULES, render_dot, render_mermaid
     from deparrow_secrets.operations.doctor import doctor as run_doctor
-    from deparrow_secrets.operations.doctor import render_dot, render_mermaid
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -152,7 +151,7 @@ def doctor(ctx: click.Context, env_name: str, kubeconfig: str | None,
 @click.command()
 @env_option()
 @cluster_options
-@output_option()
+@output_option("text", "json", "sarif")
 @click.pass_context
 def drift(ctx: click.Context, env_name: str, kubeconfig: str | None,
           kube_context: str | None, output: str) -> None:
@@ -169,6 +168,11 @@ def drift(ctx: click.Context, env_name: str, kubeconfig: str | None,
                     "context": report.context, "drifted": len(report.drifted),
                     "keys": [camel_dict(k) for k in report.keys],
                     "apiCalls": report.api_calls})
+    elif output == "sarif":
+        from deparrow_secrets.findings.output import render_sarif
+        from deparrow_secrets.operations.drift import DRIFT_RULES
+
+        click.echo(render_sarif(report.findings(), DRIFT_RULES))
     else:
         print_table(["KEY", "SECRET", "STORE", "VERSION", "CLUSTER", "LAST SYNC", "STATE"],
                     [(k.key, k.secret, "yes" if k.in_store else "no", k.store_version,

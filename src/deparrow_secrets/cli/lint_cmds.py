@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from deparrow_secrets.cli.common import env_option, load_project, output_option
 from deparrow_secrets.errors import EXIT_FINDINGS
 from deparrow_secrets.operations.project import Project
+
+if TYPE_CHECKING:
+    from deparrow_secrets.findings import Rule
 
 
 def _project_if_configured(ctx: click.Context) -> Project | None:
@@ -21,18 +25,23 @@ def _project_if_configured(ctx: click.Context) -> Project | None:
     return None
 
 
-def _print_rules() -> None:
-    from deparrow_secrets.lint.findings import RULES
+def _lint_and_scan_rules() -> dict[str, Rule]:
+    """What `lint --list-rules` shows and `--ignore` takes: lint's rules, then scan's."""
+    from deparrow_secrets.lint.rules import LINT_RULES
+    from deparrow_secrets.scan.engine import SCAN_RULES
 
-    for rule in RULES.values():
+    return {r.id: r for r in (*LINT_RULES, *SCAN_RULES)}
+
+
+def _print_rules() -> None:
+    for rule in _lint_and_scan_rules().values():
         click.echo(f"{rule.id:31} {rule.tool:5} {rule.severity:8} {rule.title}")
 
 
 def _check_rule_ids(ctx: click.Context, param: click.Parameter,
                     value: tuple[str, ...]) -> tuple[str, ...]:
-    from deparrow_secrets.lint.findings import RULES
-
-    unknown = [v for v in value if v not in RULES]
+    known = _lint_and_scan_rules()
+    unknown = [v for v in value if v not in known]
     if unknown:
         raise click.BadParameter(f"unknown rule {', '.join(unknown)} (see `lint --list-rules`)")
     return value
@@ -57,9 +66,9 @@ def lint(ctx: click.Context, paths: tuple[str, ...], ignore: tuple[str, ...],
     if list_rules:
         _print_rules()
         return
+    from deparrow_secrets.findings.output import render_json, render_sarif, render_text
     from deparrow_secrets.lint.engine import lint as run_lint
-    from deparrow_secrets.lint.findings import LINT_RULES
-    from deparrow_secrets.lint.output import render_json, render_sarif, render_text
+    from deparrow_secrets.lint.rules import LINT_RULES
 
     project = _project_if_configured(ctx)
     result = run_lint([Path(p) for p in paths], project, ignore)
@@ -101,8 +110,8 @@ def scan(ctx: click.Context, paths: tuple[str, ...], env_name: str, remote: bool
     exported env files skipped), or the PATHs given. Reports file, line, key name and a
     redacted excerpt; never a value. Exit 0 clean, 1 findings, 2 usage.
     """
-    from deparrow_secrets.lint.findings import SCAN_RULES
-    from deparrow_secrets.lint.output import render_json, render_sarif, render_text
+    from deparrow_secrets.findings.output import render_json, render_sarif, render_text
+    from deparrow_secrets.scan.engine import SCAN_RULES
     from deparrow_secrets.scan.engine import scan as run_scan
     from deparrow_secrets.scan.values import environment_values
 

@@ -12,7 +12,7 @@ from deparrow_secrets.cli.common import env_option, load_project, output_option
 from deparrow_secrets.errors import EXIT_FINDINGS
 
 # Kept here as names only, so --help imports nothing heavy; checked against the
-# registry (lint/findings.py POSTURE_RULES) when the command runs and in the tests.
+# practices the posture modules declare (posture/checks.py POSTURE_RULES) in the tests.
 PRACTICES = ("audit-logging", "rotation-age", "encryption-at-rest", "network-isolation",
              "nothing-committed", "least-privilege", "separate-stores")
 
@@ -50,9 +50,8 @@ def posture(ctx: click.Context, env_name: str, ignore: tuple[str, ...],
     if unknown:
         raise InputError(f"unknown practice {', '.join(unknown)} in --ignore",
                          hint="practices: " + ", ".join(PRACTICES))
-    from deparrow_secrets.lint.findings import POSTURE_RULES
-    from deparrow_secrets.lint.output import render_json, render_sarif
-    from deparrow_secrets.posture.checks import run_posture
+    from deparrow_secrets.findings.output import render_json, render_sarif
+    from deparrow_secrets.posture.checks import POSTURE_RULES, run_posture
 
     project = load_project(ctx)
     env = project.environment(env_name)

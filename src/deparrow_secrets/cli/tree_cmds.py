@@ -76,8 +76,8 @@ environments:
 @click.pass_context
 def quickstart(ctx: click.Context) -> None:
     """Dev on the embedded store: configuration, values, manifests, validation."""
+    from deparrow_secrets import gitrepo
     from deparrow_secrets.config.settings import CONFIG_FILE
-    from deparrow_secrets.operations import gitfiles
     from deparrow_secrets.operations.export import export
     from deparrow_secrets.operations.provision import apply_provision, plan_provision
     from deparrow_secrets.operations.status import status
@@ -100,7 +100,7 @@ def quickstart(ctx: click.Context) -> None:
         raise DeparrowError("no environment uses the embedded store (provider: local)",
                             hint="quickstart sets up dev; use provision/render for the others")
     project.check_store_location(env)  # before anything is written
-    gitfiles.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
+    gitrepo.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
                             config.root / ".gitignore")
     with project.open_store(env) as store:
         plans = plan_provision(project, env, store, {})

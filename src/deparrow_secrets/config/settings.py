@@ -145,6 +145,20 @@ class Config:
         for env in self.environments.values():
             env.store.check_catalog(catalog, env.name)
 
+    def shared_store_locations(self) -> list[str]:
+        """A line per environment whose store location another environment uses too."""
+        seen: dict[tuple[str, ...], str] = {}
+        out = []
+        for env in self.environments.values():
+            loc = env.store.location(env.name)
+            if loc in seen:
+                out.append(f"environments {seen[loc]} and {env.name} use the same store "
+                           f"location ({env.provider}: {' '.join(p for p in loc[1:] if p)}); "
+                           "use a separate store per environment")
+            else:
+                seen[loc] = env.name
+        return out
+
     def _listed(self, path: KeyPath) -> list[Any]:
         """The list at `path` of the configuration file as written ([] if none)."""
         node: Any = self.source.data if self.source is not None else None

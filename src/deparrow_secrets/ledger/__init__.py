@@ -146,11 +146,10 @@ def _object_entry(key: LedgerKey, env: str, change: ObjectChange) -> dict[str, A
 def _ignore_state_dir(project: Project, ledger: LedgerFiles) -> None:
     """The ledger key lives beside the ledger: keep the directory out of git, as the
     embedded store does, before the first file is made in it."""
-    from deparrow_secrets import safefiles
-    from deparrow_secrets.operations import gitfiles
+    from deparrow_secrets import gitrepo, safefiles
 
     if safefiles.inside(project.config.root, ledger.state_dir):
-        gitfiles.ensure_ignored(ledger.ledger, "/.deparrow-secrets/",
+        gitrepo.ensure_ignored(ledger.ledger, "/.deparrow-secrets/",
                                 project.config.root / ".gitignore")
 
 

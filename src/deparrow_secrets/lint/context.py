@@ -8,8 +8,9 @@ from typing import Any
 
 from deparrow_secrets.config.settings import ENVIRONMENTS, EnvironmentConfig
 from deparrow_secrets.config.yamlfile import KeyPath, format_path
+from deparrow_secrets.findings import Finding
+from deparrow_secrets.findings import rule as declared_rule
 from deparrow_secrets.lint.documents import Document, SourceFile
-from deparrow_secrets.lint.findings import RULES, Finding
 from deparrow_secrets.operations.project import Project
 
 DEV = "dev"
@@ -65,11 +66,10 @@ class LintContext:
     def finding(self, rule: str, doc: Document | None, path: KeyPath, message: str,
                 fix: str | None = None, *, file: SourceFile | None = None,
                 line: int | None = None, **properties: Any) -> Finding:
-        meta = RULES[rule]
+        meta = declared_rule(rule)
         source = doc.file if doc is not None else file
         assert source is not None
         if line is None and doc is not None:
             line = doc.line(path)
-        return Finding(rule=rule, severity=meta.severity, file=source.display, line=line,
-                       message=message, fix=fix or meta.fix,
-                       key_path=format_path(path) if path else "", properties=properties)
+        return meta.finding(message, file=source.display, line=line, fix=fix or meta.fix,
+                            key_path=format_path(path) if path else "", properties=properties)

@@ -21,6 +21,16 @@ from deparrow_secrets.config.yamlfile import (
     plain_with_lines,
     read_bounded,
 )
+from deparrow_secrets.findings import ERROR, Rule, declare
+
+RULES = declare(
+    Rule("yaml-invalid", ERROR, "A YAML (or JSON) file that cannot be parsed.",
+         "Fix the syntax at the reported line."),
+    Rule("file-unreadable", ERROR,
+         "A file lint was asked to check and cannot read: not UTF-8, over the size limit, "
+         "or not readable.",
+         "Make it UTF-8 text of a sensible size (or exclude it from the paths linted)."),
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 LINT_SUFFIXES = (*YAML_SUFFIXES, ".json", ".hcl", ".env")

@@ -7,6 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deparrow_secrets.findings import Finding, display_path
+from deparrow_secrets.findings import rule as declared_rule
+from deparrow_secrets.gitrepo import list_files
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import (
     KUSTOMIZATION_FILES,
@@ -17,9 +20,7 @@ from deparrow_secrets.lint.documents import (
     parse_structured,
     read_source,
 )
-from deparrow_secrets.lint.findings import RULES, Finding
 from deparrow_secrets.operations.project import Project
-from deparrow_secrets.scan.files import display_path, list_files
 
 DEFAULT_MANIFESTS = "deparrow/k8s"
 STATE_DIR = ".deparrow-secrets"
@@ -76,10 +77,10 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
         elif source is not None:
             files.append(source)
     ctx = LintContext(project, files, [])
+    unreadable_rule = declared_rule("file-unreadable")
     findings: list[Finding] = [
-        Finding(rule="file-unreadable", severity=RULES["file-unreadable"].severity,
-                file=u.display, line=u.line, message=f"cannot lint this file: {u.reason}",
-                fix=RULES["file-unreadable"].fix)
+        unreadable_rule.finding(f"cannot lint this file: {u.reason}", file=u.display,
+                                line=u.line)
         for u in unreadable if u.reported]
     for source in files:
         if config_file is not None and source.path == config_file:
@@ -111,7 +112,3 @@ def lint(paths: Sequence[Path], project: Project | None, ignore: Iterable[str] =
     return LintResult(sorted(kept.values(), key=Finding.sort_key),
                       [f.display for f in files if f.reported]
                       + [u.display for u in unreadable if u.reported], ctx.notes)
-
-
-def unknown_rules(ids: Iterable[str]) -> list[str]:
-    return [i for i in ids if i not in RULES]

@@ -3,8 +3,9 @@ each problem with a stable id and the exact fix.
 
 One read of the cluster (cluster/state.py: one list per kind, so the number of API
 calls does not depend on the number of objects) and one read of the store with the
-tool's own credentials; comparisons by hash only. Findings use lint's model and
-output (text, JSON, SARIF); the chain is also drawn as Graphviz dot or Mermaid.
+tool's own credentials; comparisons by hash only. Findings use the shared model and
+output (`deparrow_secrets.findings`: text, JSON, SARIF); the chain is also drawn as
+Graphviz dot or Mermaid.
 """
 
 from __future__ import annotations
@@ -30,9 +31,100 @@ from deparrow_secrets.cluster.state import (
 from deparrow_secrets.cluster.sync import SecretSync, compare
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import StoreError
-from deparrow_secrets.lint.findings import DOCTOR_RULE_IDS, ERROR, WARNING, Finding
+from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare
+from deparrow_secrets.lint.rules.stores import REFRESH_DISABLED
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.stores.interface import SecretStore
+
+# The cluster chain store -> SecretStore -> ExternalSecret -> Secret -> workloads.
+# `refresh-disabled` is lint's rule (same problem, found in the cluster instead of a file).
+DOCTOR_RULES = declare(
+    Rule("eso-not-installed", ERROR,
+         "External Secrets Operator is not installed: discovery does not serve the "
+         "external-secrets.io API group.",
+         "helm upgrade --install external-secrets external-secrets/external-secrets "
+         "-n external-secrets --create-namespace", tool="doctor"),
+    Rule("eso-v1-not-served", ERROR,
+         "ESO is installed but does not serve external-secrets.io/v1 (a release before "
+         "0.17, v1beta1 objects only); the rendered manifests cannot be applied.",
+         "Upgrade ESO (0.17 or later serves v1), then run `deparrow-secrets deploy`.",
+         tool="doctor"),
+    Rule("eso-pod-not-running", ERROR,
+         "An ESO component (controller, webhook, cert-controller) has no running, ready pod "
+         "in namespace external-secrets; with the webhook down, creating or updating an "
+         "ExternalSecret fails.",
+         "kubectl -n external-secrets describe pods -l app.kubernetes.io/name=COMPONENT, "
+         "and fix what its events and logs say.", tool="doctor"),
+    REFRESH_DISABLED,
+    Rule("secretstore-missing", ERROR, "The environment's SecretStore does not exist.",
+         "deparrow-secrets deploy --env ENV", tool="doctor"),
+    Rule("secretstore-not-ready", ERROR,
+         "The SecretStore is not Ready: ESO cannot authenticate to the store (the detail "
+         "comes from its Warning Events).",
+         "Check the identity with `deparrow-secrets policy --env ENV` and apply it with "
+         "`deparrow-secrets setup --env ENV`.", tool="doctor"),
+    Rule("externalsecret-missing", ERROR, "An ExternalSecret the rendering has is absent.",
+         "deparrow-secrets deploy --env ENV", tool="doctor"),
+    Rule("externalsecret-not-ready", ERROR,
+         "An ExternalSecret is not Ready; the real error is in its UpdateFailed Events.",
+         "Fix what the error names (a key missing in the store: `deparrow-secrets "
+         "provision --env ENV`).", tool="doctor"),
+    Rule("secret-missing", ERROR, "A target Secret of the environment does not exist.",
+         "Fix the ExternalSecret that creates it, or `deparrow-secrets deploy --env ENV`.",
+         tool="doctor"),
+    Rule("secret-key-missing", ERROR,
+         "A target Secret lacks keys the catalog puts in it.",
+         "deparrow-secrets render, commit, then deparrow-secrets deploy --env ENV",
+         tool="doctor"),
+    Rule("secret-out-of-sync", ERROR,
+         "A target Secret's data differs from the store's values (by hash): the store "
+         "changed since ESO's last refresh.",
+         "deparrow-secrets deploy --env ENV (forces a refresh and verifies it)",
+         tool="doctor"),
+    Rule("secret-edited-in-cluster", WARNING,
+         "A managed Secret's data was edited in the cluster (it no longer matches ESO's "
+         "data-hash annotation); ESO overwrites the edit on its next sync.",
+         "Change values in the store (`deparrow-secrets set KEY --env ENV`), never in the "
+         "Secret.", tool="doctor"),
+    Rule("serviceaccount-missing", ERROR,
+         "The ServiceAccount the SecretStore authenticates as does not exist.",
+         "deparrow-secrets deploy --env ENV", tool="doctor"),
+    Rule("serviceaccount-identity-mismatch", ERROR,
+         "The ServiceAccount's identity annotations (role ARN, Azure client/tenant id) are "
+         "not exactly the ones the configuration renders.",
+         "deparrow-secrets deploy --env ENV (or kubectl annotate as the message says)",
+         tool="doctor"),
+    Rule("auth-delegator-missing", ERROR,
+         "Vault's kubernetes auth reviews tokens with the ServiceAccount's own JWT, which "
+         "needs the system:auth-delegator ClusterRoleBinding; it is missing or binds "
+         "something else.",
+         "deparrow-secrets deploy --env ENV (needs permission to create "
+         "ClusterRoleBindings)", tool="doctor"),
+    Rule("store-unreachable", ERROR,
+         "The tool cannot read the store with its own credentials (ESO's `Valid` proves "
+         "nothing for Azure, and little elsewhere).",
+         "Fix what the message names, then rerun doctor.", tool="doctor"),
+    Rule("store-key-missing", ERROR, "A key the environment needs is missing in the store.",
+         "deparrow-secrets provision --env ENV", tool="doctor"),
+    Rule("workload-secret-missing", ERROR,
+         "A workload references a Secret that does not exist (and is not optional): its "
+         "pods cannot start.",
+         "Create the Secret or correct the name in the workload.", tool="doctor"),
+    Rule("workload-key-missing", ERROR,
+         "A workload references a key its Secret does not have (and is not optional).",
+         "Correct the key in the workload or add the key to the catalog.", tool="doctor"),
+    Rule("subpath-mount", WARNING,
+         "A Secret mounted with subPath: the file is copied once and never receives "
+         "updates, so rotated values never arrive.",
+         "Mount the volume without subPath and read the file from that directory (or "
+         "restart the workload after every change).", tool="doctor"),
+    Rule("pod-stale-env", WARNING,
+         "A pod started before its Secret's data last changed, and reads it through "
+         "environment variables (or a subPath): it still holds the old values.",
+         "kubectl rollout restart the workload (deparrow-secrets impact names them).",
+         tool="doctor"),
+)
+_DOCTOR_RULE_IDS = {r.id: r for r in DOCTOR_RULES}
 
 OK = "ok"
 IDENTITY_ANNOTATIONS = ("eks.amazonaws.com/role-arn", "azure.workload.identity/client-id",
@@ -78,10 +170,10 @@ class _Doctor:
 
     def add(self, rule: str, resource: str, message: str, fix: str | None = None,
             node: str | None = None, **props: Any) -> None:
-        meta = DOCTOR_RULE_IDS[rule]
+        meta = _DOCTOR_RULE_IDS[rule]
         fix = fix or meta.fix.replace("ENV", self.env.name)
-        self.report.findings.append(Finding(
-            rule, meta.severity, "", None, message, fix, resource=resource,
+        self.report.findings.append(meta.finding(
+            message, fix=fix, resource=resource,
             properties={"environment": self.env.name, **props}))
         if node:
             self._mark(node, meta.severity)
@@ -260,15 +352,15 @@ class _Doctor:
             if interval in ("0", "0s") or s.refresh_policy == "CreatedOnce":
                 what = "refreshPolicy CreatedOnce" if s.refresh_policy == "CreatedOnce" \
                     else "refreshInterval 0"
-                self.report.findings.append(Finding(
-                    "refresh-disabled", WARNING, "", None,
+                self.report.findings.append(REFRESH_DISABLED.finding(
                     f"ExternalSecret {s.external_secret} has {what}: rotated values never "
                     "reach the Secret and force-sync annotations are ignored",
-                    f"set refreshPolicy Periodic with refreshInterval {self.env.refresh_interval}"
-                    f" (`deparrow-secrets render` writes it), then `deparrow-secrets deploy "
+                    fix="set refreshPolicy Periodic with refreshInterval "
+                    f"{self.env.refresh_interval} (`deparrow-secrets render` writes it), then "
+                    "`deparrow-secrets deploy "
                     f"--env {self.env.name}`", resource=res,
                     properties={"environment": self.env.name}))
-                self._mark(es_node, WARNING)
+                self._mark(es_node, REFRESH_DISABLED.severity)
 
     def _mark(self, node: str, health: str) -> None:
         n = self.report.nodes.get(node)

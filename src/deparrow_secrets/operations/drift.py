@@ -2,7 +2,9 @@
 
 For each key the environment needs: is it in the store (and at which version), is it
 in its Kubernetes Secret, and does the Secret hold the store's value (keyed digests
-compared in memory). Says which side is behind and the command that brings it level.
+compared in memory). Says which side is behind and the command that brings it level;
+as findings, each drifted key is one of doctor's rules (the same problem doctor finds
+Secret by Secret).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from deparrow_secrets.cluster.expected import expected_secrets
 from deparrow_secrets.cluster.state import read_state, require_namespace
 from deparrow_secrets.cluster.sync import SecretSync, compare
 from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.findings import Finding, Rule
+from deparrow_secrets.operations.doctor import DOCTOR_RULES
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.stores.interface import SecretStore
 
@@ -22,6 +26,14 @@ STORE_BEHIND = "store-behind"  # the catalog needs a key the store lacks
 CLUSTER_BEHIND = "cluster-behind"  # the store changed since ESO's last refresh
 CLUSTER_EDITED = "cluster-edited"  # the Secret was changed in the cluster, not by ESO
 CLUSTER_MISSING = "cluster-missing"  # the Secret or the key is absent in the cluster
+
+_STATE_RULES = {STORE_BEHIND: "store-key-missing", CLUSTER_BEHIND: "secret-out-of-sync",
+                CLUSTER_EDITED: "secret-edited-in-cluster"}
+_DRIFT_RULE_IDS = ("store-key-missing", "secret-missing", "secret-key-missing",
+                   "secret-out-of-sync", "secret-edited-in-cluster")
+DRIFT_RULES: tuple[Rule, ...] = tuple(r for r in DOCTOR_RULES if r.id in _DRIFT_RULE_IDS)
+"""doctor's rules a drifted key is reported under, for drift's SARIF rule table."""
+_BY_ID = {r.id: r for r in DRIFT_RULES}
 
 
 @dataclass
@@ -50,6 +62,28 @@ class DriftReport:
     @property
     def drifted(self) -> list[KeyDrift]:
         return [k for k in self.keys if k.state != IN_SYNC]
+
+    def findings(self) -> list[Finding]:
+        """One finding per drifted key, named by key and Secret (never a value)."""
+        out = []
+        for k in self.drifted:
+            if k.state == CLUSTER_MISSING:
+                rule_id = "secret-key-missing" if k.secret_present else "secret-missing"
+                what = (f"Secret {k.secret} lacks {k.key}" if k.secret_present
+                        else f"Secret {k.secret} (holding {k.key}) does not exist")
+            else:
+                rule_id = _STATE_RULES[k.state]
+                what = {STORE_BEHIND: f"{k.key} (Secret {k.secret}) is missing in the store",
+                        CLUSTER_BEHIND: f"Secret {k.secret}: {k.key} differs from the store",
+                        CLUSTER_EDITED: f"Secret {k.secret}: {k.key} was edited in the "
+                                        "cluster"}[k.state]
+            if k.last_sync and k.state == CLUSTER_BEHIND:
+                what += f" (last sync {k.last_sync})"
+            out.append(_BY_ID[rule_id].finding(
+                what, fix=k.fix, resource=f"Secret {self.namespace}/{k.secret}",
+                properties={"environment": self.environment, "key": k.key,
+                            "state": k.state}))
+        return out
 
 
 def _verdict(env: EnvironmentConfig, s: SecretSync, key: str, in_store: bool,

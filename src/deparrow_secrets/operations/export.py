@@ -7,10 +7,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from deparrow_secrets import safefiles
+from deparrow_secrets import gitrepo, safefiles
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError
-from deparrow_secrets.operations import gitfiles
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.render import manifests
 from deparrow_secrets.render.tree import overlay_dir
@@ -27,7 +26,7 @@ class ExportResult:
 def write_private(root: Path, path: Path, content: str, private_dir: bool = True) -> None:
     """Replace `path` atomically with a file that is 0600 from its first byte, reached
     from `root` without following links (see safefiles)."""
-    gitfiles.refuse_tracked(path)
+    gitrepo.refuse_tracked(path)
     safefiles.write_file(root, path, content.encode("utf-8"), mode=safefiles.PRIVATE_FILE,
                          private_dir=private_dir)
 
@@ -109,8 +108,8 @@ def export(project: Project, env: EnvironmentConfig, store: SecretStore,
                 lines.append(f"{key}={value.reveal()}\n")
             contents[targets[name]] = "".join(lines)
     for path in contents:  # refuse before writing anything, not half-way through
-        gitfiles.refuse_tracked(path)
-    gitfiles.ensure_ignored(ignored, pattern, config.root / ".gitignore")
+        gitrepo.refuse_tracked(path)
+    gitrepo.ensure_ignored(ignored, pattern, config.root / ".gitignore")
     for path, content in contents.items():
         write_private(trusted, path, content, private_dir)
     return ExportResult(list(contents), missing)

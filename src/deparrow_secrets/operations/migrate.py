@@ -197,13 +197,12 @@ def load_state(project: Project, env: EnvironmentConfig) -> dict[str, Any] | Non
 
 def save_state(project: Project, env: EnvironmentConfig, state: dict[str, Any]) -> None:
     """The state file: step, Secrets, keys, ExternalSecrets created; never a value."""
-    from deparrow_secrets import safefiles
-    from deparrow_secrets.operations import gitfiles
+    from deparrow_secrets import gitrepo, safefiles
 
     config = project.config
     path = _state_path(project, env)
     if safefiles.inside(config.root, config.state_dir):
-        gitfiles.ensure_ignored(path, "/" + config.state_dir.relative_to(
+        gitrepo.ensure_ignored(path, "/" + config.state_dir.relative_to(
             config.root).as_posix() + "/", config.root / ".gitignore")
     state = {**state, "environment": env.name,
              "updated": datetime.now(UTC).isoformat(timespec="seconds")}

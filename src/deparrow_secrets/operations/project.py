@@ -100,7 +100,7 @@ class Project:
         return self.config.root / (env.store.path or DEFAULT_STORE)
 
     def _ignore_store_files(self, path: Path) -> None:
-        from deparrow_secrets.operations import gitfiles
+        from deparrow_secrets import gitrepo
 
         root = self.config.root.resolve()
         gitignore = self.config.root / ".gitignore"
@@ -109,12 +109,12 @@ class Project:
         except ValueError:
             return  # outside the project: not ours to ignore
         if path.resolve().is_relative_to(self.config.state_dir.resolve()):
-            gitfiles.ensure_ignored(path, "/.deparrow-secrets/", gitignore)
+            gitrepo.ensure_ignored(path, "/.deparrow-secrets/", gitignore)
             return
         # The database with its -wal/-shm companions, and the key file created beside it.
-        gitfiles.ensure_ignored(path, f"/{rel.as_posix()}*", gitignore)
+        gitrepo.ensure_ignored(path, f"/{rel.as_posix()}*", gitignore)
         key = path.with_suffix(".key")
-        gitfiles.ensure_ignored(key, f"/{rel.with_suffix('.key').as_posix()}", gitignore)
+        gitrepo.ensure_ignored(key, f"/{rel.with_suffix('.key').as_posix()}", gitignore)
 
 
 def _say_endpoint_override(env: EnvironmentConfig) -> None:

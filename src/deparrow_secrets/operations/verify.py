@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deparrow_secrets.config.settings import Config, EnvironmentConfig
+from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore
@@ -56,20 +56,6 @@ class VerifyReport:
         return not self.failures and not self.shared_locations and not self.overdue
 
 
-def shared_locations(config: Config) -> list[str]:
-    seen: dict[tuple[str, ...], str] = {}
-    out = []
-    for env in config.environments.values():
-        loc = env.store.location(env.name)
-        if loc in seen:
-            out.append(f"environments {seen[loc]} and {env.name} use the same store location "
-                       f"({env.provider}: {' '.join(p for p in loc[1:] if p)}); "
-                       "use a separate store per environment")
-        else:
-            seen[loc] = env.name
-    return out
-
-
 def check_value(value: SecretValue | None, min_length: int) -> str:
     if value is None:
         return "missing"
@@ -84,7 +70,7 @@ def verify(project: Project, env: EnvironmentConfig, store: SecretStore) -> Veri
     layout = project.layout(env)
     needed = layout.needed()
     report = VerifyReport(env.name, env.provider,
-                          shared_locations=shared_locations(project.config))
+                          shared_locations=project.config.shared_store_locations())
     read = layout.read(store, (v.name for v in needed))
     for value in needed:
         ref = layout.ref(value.name)

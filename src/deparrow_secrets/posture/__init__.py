@@ -2,5 +2,6 @@
 
 One module per practice (`audit`, `rotation`, `encryption`, `network`, `enforced`);
 `checks.run_posture` runs them for one environment and returns findings of the shared
-model (lint/findings.py: POSTURE_RULES), one per practice and provider.
+model (`deparrow_secrets.findings`), one per practice and provider; each practice module
+declares its rule, `checks.POSTURE_RULES` lists them in the guide's order.
 """

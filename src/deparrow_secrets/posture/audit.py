@@ -17,6 +17,7 @@ from typing import Any, assert_never
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import AccessDeniedError, StoreError
+from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict, not_checked
 from deparrow_secrets.providers import builtin_settings
 from deparrow_secrets.providers.aws.settings import AwsSettings
@@ -24,7 +25,15 @@ from deparrow_secrets.providers.azure.settings import AzureSettings
 from deparrow_secrets.providers.local.settings import LocalSettings
 from deparrow_secrets.providers.vault.settings import VaultSettings
 
-PRACTICE = "audit-logging"
+(RULE,) = declare(
+    Rule("audit-logging", ERROR,
+         "The store records who read and changed secrets: a Vault/OpenBao audit device, an "
+         "AWS CloudTrail trail with Secrets Manager management events in the region, the "
+         "Key Vault AuditEvent diagnostic setting, the embedded store's change ledger.",
+         "deparrow-secrets setup --env ENV --audit", tool="posture"),
+)
+
+PRACTICE = RULE.id
 VAULT_AUDIT_GRANT = 'path "sys/audit" { capabilities = ["read", "sudo"] }'
 TRAIL_ACTIONS = ("cloudtrail:DescribeTrails", "cloudtrail:GetTrailStatus",
                  "cloudtrail:GetEventSelectors")

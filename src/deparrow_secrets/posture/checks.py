@@ -8,12 +8,23 @@ from dataclasses import dataclass, field
 
 from deparrow_secrets.cluster.api import KubeClient
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.lint.findings import POSTURE_RULE_IDS, Finding
+from deparrow_secrets.findings import ERROR, Finding, Rule, declare
 from deparrow_secrets.operations.project import Project
+from deparrow_secrets.posture import audit, encryption, enforced, network
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 from deparrow_secrets.stores.interface import SecretStore
 
-PRACTICES = list(POSTURE_RULE_IDS)
+(ROTATION_AGE,) = declare(
+    Rule("rotation-age", ERROR,
+         "Every value with a `maxAge` in the catalog is younger than it (the age comes from "
+         "the store's version dates; values without maxAge are never due).",
+         "deparrow-secrets rotate --due --env ENV", tool="posture"),
+)
+
+POSTURE_RULES: tuple[Rule, ...] = (audit.RULE, ROTATION_AGE, encryption.RULE, network.RULE,
+                                   *enforced.RULES)
+"""The guide's seven practices, in its order; a rule id is what `posture --ignore` takes."""
+PRACTICES = [r.id for r in POSTURE_RULES]
 
 
 @dataclass
@@ -64,8 +75,6 @@ def run_posture(project: Project, env: EnvironmentConfig,
                 client: KubeClient | None, ignore: Iterable[str] = (),
                 cluster_problem: str | None = None) -> PostureReport:
     """`cluster_problem`: why the kubeconfig found (not given) could not be used."""
-    from deparrow_secrets.posture import audit, encryption, enforced, network
-
     skip = set(ignore)
     report = PostureReport(env.name, env.provider)
     config = project.config

@@ -23,6 +23,7 @@ from typing import Any, assert_never
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import StoreError
+from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict, not_checked
 from deparrow_secrets.providers import builtin_settings
@@ -31,7 +32,15 @@ from deparrow_secrets.providers.azure.settings import AzureSettings
 from deparrow_secrets.providers.local.settings import LocalSettings
 from deparrow_secrets.providers.vault.settings import VaultSettings
 
-PRACTICE = "encryption-at-rest"
+(RULE,) = declare(
+    Rule("encryption-at-rest", ERROR,
+         "Secrets are encrypted at rest: the embedded store's AEAD and key file, the AWS "
+         "secrets' KMS key and the IAM policy covering it, Key Vault's SKU, Vault's seal "
+         "and storage, and etcd encryption of the cluster's Secrets.",
+         "Follow the fix of the finding (it names the command).", tool="posture"),
+)
+
+PRACTICE = RULE.id
 AWS_MANAGED_ALIAS = "alias/aws/secretsmanager"
 ETCD_CHECKS = [
     "EKS: aws eks describe-cluster --name CLUSTER --query cluster.encryptionConfig "
@@ -79,7 +88,7 @@ def check_cluster(env: EnvironmentConfig) -> Verdict:
 
 
 def _local(config: Config, env: EnvironmentConfig, settings: LocalSettings) -> Verdict:
-    from deparrow_secrets.operations.gitfiles import is_tracked
+    from deparrow_secrets.gitrepo import is_tracked
     from deparrow_secrets.providers.local.settings import DEFAULT_STORE
     from deparrow_secrets.providers.local.store import KEY_ENV, KEY_FILE_ENV
 

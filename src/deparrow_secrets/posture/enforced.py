@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import assert_never
 
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.lint.findings import Finding
+from deparrow_secrets.findings import ERROR, Finding, Rule, declare
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 from deparrow_secrets.providers import builtin_settings
@@ -17,6 +17,24 @@ from deparrow_secrets.providers.aws.settings import AwsSettings
 from deparrow_secrets.providers.azure.settings import AzureSettings
 from deparrow_secrets.providers.local.settings import LocalSettings
 from deparrow_secrets.providers.vault.settings import VaultSettings
+
+RULES = declare(
+    Rule("nothing-committed", ERROR,
+         "No secret value is committed: lint's embedded-value rules over the manifests and "
+         "the configuration, and scan of the working tree for the environment's values.",
+         "deparrow-secrets lint and deparrow-secrets scan --env ENV name each file and key; "
+         "move the value to the store and rotate it.", tool="posture"),
+    Rule("least-privilege", ERROR,
+         "ESO's identity can read one environment's secrets and nothing more: lint's policy "
+         "rules over the committed policies, and the scope of the policy the tool renders.",
+         "deparrow-secrets policy --env ENV prints the scoped policy; deparrow-secrets "
+         "setup --env ENV applies it.", tool="posture"),
+    Rule("separate-stores", ERROR,
+         "Each environment has its own store location: lint's store rule over manifests and "
+         "configuration, and verify's check of the configured locations.",
+         "Give each environment its own store location (path, prefix or Key Vault).",
+         tool="posture"),
+)
 
 COMMITTED_RULES = ("secret-data-outside-dev", "generator-literals-outside-dev",
                    "placeholder-value")
@@ -110,9 +128,7 @@ def _rendered_scope(project: Project, env: EnvironmentConfig) -> str | None:
 
 def separate_stores(project: Project, env: EnvironmentConfig,
                     findings: Sequence[Finding]) -> Verdict:
-    from deparrow_secrets.operations.verify import shared_locations
-
-    shared = [line for line in shared_locations(project.config) if f" {env.name} " in
+    shared = [line for line in project.config.shared_store_locations() if f" {env.name} " in
               f" {line.replace(',', ' ')} "]
     linted = [f for f in findings if f.rule in STORE_RULES]
     location = env.store.location(env.name)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from deparrow_secrets.lint.findings import ERROR, POSTURE_RULE_IDS, WARNING, Finding
+from deparrow_secrets.findings import ERROR, NOTE, WARNING, Finding
+from deparrow_secrets.findings import rule as declared_rule
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import EnvironmentConfig
@@ -14,8 +15,6 @@ if TYPE_CHECKING:
 PASS = "pass"
 FAIL = "fail"
 UNKNOWN = "unknown"
-NOTE = "note"
-"""Severity of a passing check (SARIF's level for a result that needs no action)."""
 SEVERITY = {FAIL: ERROR, UNKNOWN: WARNING, PASS: NOTE}
 
 
@@ -36,7 +35,7 @@ class Verdict:
     """Commands to run by hand: checks the tool cannot make from here, and fixes."""
 
     def finding(self, environment: str) -> Finding:
-        rule = POSTURE_RULE_IDS[self.practice]
+        rule = declared_rule(self.practice)
         message = f"{self.verdict}: {self.summary}"
         if self.verdict == UNKNOWN and self.reason:
             message += f" ({self.reason})"

@@ -15,9 +15,18 @@ from deparrow_secrets.cluster.api import Kind, KubeClient, Obj
 from deparrow_secrets.cluster.state import ESO_NAMESPACE
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import DeparrowError
+from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
 
-PRACTICE = "network-isolation"
+(RULE,) = declare(
+    Rule("network-isolation", ERROR,
+         "The application namespace has a default-deny NetworkPolicy (ingress, and egress "
+         "when `networkPolicy.egress` is configured) and ESO's namespace restricts egress.",
+         "Set `networkPolicy:` in deparrow-secrets.yaml, `deparrow-secrets render`, commit "
+         "and `deparrow-secrets deploy --env ENV`.", tool="posture"),
+)
+
+PRACTICE = RULE.id
 NETWORK_POLICY = Kind("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies")
 ESO_CONTROLLER = "external-secrets"
 NO_CLUSTER = "no cluster given"

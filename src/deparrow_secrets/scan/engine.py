@@ -8,10 +8,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deparrow_secrets.lint.findings import RULES, Finding
+from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare, display_path
+from deparrow_secrets.findings import rule as declared_rule
+from deparrow_secrets.gitrepo import list_files
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.render.tree import overlay_dir
-from deparrow_secrets.scan.files import display_path, list_files
 from deparrow_secrets.scan.search import (
     DEFAULT_MAX_FILE_BYTES,
     SearchStats,
@@ -21,6 +22,27 @@ from deparrow_secrets.scan.search import (
 )
 from deparrow_secrets.scan.values import Needle, needles
 from deparrow_secrets.secret import SecretValue
+
+SCAN_RULES = declare(
+    Rule("known-value", ERROR,
+         "A secret value of the environment (or its base64 form) found in a file of the "
+         "working tree.",
+         "Remove it from the file (reference the Kubernetes Secret or the store instead); "
+         "if the file was ever committed, pushed or shared, rotate the value.",
+         tool="scan"),
+    Rule("known-value-in-history", ERROR,
+         "A secret value of the environment (or its base64 form) found in a commit of the "
+         "git history (added lines or the commit message).",
+         "Rotate the value now: every clone keeps the history. Then rewrite history "
+         "(git filter-repo --replace-text) if the old value must not remain.",
+         tool="scan"),
+    Rule("generic-secret", WARNING,
+         "A string that detect-secrets' plugins recognise as a secret (known token formats, "
+         "high-entropy strings, keyword assignments).",
+         "If it is a secret, move it to the store and rotate it; if it is not, mark the line "
+         "with `# pragma: allowlist secret`.",
+         tool="scan"),
+)
 
 
 @dataclass
@@ -46,14 +68,13 @@ def excluded_dirs(project: Project | None, cwd: Path) -> list[Path]:
 
 def _finding(rule: str, file: str, line: int | None, needle: Needle, env: str, text: str,
              commit: str | None = None) -> Finding:
-    meta = RULES[rule]
+    meta = declared_rule(rule)
     where = f"commit {commit[:12]}" if commit else "the working tree"
     form = " (base64-encoded)" if needle.encoding == "base64" else ""
     keys = " and ".join(needle.keys)
     rotate = f" Rotate {keys} in {env}." if commit else ""
-    return Finding(
-        rule=rule, severity=meta.severity, file=file, line=line,
-        message=f"the {env} value of {keys}{form} is in {where}",
+    return meta.finding(
+        f"the {env} value of {keys}{form} is in {where}", file=file, line=line,
         fix=meta.fix + rotate, commit=commit,
         properties={"keys": list(needle.keys), "environment": env,
                     "encoding": needle.encoding, "excerpt": text})
@@ -91,7 +112,7 @@ def scan(values: Mapping[str, SecretValue], env_name: str, paths: Sequence[Path]
     if generic:
         from deparrow_secrets.scan.generic import detect
 
-        meta = RULES["generic-secret"]
+        meta = declared_rule("generic-secret")
         # The configuration holds no values by design; its store settings (`secretStore:`)
         # are what detect-secrets' keyword plugin flags.
         config_file = project.config.file if project else None
@@ -102,10 +123,8 @@ def scan(values: Mapping[str, SecretValue], env_name: str, paths: Sequence[Path]
             if ghit.type == "Secret Keyword" and config_file is not None \
                     and ghit.path.resolve() == config_file.resolve():
                 continue
-            findings.append(Finding(
-                rule="generic-secret", severity=meta.severity, file=shown, line=ghit.line,
-                message=f"{ghit.type} (detect-secrets)", fix=meta.fix,
-                properties={"type": ghit.type}))
+            findings.append(meta.finding(f"{ghit.type} (detect-secrets)", file=shown,
+                                         line=ghit.line, properties={"type": ghit.type}))
     if stats.skipped_large:
         notes.append(f"{len(stats.skipped_large)} file(s) over "
                      f"{max_file_bytes // (1024 * 1024)} MB not searched")

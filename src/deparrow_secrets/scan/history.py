@@ -11,18 +11,15 @@ the commits merged); binary files are not searched.
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deparrow_secrets.errors import DeparrowError
+from deparrow_secrets.gitrepo import history_patches
 from deparrow_secrets.scan.search import Match, excerpt, find_all
 from deparrow_secrets.scan.values import Needle
 
 COMMIT_MARK = b"\n\x01"  # each commit starts with \x01<sha>\x02<message>\x03
-_READ = 16 * 1024 * 1024
 _HUNK = re.compile(rb"@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
 MESSAGE = "(commit message)"
 
@@ -36,20 +33,6 @@ class HistoryHit:
     excerpt: str
 
 
-def _git_log(cwd: Path) -> subprocess.Popen[bytes]:
-    git = shutil.which("git")
-    if git is None:
-        raise DeparrowError("--history needs git, which is not installed")
-    probe = subprocess.run([git, "rev-parse", "--is-inside-work-tree"], cwd=cwd,
-                           capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        raise DeparrowError(f"--history: {cwd} is not inside a git repository")
-    return subprocess.Popen(
-        [git, "-c", "core.quotepath=off", "log", "--all", "-p", "-U0", "--no-color",
-         "--no-ext-diff", "--no-textconv", "--no-renames", "--format=%x01%H%x02%B%x03"],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-
-
 def _blocks(stream: Iterator[bytes]) -> Iterator[bytes]:
     """Chunks of whole commits (each chunk starts at a commit mark)."""
     pending = b""
@@ -61,15 +44,6 @@ def _blocks(stream: Iterator[bytes]) -> Iterator[bytes]:
             pending = pending[cut + 1:]
     if pending:
         yield pending
-
-
-def _read(proc: subprocess.Popen[bytes]) -> Iterator[bytes]:
-    assert proc.stdout is not None
-    while True:
-        chunk = proc.stdout.read(_READ)
-        if not chunk:
-            return
-        yield chunk
 
 
 def _locate(block: bytes, match: Match) -> tuple[str, str, int | None, int] | None:
@@ -113,10 +87,9 @@ def _locate(block: bytes, match: Match) -> tuple[str, str, int | None, int] | No
 def search_history(cwd: Path, needles: Sequence[Needle]) -> Iterator[HistoryHit]:
     if not needles:
         return
-    proc = _git_log(cwd)
-    try:
+    with history_patches(cwd) as stream:
         seen: set[tuple[str, str, int | None, str]] = set()
-        for block in _blocks(_read(proc)):
+        for block in _blocks(stream):
             matches = find_all(block, needles)
             for m in matches:
                 where = _locate(block, m)
@@ -131,7 +104,3 @@ def search_history(cwd: Path, needles: Sequence[Needle]) -> Iterator[HistoryHit]
                         if o.start < m.end + 4096 and o.end > m.start - 4096]
                 yield HistoryHit(commit, name, line, (m.needle,),
                                  excerpt(block, near, m.start, floor))
-    finally:
-        if proc.stdout is not None:
-            proc.stdout.close()
-        proc.wait()

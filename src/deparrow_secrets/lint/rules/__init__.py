@@ -1,18 +1,24 @@
 """Lint rules: small functions over a LintContext, each yielding Findings.
 
-Rule metadata (id, severity, title, fix) lives in `lint.findings.RULES`; one check
-function may report several related rule ids (the schema check reports three).
+Each rule module declares its rules' metadata (id, severity, title, fix) beside the
+checks that report them (`RULES`); one check function may report several related
+rule ids (the schema check reports three).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from deparrow_secrets.findings import Finding, Rule
+from deparrow_secrets.lint import documents
 from deparrow_secrets.lint.context import LintContext
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.rules import catalog, config, embedded, policy, schema, stores
 
 Check = Callable[[LintContext], Iterable[Finding]]
+
+LINT_RULES: tuple[Rule, ...] = (*documents.RULES, *schema.RULES, *embedded.RULES,
+                                *stores.RULES, *catalog.RULES, *policy.RULES)
+"""Every lint rule, in the order `lint --list-rules` and SARIF's rule table show them."""
 
 CHECKS: list[Check] = [
     schema.check_schema,

@@ -7,14 +7,34 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import Document, SourceFile
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.rules.embedded import pod_specs
 from deparrow_secrets.lint.rules.stores import STORE_KINDS, providers, remote_keys
 from deparrow_secrets.lint.scopes import deployment_scopes
 from deparrow_secrets.providers.azure.settings import secret_name as azure_name
 from deparrow_secrets.render.validate import ESO_GROUP
+
+RULES = declare(
+    Rule("azure-name-underscore", ERROR,
+         "An Azure Key Vault remote name with an underscore; Key Vault names allow only "
+         "0-9, a-z, A-Z and -.",
+         "Use dashes for underscores (DEPARROW_JWT_SECRET is DEPARROW-JWT-SECRET)."),
+    Rule("catalog-key-missing", ERROR,
+         "A catalog key an environment needs that none of its ExternalSecrets provides.",
+         "Add it to the ExternalSecret (or run `deparrow-secrets render`)."),
+    Rule("ha-key-missing", ERROR,
+         "A key required in HA environments (POSTGRES_REPLICATION_PASSWORD) missing from "
+         "an HA environment's ExternalSecrets.",
+         "Add it to the ExternalSecret (or run `deparrow-secrets render`)."),
+    Rule("target-not-consumed", WARNING,
+         "An ExternalSecret whose target Secret no workload deployed with it references "
+         "(one kustomization's build, with its name prefix and suffix, or one file; "
+         "silent when no workload is in scope).",
+         "Reference the Secret from the workload (envFrom, secretKeyRef, volume) or remove "
+         "the ExternalSecret; check the target name for typos."),
+)
 
 _AZURE_OBJECT_PREFIX = re.compile(r"^(?:secret|key|cert)/")
 

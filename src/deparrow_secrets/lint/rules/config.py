@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from deparrow_secrets.config.yamlfile import format_path
+from deparrow_secrets.findings import Finding
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import walk_strings
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.placeholders import placeholder_kind
 
 

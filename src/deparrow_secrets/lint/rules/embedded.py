@@ -9,11 +9,31 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from deparrow_secrets.config.yamlfile import KeyPath, format_path
+from deparrow_secrets.findings import ERROR, Finding, Rule, declare
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import WORKLOAD_KINDS, Document, walk_strings
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.placeholders import placeholder_kind
 from deparrow_secrets.render.validate import ESO_GROUP
+
+RULES = declare(
+    Rule("secret-data-outside-dev", ERROR,
+         "A Kubernetes Secret with `data` or `stringData` outside the dev overlay: the "
+         "value is committed with the manifests.",
+         "Put the values in the environment's store and let an ExternalSecret create the "
+         "Secret; embedded Secrets belong only in the dev overlay."),
+    Rule("generator-literals-outside-dev", ERROR,
+         "A kustomize secretGenerator with `literals` outside the dev overlay.",
+         "Use an ExternalSecret in this environment; in dev, use `envs:` with the files "
+         "`deparrow-secrets export` writes (git-ignored)."),
+    Rule("placeholder-value", ERROR,
+         "A value that looks like a placeholder (`your-...`, `changeme`, `<...>`, "
+         "`REPLACE_ME`, `example`, `xxx`, `TODO`, `ACCOUNT_ID`, AWS's documentation account "
+         "123456789012) in Secret data, secretGenerator literals, env files, ESO objects, "
+         "ServiceAccount annotations, policies or the configuration. Secret values are "
+         "reported by key name only.",
+         "Replace it with the real value (secrets: in the store, via `deparrow-secrets set` "
+         "or `provision`)."),
+)
 
 # Fields of ESO objects that name things (Kubernetes objects, remote objects and their
 # properties, roles): placeholder-value judges values, not names.

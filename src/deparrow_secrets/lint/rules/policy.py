@@ -13,10 +13,23 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from deparrow_secrets.config.yamlfile import KeyPath
+from deparrow_secrets.findings import ERROR, Finding, Rule, declare
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import Document, SourceFile
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.lint.placeholders import placeholder_kind
+
+RULES = declare(
+    Rule("policy-too-broad", ERROR,
+         "An IAM or Vault policy whose resources cover more than one environment "
+         "(`deparrow/*`, `*`, NotResource).",
+         "Scope it to one environment: arn:...:secret:deparrow/<env>/* or "
+         "secret/data/deparrow/<env>."),
+    Rule("policy-wildcard-action", ERROR,
+         "An IAM policy with wildcard actions (`secretsmanager:*`, `*`, `Get*`, NotAction) "
+         "or a Vault policy granting sudo/root.",
+         "List the actions ESO needs: secretsmanager:GetSecretValue (DescribeSecret only "
+         "for metadataPolicy: Fetch and PushSecret; Vault: read)."),
+)
 
 _NAME_RESOURCES = re.compile(r"^arn:[^:]*:(secretsmanager|ssm):[^:]*:[^:]*:(?:secret:|parameter/)"
                              r"(?P<name>.*)$")

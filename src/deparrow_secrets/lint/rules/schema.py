@@ -9,10 +9,25 @@ from typing import Any
 
 from deparrow_secrets.config.yamlfile import KeyPath
 from deparrow_secrets.errors import MissingDependencyError
+from deparrow_secrets.findings import ERROR, Finding, Rule, declare
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import Document
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.render.validate import ESO_GROUP, SchemaProblem, validate_object
+
+RULES = declare(
+    Rule("eso-v1beta1", ERROR,
+         "An External Secrets Operator kind in external-secrets.io/v1beta1, which ESO no "
+         "longer serves since 0.17 (kubectl: \"no matches for kind\").",
+         "Change apiVersion to external-secrets.io/v1."),
+    Rule("eso-unknown-field", ERROR,
+         "A field the ESO CRD schema does not define under an ESO kind; ESO's CRDs do not "
+         "reject it, they ignore it (the guide's `authManagedIdentity`).",
+         "Remove or rename the field as the message says."),
+    Rule("manifest-schema", ERROR,
+         "Any other schema violation: ESO kinds against the ESO v2.9 CRDs, built-in kinds "
+         "against the Kubernetes API schemas, kustomization fields.",
+         "Fix the field as the message says."),
+)
 
 _ESO_V1 = f"{ESO_GROUP}/v1"
 _INDEX = re.compile(r"\[(\d+)\]")

@@ -7,10 +7,39 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from deparrow_secrets.config.yamlfile import KeyPath
+from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare
 from deparrow_secrets.lint.context import LintContext
 from deparrow_secrets.lint.documents import Document
-from deparrow_secrets.lint.findings import Finding
 from deparrow_secrets.render.validate import ESO_GROUP
+
+REFRESH_DISABLED = Rule(
+    "refresh-disabled", WARNING,
+    "An ExternalSecret (or environment) that never refreshes: `refreshInterval: 0` or "
+    "`refreshPolicy: CreatedOnce`; rotated values never reach the cluster and "
+    "force-sync annotations are ignored.",
+    "Use `refreshPolicy: Periodic` (the default) with an interval such as 1h.")
+
+RULES = declare(
+    Rule("store-shared-between-envs", ERROR,
+         "Two environments that use the same store location (configuration), the same "
+         "SecretStore target or the same remote paths (manifests), or an environment "
+         "that reads another environment's path.",
+         "Give each environment its own store location (path, prefix or Key Vault)."),
+    Rule("missing-service-account-ref", ERROR,
+         "A SecretStore whose provider's auth needs a `serviceAccountRef` and lacks it: AWS "
+         "(IRSA: auth.jwt.serviceAccountRef), Azure workload identity, Vault kubernetes auth. "
+         "Without it ESO authenticates as its own controller.",
+         "Add the serviceAccountRef naming the ServiceAccount that carries the identity "
+         "(`deparrow-secrets render` writes it)."),
+    REFRESH_DISABLED,
+    Rule("azure-tenant-twice", ERROR,
+         "An Azure workload identity SecretStore with `tenantId` whose ServiceAccount also "
+         "carries the `azure.workload.identity/tenant-id` annotation: ESO refuses it "
+         "(\"multiple tenantID found\", providers/v1/azure/keyvault/keyvault.go), so the "
+         "store is never Ready.",
+         "Give the tenant once: drop `tenantId` from the SecretStore and keep the "
+         "ServiceAccount annotation, as ESO's workload identity example does."),
+)
 
 STORE_KINDS = ("SecretStore", "ClusterSecretStore")
 VAULT_PROVIDERS = ("vault", "openBao")

@@ -1,4 +1,4 @@
-"""Reports of lint and scan findings: text (default), json and SARIF 2.1.0."""
+"""Reports of findings (lint, scan, doctor, posture): text, json and SARIF 2.1.0."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import quote
 
 from deparrow_secrets import __version__
-from deparrow_secrets.lint.findings import DOCTOR_RULE_IDS, RULES, Finding, Rule
+from deparrow_secrets.findings.model import Finding, Rule
+from deparrow_secrets.findings.registry import rule as declared_rule
 
 SARIF_SCHEMA = ("https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/"
                 "sarif-schema-2.1.0.json")
@@ -92,7 +93,7 @@ def render_sarif(findings: Sequence[Finding], rules: Sequence[Rule],
     descriptors = list(rules)
     for f in findings:  # a rule used outside its command still gets described
         if all(r.id != f.rule for r in descriptors):
-            descriptors.append(RULES.get(f.rule) or DOCTOR_RULE_IDS[f.rule])
+            descriptors.append(declared_rule(f.rule))
     index = {r.id: i for i, r in enumerate(descriptors)}
     results = []
     for f in findings:
