@@ -31,7 +31,7 @@ from deparrow_secrets.errors import (
     StoreUnavailableError,
 )
 from deparrow_secrets.providers import open_store
-from deparrow_secrets.providers.vault import store as vault_mod
+from deparrow_secrets.providers.vault import connection as vault_mod
 from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
