@@ -10,8 +10,9 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from policy_configs import VAULT_CLIENT_TOKEN_CONFIG
@@ -25,28 +26,35 @@ from servers import DelayProxy, OpenBaoServer
 UNREACHABLE = "https://kubernetes.example.invalid:6443"
 
 
-class StandIn:
-    """A loopback HTTP server that answers every request with one status and Vault's
-    error shape (`{"errors": [...]}`), and records the paths asked."""
+Answer = Callable[[str, str, bytes, Mapping[str, str]], tuple[int, dict[str, Any]]]
+"""(method, path, body, headers) -> (status, JSON answer) of the stand-in."""
 
-    def __init__(self, status: int, errors: Callable[[http.server.BaseHTTPRequestHandler],
-                                                     list[str]]) -> None:
-        self.paths: list[str] = []
+
+def errors_only(status: int, errors: Callable[[Mapping[str, str]], list[str]]) -> Answer:
+    """Every request answered with `status` and Vault's error shape."""
+    return lambda method, path, body, headers: (status, {"errors": errors(headers)})
+
+
+class StandIn:
+    """A loopback HTTP server answering as `answer` says; records "METHOD path"."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.requests: list[str] = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def answer(self) -> None:
-                outer.paths.append(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                data = json.dumps({"errors": errors(self)}).encode()
+            def reply(self) -> None:
+                outer.requests.append(f"{self.command} {self.path}")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, payload = answer(self.command, self.path, body, self.headers)
+                data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST = do_PUT = answer  # noqa: N815 - http.server API
+            do_GET = do_POST = do_PUT = reply  # noqa: N815 - http.server API
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -61,12 +69,11 @@ class StandIn:
 
 
 @pytest.fixture
-def stand_in() -> Iterator[Callable[..., StandIn]]:
+def stand_in() -> Iterator[Callable[[Answer], StandIn]]:
     made: list[StandIn] = []
 
-    def make(status: int, errors: Callable[[http.server.BaseHTTPRequestHandler],
-                                           list[str]]) -> StandIn:
-        made.append(StandIn(status, errors))
+    def make(answer: Answer) -> StandIn:
+        made.append(StandIn(answer))
         return made[-1]
 
     yield make
@@ -150,20 +157,20 @@ def test_setup_against_a_vault_that_does_not_answer_is_bounded_and_says_so(  # t
 
 def test_setup_against_a_sealed_vault_retries_then_says_unseal(  # type: ignore[no-untyped-def]
         outside, ca_file, vault_at, stand_in) -> None:
-    sealed = stand_in(503, lambda request: ["Vault is sealed"])
+    sealed = stand_in(errors_only(503, lambda headers: ["Vault is sealed"]))
     vault_at(sealed.addr, secrets.token_urlsafe(18))
     with pytest.raises(StoreUnavailableError) as info:
         run_setup(outside, outside.environment("production"), options(ca_file))
     assert "sealed" in str(info.value) and "operator unseal" in str(info.value)
-    assert sealed.paths == ["/v1/sys/auth"] * 2  # DEPARROW_SECRETS_RETRIES=2
+    assert sealed.requests == ["GET /v1/sys/auth"] * 2  # DEPARROW_SECRETS_RETRIES=2
 
 
 def test_setup_never_prints_the_token_or_control_characters_vault_sends(  # type: ignore[no-untyped-def]
         outside, ca_file, vault_at, stand_in, write_config, run_cli) -> None:
-    def echo(request: http.server.BaseHTTPRequestHandler) -> list[str]:
-        return [f"token {request.headers.get('X-Vault-Token')} \x1b[2J is not usable here"]
+    def echo(headers: Mapping[str, str]) -> list[str]:
+        return [f"token {headers.get('X-Vault-Token')} \x1b[2J is not usable here"]
 
-    server = stand_in(400, echo)
+    server = stand_in(errors_only(400, echo))
     token = secrets.token_urlsafe(18)
     vault_at(server.addr, token)
     env = outside.environment("production")
@@ -180,3 +187,32 @@ def test_setup_never_prints_the_token_or_control_characters_vault_sends(  # type
     assert result.code == 3, result.err
     assert "<redacted>" in result.err
     assert token not in result.out + result.err and "\x1b" not in result.out + result.err
+
+
+def test_setup_never_prints_the_reviewer_jwt_vault_echoes(  # type: ignore[no-untyped-def]
+        ca_file, tmp_path, vault_at, stand_in, write_config, load) -> None:
+    """The reviewer JWT is in the body of the config write: Vault's echo of it is masked."""
+    from policy_configs import VAULT_REVIEWER_CONFIG
+
+    def vault(method: str, path: str, body: bytes, headers: Mapping[str, str]
+              ) -> tuple[int, dict[str, Any]]:
+        if path == "/v1/sys/auth":
+            return 200, {"data": {}}
+        if path == "/v1/auth/kubernetes/config" and method == "POST":
+            sent = json.loads(body).get("token_reviewer_jwt")
+            return 400, {"errors": [f"token_reviewer_jwt {sent} is not usable"]}
+        return 204, {}
+
+    server = stand_in(vault)
+    vault_at(server.addr, secrets.token_urlsafe(18))
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXZpZXdlciJ9." + secrets.token_urlsafe(24)
+    jwt_file = tmp_path / "reviewer.jwt"
+    jwt_file.write_text(jwt + "\n")
+    config = load(write_config(VAULT_REVIEWER_CONFIG))
+    with pytest.raises(StoreError) as info:
+        run_setup(config, config.environment("production"), Options(
+            kubernetes_host=UNREACHABLE, kubernetes_ca_cert=str(ca_file),
+            token_reviewer_jwt_file=str(jwt_file)))
+    assert "POST /v1/auth/kubernetes/config" in server.requests
+    assert "write auth config failed: HTTP 400" in str(info.value)
+    assert "<redacted>" in str(info.value) and jwt not in str(info.value)

@@ -302,7 +302,7 @@ class VaultConnection:
             except StoreError as exc:
                 failure = exc
             except Exception as exc:  # noqa: BLE001 - translated, never chained
-                failure = self.errors.login_failed(login.describe(), exc)
+                failure = self.errors.login_failed(request, login.describe(), exc)
             if failure is not None:
                 failure.__context__ = None
                 raise failure

@@ -204,11 +204,11 @@ class Translator:
         return AccessDeniedError(message, environment=self.environment, provider=PROVIDER,
                                  remote_key=request.remote_key, hint=hint)
 
-    def login_failed(self, description: str, exc: Exception) -> StoreError:
+    def login_failed(self, request: Request, description: str, exc: Exception) -> StoreError:
+        """A login (AppRole, Kubernetes) refused: access denied, with how to log in."""
         import hvac.exceptions as hx
         import requests
 
-        request = Request("login", target="auth", caps="update")
         if isinstance(exc, requests.RequestException):
             return self.translate(request, exc)
         status = status_of(exc) if isinstance(exc, hx.VaultError) else None

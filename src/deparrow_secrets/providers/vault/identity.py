@@ -16,7 +16,7 @@ wrapping and tools endpoints ESO never calls).
 The guide's policy (`secret/data/deparrow/*`) lets staging read production and is
 never written; its role has no audience, no TTL and attaches the default policy.
 
-How Vault reviews ESO's token is the store's `tokenReview` (config/settings.py names
+How Vault reviews ESO's token is the store's `tokenReview` (settings.py names
 the three modes): `in-cluster` (Vault in a pod: its own CA and token, no
 --kubernetes-ca-cert, no binding for ESO), `reviewer-jwt` (Vault outside: CA, host and
 a reviewer JWT; the reviewer's account holds system:auth-delegator) and `client-token`
