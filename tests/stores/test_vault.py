@@ -31,7 +31,7 @@ from deparrow_secrets.errors import (
     StoreUnavailableError,
 )
 from deparrow_secrets.providers import open_store
-from deparrow_secrets.providers.vault import store as vault_mod
+from deparrow_secrets.providers.vault import connection as vault_mod
 from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
@@ -784,3 +784,51 @@ def test_object_too_large_for_the_listener_names_the_setting(bao_env: OpenBaoSer
         s.write(f"deparrow/big-{secrets.token_hex(4)}", values, None)
     assert "max_request_json_strings" in str(caught.value)
     assert not isinstance(caught.value, StoreUnavailableError)  # not retried as transient
+
+
+# --------------------------------------------------------------------------- Vault's own text
+
+
+@pytest.mark.parametrize("echo_form", ["json-escaped", "wrapped"])
+def test_vault_text_echoing_written_values_is_not_shown(
+    echo_form: str, bao_env: OpenBaoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Vault may echo a request in its error; a value it escaped (quote, backslash,
+    non-ASCII) or wrapped no longer matches the value, so a request that carried values
+    shows none of Vault's text."""
+    head, tail = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    raw = f'{head}"\\\u00e9{tail}' if echo_form == "json-escaped" else head + tail
+    values = {"K": SecretValue(raw)}
+    key = unique("echo")
+    with connect(tmp_path) as store:
+        store.write(unique("echo-mount-check"), group(1), None)
+
+        def echo(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            body = request.body.decode() if isinstance(request.body, bytes) else ""
+            if echo_form == "wrapped":
+                body = body.replace(head, head + "\n")
+            return _fake_response(request, 400, [f"cannot use this body: {body}"])
+
+        monkeypatch.setattr(store._session, "send", echo)
+        with pytest.raises(StoreError) as info:
+            store.write(key, values, None)
+    message = str(info.value)
+    assert "HTTP 400" in message and "not shown" in message
+    assert_secret_free(info.value, head, tail, json.dumps(raw)[1:-1])
+
+
+def test_vault_text_never_carries_the_token_or_control_characters(
+    bao_env: OpenBaoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with connect(tmp_path) as store:
+        def echo(request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            sent = request.headers.get("X-Vault-Token", "")
+            return _fake_response(request, 400, [f"token {sent} \x1b[2J is not usable here"])
+
+        monkeypatch.setattr(store._session, "send", echo)
+        with pytest.raises(StoreError) as info:
+            store.read(unique("token-echo"))
+    message = str(info.value)
+    assert "HTTP 400: token <redacted>" in message and "is not usable here" in message
+    assert "\x1b" not in exception_text(info.value)
+    assert_secret_free(info.value, bao_env.token)

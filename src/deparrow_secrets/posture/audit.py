@@ -81,9 +81,10 @@ def _shown(config: Config, path: Any) -> str:
 
 
 def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.providers.vault.identity import _Admin, audit_devices
+    from deparrow_secrets.providers.vault.connection import VaultConnection
+    from deparrow_secrets.providers.vault.identity import audit_devices
 
-    admin = _Admin(config, env, [])
+    admin = VaultConnection.logged_in(config, env)
     where = f"Vault at {admin.address}"
     try:
         try:

@@ -215,9 +215,9 @@ def _azure(settings: AzureSettings) -> Verdict:
 
 
 def _vault(config: Config, env: EnvironmentConfig) -> Verdict:
-    from deparrow_secrets.providers.vault.identity import _Admin
+    from deparrow_secrets.providers.vault.connection import VaultConnection
 
-    admin = _Admin(config, env, [])
+    admin = VaultConnection.logged_in(config, env)
     where = f"Vault at {admin.address}"
     try:
         try:

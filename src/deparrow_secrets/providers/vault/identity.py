@@ -16,7 +16,7 @@ wrapping and tools endpoints ESO never calls).
 The guide's policy (`secret/data/deparrow/*`) lets staging read production and is
 never written; its role has no audience, no TTL and attaches the default policy.
 
-How Vault reviews ESO's token is the store's `tokenReview` (config/settings.py names
+How Vault reviews ESO's token is the store's `tokenReview` (settings.py names
 the three modes): `in-cluster` (Vault in a pod: its own CA and token, no
 --kubernetes-ca-cert, no binding for ESO), `reviewer-jwt` (Vault outside: CA, host and
 a reviewer JWT; the reviewer's account holds system:auth-delegator) and `client-token`
@@ -26,27 +26,21 @@ accepts). `policy`, `setup` and `render` all follow the configured mode, and the
 options must agree with it.
 
 `setup` talks to Vault with the tool's own (admin) credentials, as every command does
-(VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT...: see stores/vault.py), and
-is idempotent: it enables the auth method only when absent and writes the config,
-the policy and the role only when what Vault returns differs from what is wanted.
+(VAULT_ADDR, VAULT_TOKEN, VAULT_NAMESPACE, VAULT_CACERT...), over the store's connection
+(connection.py: retries, deadline, login) and error translator (errors.py: principal and
+hints in a denial, no raw Vault message). It is idempotent: it enables the auth method
+only when absent and writes the config, the policy and the role only when what Vault
+returns differs from what is wanted.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from deparrow_secrets.errors import (
-    AccessDeniedError,
-    ConfigError,
-    DeparrowError,
-    InputError,
-    StoreError,
-    StoreUnavailableError,
-)
+from deparrow_secrets.errors import ConfigError, DeparrowError, InputError
 from deparrow_secrets.k8sobjects import auth_delegator_binding
 from deparrow_secrets.providers import secret_store, service_account
 from deparrow_secrets.providers.identity_plan import (
@@ -57,12 +51,13 @@ from deparrow_secrets.providers.identity_plan import (
     heredoc,
     shell_line,
 )
+from deparrow_secrets.providers.vault.connection import VaultConnection
+from deparrow_secrets.providers.vault.errors import Request, vault_text
 from deparrow_secrets.providers.vault.settings import VaultSettings, settings_of
+from deparrow_secrets.secret import SecretValue
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
-
-T = TypeVar("T")
 
 DEFAULT_KUBERNETES_HOST = "https://kubernetes.default.svc:443"
 TOKEN_TTL = 900  # 15m: ESO logs in for every reconcile and revokes the token after it
@@ -361,98 +356,6 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
 # --------------------------------------------------------------------------- setup
 
 
-class _Admin:
-    """The hvac client of the tool's own Vault connection, with errors translated."""
-
-    def __init__(self, config: Config, env: EnvironmentConfig, redact: list[str]) -> None:
-        from deparrow_secrets.providers.vault.store import VaultStore
-        from deparrow_secrets.stores.retry import RetryPolicy
-
-        self.env = env
-        self.redact = redact
-        self.store = VaultStore.from_config(config, env)
-        self.client = self.store.admin_client()  # logs in (AppRole, Kubernetes) if so configured
-        self.address = self.store.address
-        self.retry = RetryPolicy.from_env()
-
-    def close(self) -> None:
-        self.store.close()
-
-    def _text(self, exc: Exception) -> str:
-        errors = getattr(exc, "errors", None)
-        if isinstance(errors, str):
-            errors = [errors]
-        text = " ".join("; ".join(str(e) for e in errors or [] if e).split())
-        for secret in self.redact:
-            text = text.replace(secret, "<redacted>")
-        return text[:300]
-
-    def _is_transient(self, exc: BaseException) -> bool:
-        import hvac.exceptions as hx
-        import requests
-
-        if isinstance(exc, requests.exceptions.SSLError):
-            return False
-        if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
-            return True
-        return isinstance(exc, (hx.VaultDown, hx.InternalServerError, hx.BadGateway,
-                                hx.RateLimitExceeded))
-
-    def call(self, op: str, path: str, caps: str, fn: Callable[[], T],
-             missing_ok: bool = False) -> T | None:
-        import hvac.exceptions as hx
-        import requests
-
-        from deparrow_secrets.stores.retry import call_with_retry
-
-        kw: dict[str, Any] = {"environment": self.env.name, "provider": "vault",
-                              "remote_key": path}
-
-        def give_up(exc: BaseException, attempts: int) -> StoreError:
-            return StoreUnavailableError(
-                f"{op} failed after {attempts} attempt(s): {type(exc).__name__}",
-                hint=f"check VAULT_ADDR={self.address} is reachable and unsealed", **kw)
-
-        failure: DeparrowError
-        try:
-            return call_with_retry(fn, self._is_transient, self.retry, give_up)
-        except StoreError as exc:
-            failure = exc
-        except Exception as exc:  # noqa: BLE001 - translated, never chained
-            text = self._text(exc)
-            if missing_ok and isinstance(exc, hx.InvalidPath):
-                return None
-            if isinstance(exc, (hx.Forbidden, hx.Unauthorized)):
-                failure = AccessDeniedError(
-                    f"{op}: access denied to {path}", hint=f"setup needs [{caps}] on {path}: "
-                    "run it with an admin token (VAULT_TOKEN, ~/.vault-token)", **kw)
-            elif isinstance(exc, requests.exceptions.SSLError):
-                failure = StoreUnavailableError(
-                    f"{op}: TLS verification of {self.address} failed",
-                    hint="set VAULT_CACERT to the CA bundle of the Vault server", **kw)
-            elif isinstance(exc, hx.InvalidRequest) and "ca.crt" in text:
-                failure = InputError(NO_LOCAL_CA, hint=CA_HINT)
-            elif isinstance(exc, hx.VaultError):
-                failure = StoreError(f"{op} failed: {type(exc).__name__}"
-                                     + (f": {text}" if text else ""), **kw)
-            else:
-                failure = StoreError(f"{op} failed: {type(exc).__name__}", **kw)
-        failure.__context__ = None
-        failure.__cause__ = None
-        raise failure
-
-    def get(self, op: str, path: str, missing_ok: bool = True) -> dict[str, Any] | None:
-        result = self.call(op, path, "read", lambda: self.client.adapter.get(f"/v1/{path}"),
-                           missing_ok=missing_ok)
-        if result is None or not isinstance(result, dict):
-            return None
-        return result
-
-    def write(self, op: str, path: str, body: dict[str, Any], caps: str = "create, update"
-              ) -> None:
-        self.call(op, path, caps, lambda: self.client.adapter.post(f"/v1/{path}", json=body))
-
-
 def _diff(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
     changed = []
     for key, want in desired.items():
@@ -488,7 +391,7 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
         if options.token_reviewer_jwt_file else None
     report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
     mount = auth_mount(env)
-    admin = _Admin(config, env, [jwt] if jwt else [])
+    admin = VaultConnection.logged_in(config, env)
     try:
         # 1. the auth method
         listing = admin.get("list auth methods", "sys/auth", missing_ok=False) or {}
@@ -517,7 +420,9 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
         # 2. its config
         item, action, detail, body = config_step
         if body is not None and not report.dry_run:
-            admin.write("write auth config", f"auth/{mount}/config", body)
+            admin.api("post", "write auth config", f"auth/{mount}/config", body,
+                      caps="create, update", on_error=_no_local_ca,
+                      redact=[SecretValue(jwt)] if jwt else [])
         report.add(item, action, detail)
 
         # 3. the policy
@@ -561,7 +466,16 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
     return report
 
 
-def _check_write_access(admin: _Admin, config: Config, env: EnvironmentConfig,
+def _no_local_ca(exc: Exception) -> DeparrowError | None:
+    """Vault refuses a config without a CA when it has no pod CA of its own to fall back on."""
+    import hvac.exceptions as hx
+
+    if isinstance(exc, hx.InvalidRequest) and "ca.crt" in vault_text(exc):
+        return InputError(NO_LOCAL_CA, hint=CA_HINT)
+    return None
+
+
+def _check_write_access(admin: VaultConnection, config: Config, env: EnvironmentConfig,
                         report: SetupReport) -> None:
     """A dry run fails where the real run would: a write it would make without the
     capability for it is refused the same way (asked with sys/capabilities-self)."""
@@ -580,23 +494,20 @@ def _check_write_access(admin: _Admin, config: Config, env: EnvironmentConfig,
     if not targets:
         return
     body = {"paths": [path for path, _ in targets]}
-    answer = admin.call("check capabilities", "sys/capabilities-self", "update",
-                        lambda: admin.client.adapter.post("/v1/sys/capabilities-self",
-                                                          json=body))
+    answer = admin.api("post", "check capabilities", "sys/capabilities-self", body,
+                       caps="update")
     data = answer.get("data", answer) if isinstance(answer, dict) else {}
     for path, sudo in targets:
         have = set(data.get(path) or [])
         if "root" in have or (have & {"create", "update"} and (not sudo or "sudo" in have)):
             continue
         caps = "create, update, sudo" if sudo else "create, update"
-        raise AccessDeniedError(
-            f"access denied to {path} (dry run: the real run would stop here)",
-            hint=f"setup needs [{caps}] on {path}: run it with an admin token "
-            "(VAULT_TOKEN, ~/.vault-token)", environment=env.name, provider="vault",
-            remote_key=path)
+        raise admin.errors.denied(Request("check capabilities", target=path, remote_key=path,
+                                          caps=caps),
+                                  note="dry run: the real run would stop here")
 
 
-def _config_step(admin: _Admin, env: EnvironmentConfig, options: Options, ca: str | None,
+def _config_step(admin: VaultConnection, env: EnvironmentConfig, options: Options, ca: str | None,
                  jwt: str | None, fresh: bool
                  ) -> tuple[str, str, str, dict[str, Any] | None]:
     """(item, action, detail, body to write or None) for auth/<mount>/config in the
@@ -700,7 +611,7 @@ def setup_audit(config: Config, env: EnvironmentConfig, *, file_path: str | None
     import hvac.exceptions as hx
 
     report = SetupReport(env.name, env.provider, dry_run=dry_run)
-    admin = _Admin(config, env, [])
+    admin = VaultConnection.logged_in(config, env)
     try:
         listing = admin.get("list audit devices", "sys/audit", missing_ok=False) or {}
         enabled = sorted(audit_devices(listing))
@@ -717,19 +628,17 @@ def setup_audit(config: Config, env: EnvironmentConfig, *, file_path: str | None
         body = {"type": kind, "description": "secret reads and writes (deparrow-secrets)",
                 "options": options}
 
-        def enable() -> str | None:
-            try:
-                admin.client.adapter.put(f"/v1/sys/audit/{AUDIT_DEVICE}", json=body)
-            except hx.InvalidRequest as exc:
-                text = admin._text(exc)
-                if API_AUDIT_REFUSED in text.lower():
-                    return text
-                raise
+        refused = object()
+
+        def refusal(exc: Exception) -> object | None:
+            if isinstance(exc, hx.InvalidRequest) and \
+                    API_AUDIT_REFUSED in vault_text(exc).lower():
+                return refused
             return None
 
-        refused = admin.call("enable audit device", f"sys/audit/{AUDIT_DEVICE}",
-                             "create, update, sudo", enable)
-        if refused:
+        answer = admin.api("put", "enable audit device", f"sys/audit/{AUDIT_DEVICE}", body,
+                           caps="create, update, sudo", on_error=refusal)
+        if answer is refused:
             report.add(f"audit device {AUDIT_DEVICE}/", "printed",
                        "not enabled: the server declares audit devices in its configuration "
                        "file (OpenBao); add the stanza below")

@@ -1,66 +1,43 @@
 """HashiCorp Vault / OpenBao: KV v2 at the configured mount, one property per key.
 
-Objects are KV paths (`deparrow/production`); versions are KV v2 versions. Every write
-sends `options.cas` (0 when the object must not exist), so a concurrent writer gets a
-ConflictError. A read is one GET of `<mount>/data/<path>`, a write one POST of the whole
-object; history is one GET of `<mount>/metadata/<path>`; list walks LIST
-`<mount>/metadata/<folder>` from the folder of the prefix down. The first write of a
-store also checks once that the mount is KV v2 (a KV v1 mount would silently store
-the request body under `data/<path>`), and so does the first read that finds nothing (a
-KV v1 mount answers 404 to every `data/` path: that is an error, not "every value
-missing"). A soft-deleted current version is SoftDeletedError with the undelete command,
-never an empty object that provision would fill with new values; `recover` undeletes it.
-
-Connection, as the `vault` and `bao` CLIs do it, for the tool's own user:
-- address: VAULT_ADDR, else BAO_ADDR, else `store.server` from the configuration;
-- namespace: VAULT_NAMESPACE, else BAO_NAMESPACE, else `store.namespace`;
-- TLS: VAULT_CACERT / VAULT_CAPATH (or BAO_*), VAULT_CLIENT_CERT + VAULT_CLIENT_KEY,
-  VAULT_SKIP_VERIFY;
-- credentials, first found wins: VAULT_TOKEN (else BAO_TOKEN); the token file
-  `~/.vault-token` that `vault login` and `bao login` write; AppRole with VAULT_ROLE_ID
-  and VAULT_SECRET_ID (mount VAULT_APPROLE_MOUNT, default `approle`); Kubernetes auth
-  with the pod's service account token (role and authMount from the configuration).
-VAULT_* wins over BAO_* when both are set.
-
-hvac is imported only when a VaultStore is created.
+Objects are KV paths (`deparrow/production`), versions KV v2 versions, and every write
+checks-and-sets (`options.cas`). This module is the check-and-set logic only: the
+connection (address, TLS, credentials, retries, deadline) is `connection.py`, the
+translation of Vault's answers `errors.py`. How the store behaves, and why, is in
+docs/stores.md ("Vault / OpenBao").
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import os
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
-from deparrow_secrets.deps import require
 from deparrow_secrets.errors import (
-    AccessDeniedError,
-    ConfigError,
     ConflictError,
     InputError,
     IntegrityError,
     NotFoundError,
     SoftDeletedError,
     StoreError,
-    StoreUnavailableError,
+)
+from deparrow_secrets.providers.vault.connection import Login, VaultConnection
+from deparrow_secrets.providers.vault.errors import (
+    LOGIN_HINT,
+    NO_ROUTE,
+    Request,
+    is_transient,
+    vault_text,
 )
 from deparrow_secrets.providers.vault.settings import settings_of
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
-from deparrow_secrets.stores.retry import (
-    CallTimeout,
-    RetryPolicy,
-    Throttled,
-    bounded,
-    call_with_retry,
-)
+from deparrow_secrets.stores.retry import RetryPolicy, bounded
 
 if TYPE_CHECKING:
     import hvac
@@ -70,38 +47,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-K8S_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-TOKEN_FILE = "~/.vault-token"
 DEFAULT_MOUNT = "secret"
 CAS_MISMATCH = "check-and-set parameter did not match the current version"
-LOGIN_HINT = ("set VAULT_TOKEN, or run `bao login` / `vault login` (which writes "
-              "~/.vault-token), or set VAULT_ROLE_ID and VAULT_SECRET_ID for AppRole")
-# Short timeout of the best-effort token lookup that names the principal in a denial.
-LOOKUP_TIMEOUT = 2.0
-
-_STATUS = {"InvalidRequest": 400, "Unauthorized": 401, "Forbidden": 403, "InvalidPath": 404,
-           "RateLimitExceeded": 429, "InternalServerError": 500, "VaultNotInitialized": 501,
-           "BadGateway": 502, "VaultDown": 503}
-
-
-def _env(*names: str) -> str | None:
-    """The first of `names` set to a non-empty value (VAULT_X before BAO_X)."""
-    for name in names:
-        value = os.environ.get(name)
-        if value:
-            return value
-    return None
-
-
-def _truthy(raw: str | None, name: str) -> bool:
-    if raw is None:
-        return False
-    lowered = raw.strip().lower()
-    if lowered in ("1", "t", "true", "yes", "y", "on"):
-        return True
-    if lowered in ("", "0", "f", "false", "no", "n", "off"):
-        return False
-    raise InputError(f"${name} must be true or false, got {raw!r}")
 
 
 def _parse_time(raw: object) -> datetime | None:
@@ -136,108 +83,6 @@ def _check_key(key: str) -> str:
     return key
 
 
-# --------------------------------------------------------------------------- logins
-
-
-@dataclass(frozen=True)
-class AppRoleLogin:
-    role_id: str
-    secret_id: SecretValue
-    mount: str = "approle"
-
-    def describe(self) -> str:
-        return f"AppRole login at auth/{self.mount}"
-
-    def payload(self) -> dict[str, str]:
-        return {"role_id": self.role_id, "secret_id": self.secret_id.reveal()}
-
-
-@dataclass(frozen=True)
-class KubernetesLogin:
-    role: str
-    mount: str = "kubernetes"
-    jwt_path: str = K8S_TOKEN_PATH
-
-    def describe(self) -> str:
-        return f"Kubernetes login at auth/{self.mount} with role {self.role}"
-
-    def payload(self) -> dict[str, str]:
-        try:
-            jwt = Path(self.jwt_path).read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AccessDeniedError(
-                f"cannot read the service account token {self.jwt_path} "
-                f"({type(exc).__name__})", provider="vault", hint=LOGIN_HINT) from None
-        return {"role": self.role, "jwt": jwt}
-
-
-Login = AppRoleLogin | KubernetesLogin
-
-
-def credentials_from_env(
-    role: str = "deparrow-secrets", auth_mount: str = "kubernetes"
-) -> tuple[SecretValue | None, Login | None, str]:
-    """(token, login, description of the source) for the CLI user, in the documented order.
-
-    Nothing is sent anywhere here; logins happen at the first request.
-    """
-    token = os.environ.get("VAULT_TOKEN")
-    if token and token.strip():
-        return SecretValue(token.strip()), None, "$VAULT_TOKEN"
-    token = os.environ.get("BAO_TOKEN")
-    if token and token.strip():
-        return SecretValue(token.strip()), None, "$BAO_TOKEN"
-    token_file = Path(TOKEN_FILE).expanduser()
-    try:
-        token = token_file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        token = ""
-    if token:
-        return SecretValue(token), None, str(token_file)
-    role_id, secret_id = _env("VAULT_ROLE_ID"), _env("VAULT_SECRET_ID")
-    if role_id and secret_id:
-        login: Login = AppRoleLogin(role_id, SecretValue(secret_id),
-                                    _env("VAULT_APPROLE_MOUNT") or "approle")
-        return None, login, login.describe()
-    if Path(K8S_TOKEN_PATH).is_file():
-        login = KubernetesLogin(role, auth_mount, K8S_TOKEN_PATH)
-        return None, login, login.describe()
-    return None, None, "none"
-
-
-def _is_transient(exc: BaseException) -> bool:
-    import hvac.exceptions as hx
-    import requests
-
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False  # a wrong CA does not fix itself
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout,
-                        requests.exceptions.ChunkedEncodingError)):
-        return True
-    return isinstance(exc, (hx.VaultDown, hx.InternalServerError, hx.BadGateway,
-                            hx.RateLimitExceeded))
-
-
-def _throttled(exc: BaseException) -> Throttled | None:
-    import hvac.exceptions as hx
-
-    return Throttled() if isinstance(exc, hx.RateLimitExceeded) else None
-
-
-def _errors_text(exc: Any, redact: Iterable[SecretValue] = ()) -> str:
-    """Vault's own error strings, short, with anything we sent masked (never a body)."""
-    errors = getattr(exc, "errors", None)
-    if isinstance(errors, str):
-        errors = [errors]
-    text = "; ".join(str(e) for e in errors or [] if e)
-    text = " ".join(text.replace("*", " ").split())
-    for value in redact:
-        revealed = value.reveal()
-        if revealed:
-            text = text.replace(revealed, "<redacted>")
-    return text[:200]
-
-
 @dataclass(frozen=True)
 class _Deleted:
     """Metadata of a deleted or destroyed version (Vault answers 404 with it)."""
@@ -266,82 +111,53 @@ class VaultStore(SecretStore):
         token_source: str | None = None,
         session: requests.Session | None = None,
     ) -> None:
-        hvac_mod = require("hvac", "vault")
-        requests_mod = require("requests", "vault")
-        if not re.match(r"https?://[^\s/]+", address or ""):
-            raise ConfigError(f"Vault address {address!r} is not an http(s) URL",
-                              hint="set VAULT_ADDR (or `store.server`) to e.g. "
-                              "https://vault.example.com:8200")
-        self.address = address.rstrip("/")
+        self._attach(VaultConnection(
+            address, token=token, login=login, namespace=namespace, environment=environment,
+            verify=verify, cert=cert, retry=retry, token_source=token_source,
+            session=session), mount)
+
+    def _attach(self, connection: VaultConnection, mount: str) -> None:
+        self.connection = connection
+        self.environment = connection.environment
         self.mount = mount.strip("/") or DEFAULT_MOUNT
-        self.namespace = namespace.strip("/") if namespace else None
-        self.environment = environment
-        self.retry = retry or RetryPolicy.from_env()
-        self.policy = self.retry  # what `bounded` operations take their deadline from
-        self._token = SecretValue(token) if isinstance(token, str) else token
-        self._login = login
-        self._token_source = token_source or ("given token" if token else
-                                              login.describe() if login else "none")
-        self._lock = threading.Lock()
+        self.policy = connection.retry  # what `bounded` operations take their deadline from
         self._mount_checked = False
-        self._verify = verify
-        self._cert = cert
-        self._session = session or requests_mod.Session()
-        self._client: hvac.Client = hvac_mod.Client(
-            url=self.address,
-            token=self._token.reveal() if self._token else "",
-            namespace=self.namespace,
-            verify=verify,
-            cert=cert,
-            timeout=self.retry.timeout,
-            session=self._session,
-        )
+
+    @classmethod
+    def over(cls, connection: VaultConnection, mount: str = DEFAULT_MOUNT) -> VaultStore:
+        """The store of KV v2 mount `mount` on an open connection."""
+        store = cls.__new__(cls)
+        store._attach(connection, mount)
+        return store
 
     @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> VaultStore:
-        cfg = settings_of(env)
-        address = _env("VAULT_ADDR", "BAO_ADDR") or cfg.server
-        if not address:
-            raise ConfigError(
-                "no Vault address: `server` is not set and VAULT_ADDR is empty",
-                file=str(config.file) if config.file else None,
-                key_path=f"environments.{env.name}.store.server",
-                hint="set `server:` in the configuration or export VAULT_ADDR")
-        verify: bool | str = True
-        if _truthy(_env("VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY"), "VAULT_SKIP_VERIFY"):
-            verify = False
-        else:
-            for names in (("VAULT_CACERT", "BAO_CACERT"), ("VAULT_CAPATH", "BAO_CAPATH")):
-                ca = _env(*names)
-                if ca:
-                    if not Path(ca).exists():
-                        raise ConfigError(f"${names[0]} names {ca}, which does not exist",
-                                          hint="point it at the PEM bundle of the Vault CA")
-                    verify = ca
-                    break
-        cert = None
-        client_cert = _env("VAULT_CLIENT_CERT", "BAO_CLIENT_CERT")
-        client_key = _env("VAULT_CLIENT_KEY", "BAO_CLIENT_KEY")
-        if client_cert and client_key:
-            cert = (client_cert, client_key)
-        token, login, source = credentials_from_env(cfg.role, cfg.auth_mount)
-        if token is None and login is None:
-            raise AccessDeniedError(
-                "no Vault credentials found (no VAULT_TOKEN, no ~/.vault-token, no AppRole "
-                "variables, not in a Kubernetes pod)",
-                environment=env.name, provider=cls.provider, hint=LOGIN_HINT)
-        return cls(
-            address,
-            token=token,
-            login=login,
-            mount=cfg.mount,
-            namespace=_env("VAULT_NAMESPACE", "BAO_NAMESPACE") or cfg.vault_namespace,
-            environment=env.name,
-            verify=verify,
-            cert=cert,
-            retry=RetryPolicy.from_env(),
-            token_source=source,
-        )
+        return cls.over(VaultConnection.from_config(config, env), settings_of(env).mount)
+
+    # What the rest of the tool (and its tests) read of the connection.
+    @property
+    def address(self) -> str:
+        return self.connection.address
+
+    @property
+    def namespace(self) -> str | None:
+        return self.connection.namespace
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self.connection.retry
+
+    @property
+    def _session(self) -> requests.Session:
+        return self.connection.session
+
+    @property
+    def _client(self) -> hvac.Client:
+        return self.connection.client
+
+    @property
+    def _verify(self) -> bool | str:
+        return self.connection.verify
 
     def __repr__(self) -> str:
         ns = f", namespace={self.namespace!r}" if self.namespace else ""
@@ -349,11 +165,7 @@ class VaultStore(SecretStore):
                 f"environment={self.environment!r})")
 
     def close(self) -> None:
-        self._session.close()
-
-    @property
-    def _waiting_for(self) -> str:
-        return f"vault at {self.address}"
+        self.connection.close()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -362,60 +174,16 @@ class VaultStore(SecretStore):
 
     def _err(self, cls: type[StoreError], message: str, path: str | None = None,
              hint: str | None = None) -> StoreError:
-        return cls(message, environment=self.environment, provider=self.provider,
-                   remote_key=self._remote(path), hint=hint)
+        return self.connection.errors.error(cls, message, self._remote(path), hint)
 
     def _url(self, kind: str, path: str = "") -> str:
         base = f"/v1/{quote(self.mount, safe='/')}/{kind}"
         return f"{base}/{quote(path, safe='/')}" if path else base
 
     def admin_client(self) -> hvac.Client:
-        """The logged-in hvac client, for the tool's administrative calls (setup)."""
-        self._ensure_token()
-        return self._client
-
-    def _ensure_token(self) -> None:
-        """Log in (AppRole, Kubernetes) once, at the first request."""
-        if self._client.adapter.token or self._login is None:
-            return
-        with self._lock:
-            if self._client.adapter.token:
-                return
-            login = self._login
-            payload = login.payload()
-
-            def attempt() -> Any:
-                return self._client.adapter.post(f"/v1/auth/{quote(login.mount)}/login",
-                                                 json=payload)
-
-            failure: StoreError | None = None
-            try:
-                response = call_with_retry(attempt, _is_transient, self.retry,
-                                           lambda exc, n: self._give_up("login", None, exc, n),
-                                           throttled=_throttled, waiting_for=self._waiting_for)
-                token = response["auth"]["client_token"]
-            except StoreError as exc:
-                failure = exc
-            except Exception as exc:  # noqa: BLE001 - translated, never chained
-                failure = self._login_failed(login, exc)
-            if failure is not None:
-                failure.__context__ = None
-                raise failure
-            self._client.adapter.token = token
-
-    def _login_failed(self, login: Login, exc: Exception) -> StoreError:
-        import hvac.exceptions as hx
-        import requests
-
-        if isinstance(exc, requests.RequestException):
-            return self._translate("login", None, exc, "update", "auth", ())
-        text = _errors_text(exc)
-        status = _STATUS.get(type(exc).__name__) if isinstance(exc, hx.VaultError) else None
-        detail = f"HTTP {status}" if status else type(exc).__name__
-        if text:
-            detail += f": {text}"
-        return self._err(AccessDeniedError, f"access denied: {login.describe()} failed "
-                         f"({detail})", hint=LOGIN_HINT)
+        """The logged-in hvac client (for tests that set a real account up)."""
+        self.connection.ensure_token()
+        return self.connection.client
 
     def _call(
         self,
@@ -428,122 +196,29 @@ class VaultStore(SecretStore):
         url_kind: str = "data",
         redact: Iterable[SecretValue] = (),
     ) -> T:
-        """Run one API request with retries; translate every failure into a StoreError.
+        """One request on `path` of the mount through the connection. `on_error` may turn
+        an SDK error into a result or a StoreError (None: the translator's message);
+        `redact`: secret values in the request (Vault's own text is then never shown)."""
+        import hvac.exceptions as hx
 
-        `on_error` may turn an SDK error into a result (return a value) or a StoreError
-        (return it); returning None leaves it to the generic translation.
-        """
-        self._ensure_token()
-        failure: StoreError
-        try:
-            return call_with_retry(fn, _is_transient, self.retry,
-                                   lambda exc, n: self._give_up(op, path, exc, n),
-                                   throttled=_throttled, waiting_for=self._waiting_for)
-        except StoreError as exc:
-            failure = exc
-        except Exception as exc:  # noqa: BLE001 - translated below, never chained
+        def handle(exc: Exception) -> Any:
             result = on_error(exc) if on_error is not None else None
-            if isinstance(result, StoreError):
-                failure = result
-            elif result is not None:
-                return result
-            else:
-                failure = self._translate(op, path, exc, caps, url_kind, redact)
-        failure.__context__ = None
-        failure.__cause__ = None
-        raise failure
+            if result is None and isinstance(exc, hx.InvalidPath) and \
+                    NO_ROUTE in vault_text(exc):
+                return self._no_mount(path)
+            return result
 
-    def _give_up(self, op: str, path: str | None, exc: BaseException, attempts: int) -> StoreError:
-        import hvac.exceptions as hx
-        import requests
-
-        hint = f"check VAULT_ADDR={self.address} is reachable and unsealed"
-        if isinstance(exc, CallTimeout):
-            reason = f"no complete answer within {exc.seconds:g}s (timed out)"
-            hint += "; raise DEPARROW_SECRETS_TIMEOUT if it is only slow"
-        elif isinstance(exc, requests.Timeout):
-            reason = f"timed out (limit {self.retry.timeout:g}s per operation)"
-            hint += "; raise DEPARROW_SECRETS_TIMEOUT if it is only slow"
-        elif isinstance(exc, requests.ConnectionError):
-            reason = "could not connect (connection refused, reset or closed)"
-        elif isinstance(exc, hx.VaultDown) and "sealed" in _errors_text(exc).lower():
-            reason = "the server is sealed (HTTP 503)"
-            hint = (f"unseal the server at {self.address} (`bao operator unseal` / "
-                    "`vault operator unseal`), then retry")
-        elif isinstance(exc, hx.RateLimitExceeded):
-            reason = "rate limited (HTTP 429)"
-            hint = "wait and retry, or raise DEPARROW_SECRETS_RETRIES"
-        elif isinstance(exc, hx.VaultError):
-            reason = f"server error (HTTP {_STATUS.get(type(exc).__name__, '5xx')})"
-            text = _errors_text(exc)
-            if text:
-                reason += f": {text}"
-        else:
-            reason = type(exc).__name__
-        return self._err(StoreUnavailableError,
-                         f"{op} failed after {attempts} attempt(s): {reason}", path, hint)
-
-    def _translate(self, op: str, path: str | None, exc: Exception, caps: str,
-                   url_kind: str, redact: Iterable[SecretValue]) -> StoreError:
-        import hvac.exceptions as hx
-        import requests
-
-        if isinstance(exc, (hx.Forbidden, hx.Unauthorized)):
-            return self._denied(path, caps, url_kind)
-        if isinstance(exc, requests.exceptions.SSLError):
-            return self._err(StoreUnavailableError,
-                             f"{op} failed: TLS verification of {self.address} failed", path,
-                             "set VAULT_CACERT to the CA bundle that signed the server "
-                             "certificate (VAULT_SKIP_VERIFY=true only for testing)")
-        text = _errors_text(exc, redact)
-        if isinstance(exc, hx.InvalidPath) and "no handler for route" in text:
-            return self._no_mount(path)
-        if isinstance(exc, hx.VaultNotInitialized):
-            return self._err(StoreUnavailableError, f"{op} failed: the server is not "
-                             "initialized", path, "initialize it: `bao operator init`")
-        if isinstance(exc, hx.InvalidRequest) and "high complexity" in text:
-            return self._err(StoreError, f"{op} failed: the server refuses a request with "
-                             "this many properties in one object (HTTP 400)", path,
-                             "raise `max_request_json_strings` (and `max_request_json_memory`) "
-                             "on the server's listener; each key counts twice")
-        if isinstance(exc, hx.VaultError):
-            status = _STATUS.get(type(exc).__name__, "unexpected status")
-            return self._err(StoreError, f"{op} failed: HTTP {status}"
-                             + (f": {text}" if text else ""), path)
-        if isinstance(exc, requests.RequestException):
-            return self._err(StoreUnavailableError,
-                             f"{op} failed: {type(exc).__name__}", path,
-                             f"check VAULT_ADDR={self.address}")
-        return self._err(StoreError, f"{op} failed: {type(exc).__name__}", path)
+        values = tuple(redact)
+        request = Request(op, target=self._url(url_kind, path or "")[len("/v1/"):],
+                          remote_key=self._remote(path), caps=caps, redact=values,
+                          carries_values=bool(values))
+        return self.connection.call(request, fn, on_error=handle)
 
     def _no_mount(self, path: str | None) -> StoreError:
         return self._err(StoreError, f"no secrets engine is mounted at {self.mount}/"
                          + (f" in namespace {self.namespace}" if self.namespace else ""),
                          path, f"enable KV v2 there (`bao secrets enable -path={self.mount} "
                          "kv-v2`) or set `mount:` in the configuration")
-
-    def _denied(self, path: str | None, caps: str, url_kind: str) -> StoreError:
-        target = self._url(url_kind, path or "")[len("/v1/"):]
-        who = self._principal()
-        message = f"access denied to {target}"
-        if self.namespace:
-            message += f" in namespace {self.namespace}"
-        message += f" ({who})"
-        hint = (f"the token's policies must grant [{caps}] on {target} (credentials came "
-                f"from {self._token_source}); to use other credentials: {LOGIN_HINT}")
-        return self._err(AccessDeniedError, message, path, hint)
-
-    def _principal(self) -> str:
-        """Display name and policies of the token, if it may look itself up; never the token."""
-        try:
-            info = self._client.adapter.get("/v1/auth/token/lookup-self",
-                                            timeout=min(LOOKUP_TIMEOUT, self.retry.timeout))
-            data = info["data"]
-        except Exception:  # noqa: BLE001 - best effort
-            return "the token could not look itself up: it may be invalid or expired"
-        name = data.get("display_name") or "unnamed token"
-        policies = ", ".join(str(p) for p in data.get("policies") or []) or "none"
-        return f"token '{name}' with policies: {policies}"
 
     def _check_mount(self, path: str) -> None:
         """Once per store: refuse to write into a KV v1 mount (it would not version)."""
@@ -591,8 +266,8 @@ class VaultStore(SecretStore):
         missing = object()
 
         def on_error(exc: Exception) -> Any:
-            if not isinstance(exc, hx.InvalidPath) or "no handler for route" in \
-                    _errors_text(exc):
+            if not isinstance(exc, hx.InvalidPath) or NO_ROUTE in \
+                    vault_text(exc):
                 return None
             meta = ((exc.json or {}).get("data") or {}).get("metadata") \
                 if isinstance(exc.json, dict) else None
@@ -674,7 +349,7 @@ class VaultStore(SecretStore):
         conflict = object()
 
         def on_error(exc: Exception) -> Any:
-            if isinstance(exc, hx.InvalidRequest) and CAS_MISMATCH in _errors_text(exc):
+            if isinstance(exc, hx.InvalidRequest) and CAS_MISMATCH in vault_text(exc):
                 return conflict
             return None
 
@@ -709,8 +384,8 @@ class VaultStore(SecretStore):
         pending = [(folder, partial)]
 
         def on_error(exc: Exception) -> Any:
-            if isinstance(exc, hx.InvalidPath) and "no handler for route" not in \
-                    _errors_text(exc):
+            if isinstance(exc, hx.InvalidPath) and NO_ROUTE not in \
+                    vault_text(exc):
                 return {"data": {"keys": []}}
             return None
 
@@ -738,8 +413,8 @@ class VaultStore(SecretStore):
         missing = object()
 
         def on_error(exc: Exception) -> Any:
-            if isinstance(exc, hx.InvalidPath) and "no handler for route" not in \
-                    _errors_text(exc):
+            if isinstance(exc, hx.InvalidPath) and NO_ROUTE not in \
+                    vault_text(exc):
                 return missing
             return None
 
@@ -774,7 +449,8 @@ class VaultStore(SecretStore):
                 f"{self.address}/v1/sys/health",
                 params={"standbyok": "true", "perfstandbyok": "true", "sealedcode": "200",
                         "uninitcode": "200"},
-                timeout=self.retry.timeout, verify=self._verify, cert=self._cert)
+                timeout=self.retry.timeout, verify=self._verify,
+                cert=self.connection.cert)
             if response.status_code >= 500:
                 from hvac.utils import raise_for_error
 
@@ -801,7 +477,7 @@ class VaultStore(SecretStore):
         except StoreError as exc:
             return Health(False, str(exc))
         if isinstance(who, hx.VaultError):
-            return Health(False, f"{server}: the token from {self._token_source} was "
+            return Health(False, f"{server}: the token from {self.connection.token_source} was "
                           f"refused (invalid or expired). {LOGIN_HINT}")
         data = who.get("data") or {}
         ttl = data.get("ttl")
@@ -810,7 +486,7 @@ class VaultStore(SecretStore):
         token = f"token '{data.get('display_name', '?')}' ({policies}; {expiry})"
 
         def on_error(exc: Exception) -> Any:
-            return exc if isinstance(exc, hx.VaultError) and not _is_transient(exc) else None
+            return exc if isinstance(exc, hx.VaultError) and not is_transient(exc) else None
 
         try:
             mount = self._call("check mount", None, lambda: self._client.adapter.get(
