@@ -231,10 +231,10 @@ MUTATIONS: list[Mutation] = [
     M("scan: base64 forms not searched", "scan/values.py",
       "            if form != raw:", "            if False:", (SCAN_T,)),
     # --- the stores' check-and-set (read only: mutated in the scratch copy only) -----
-    M("vault: write without cas", "stores/vault.py",
+    M("vault: write without cas", "providers/vault/store.py",
       'body = {"options": {"cas": cas},', 'body = {"options": {},',
       ("tests/stores/test_vault.py::TestVaultConformance",)),
-    M("vault: a lost race taken for our own retried write", "stores/vault.py",
+    M("vault: a lost race taken for our own retried write", "providers/vault/store.py",
       "            if current is not None and current.version == str(cas + 1) \\",
       "            if current is not None \\",
       (f"{H}/test_store_cas.py", "tests/stores/test_vault.py")),
