@@ -29,7 +29,6 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
-import importlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -333,15 +332,12 @@ def _is_builtin_group(group: str) -> bool:
 
 
 def _kubernetes_validate() -> Any:
-    try:
-        return importlib.import_module("kubernetes_validate")
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "validating built-in Kubernetes kinds needs kubernetes-validate, "
-            "which is not installed",
-            hint="install deparrow-secrets[test] or kubernetes-validate "
-            f"(pip install 'kubernetes-validate>={KUBERNETES_VERSION}')",
-        ) from exc
+    from deparrow_secrets.deps import require
+
+    return require("kubernetes_validate", "test",
+                   purpose="validating built-in Kubernetes kinds",
+                   hint="install deparrow-secrets[test] or kubernetes-validate "
+                   f"(pip install 'kubernetes-validate>={KUBERNETES_VERSION}')")
 
 
 def _validate_builtin(obj: Mapping[str, Any], api_version: str, kind: str) -> list[SchemaProblem]:

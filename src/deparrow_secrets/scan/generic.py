@@ -4,12 +4,9 @@ secret` comments. Only the type and position of a finding are kept, never the st
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-from deparrow_secrets.errors import MissingDependencyError
 
 MAX_GENERIC_BYTES = 2 * 1024 * 1024
 
@@ -22,14 +19,12 @@ class GenericHit:
 
 
 def _detect_secrets() -> tuple[object, object]:
-    try:
-        scan = importlib.import_module("detect_secrets.core.scan")
-        settings = importlib.import_module("detect_secrets.settings")
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "generic secret detection needs detect-secrets, which is not installed",
-            hint="pip install 'deparrow-secrets[scan]' (or detect-secrets>=1.5)") from exc
-    return scan, settings
+    from deparrow_secrets.deps import require
+
+    purpose = "generic secret detection"
+    hint = "pip install 'deparrow-secrets[scan]' (or detect-secrets>=1.5)"
+    return (require("detect_secrets.core.scan", "scan", purpose=purpose, hint=hint),
+            require("detect_secrets.settings", "scan", purpose=purpose, hint=hint))
 
 
 def _is_text(path: Path) -> bool:
