@@ -5,15 +5,20 @@ from __future__ import annotations
 import copy
 import json
 import re
+import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
 from jsonschema import Draft7Validator
 from policy_configs import ACCOUNT, AWS_CONFIG
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.policy import build_plan, run_setup
+from deparrow_secrets.providers.aws.connection import AwsConnection
 from deparrow_secrets.providers.aws.identity import iam_policy_document, policy_name
 from deparrow_secrets.providers.identity_plan import Options
 from deparrow_secrets.stores.layout import Layout
@@ -294,12 +299,39 @@ def test_setup_refuses_another_account(aws_env, write_config, load) -> None:  # 
     assert not aws_env.client("iam").list_policies(Scope="Local")["Policies"]
 
 
+def service_error(code: str, operation: str, message: str, status: int = 400
+                  ) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+def on_setup_calls(monkeypatch: pytest.MonkeyPatch, event: str,
+                   make: Callable[[], BaseException], times: int = 99) -> list[int]:
+    """Raise `make()` from botocore handler `event` (e.g. before-call.iam.CreatePolicy) of
+    the clients setup's connection opens, the first `times` calls; returns a counter."""
+    seen = [0]
+    hooked: set[int] = set()
+    original = AwsConnection.client
+
+    def handler(**_: Any) -> None:
+        seen[0] += 1
+        if seen[0] <= times:
+            raise make()
+
+    def client(self: AwsConnection, service: str) -> Any:
+        made = original(self, service)
+        if id(made) not in hooked:
+            hooked.add(id(made))
+            made.meta.events.register(event, handler)
+        return made
+
+    monkeypatch.setattr(AwsConnection, "client", client)
+    return seen
+
+
 def test_dry_run_fails_where_the_real_run_fails(aws_env, config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """issue 9.14: credentials that may not list policy versions fail the dry run too."""
-    import botocore.exceptions
-
     from deparrow_secrets.errors import AccessDeniedError
-    from deparrow_secrets.providers.aws import identity as aws_policy
 
     env = config.environment("production")
     run_setup(config, env)
@@ -308,20 +340,115 @@ def test_dry_run_fails_where_the_real_run_fails(aws_env, config, monkeypatch) ->
         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
             {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}),
         SetAsDefault=True)
-    real_clients = aws_policy._clients
-
-    def denying_clients(*args):  # type: ignore[no-untyped-def]
-        iam, sts = real_clients(*args)
-
-        def denied(**_: object) -> None:
-            raise botocore.exceptions.ClientError(
-                {"Error": {"Code": "AccessDenied", "Message": "not allowed"}},
-                "ListPolicyVersions")
-
-        iam.list_policy_versions = denied
-        return iam, sts
-
-    monkeypatch.setattr(aws_policy, "_clients", denying_clients)
+    on_setup_calls(monkeypatch, "before-call.iam.ListPolicyVersions",
+                   lambda: service_error("AccessDenied", "ListPolicyVersions", "not allowed"))
     for dry in (True, False):
         with pytest.raises(AccessDeniedError):
             run_setup(config, env, Options(dry_run=dry))
+
+
+# ------------------------------------------------- setup shares the store's connection
+
+
+PRINCIPAL = f"arn:aws:iam::{ACCOUNT}:user/deparrow-ci"
+
+
+def setup_cli(run_cli, write_config) -> Any:  # type: ignore[no-untyped-def]
+    return run_cli("--config", str(write_config(AWS_CONFIG)), "setup", "--env",
+                   "production")
+
+
+@pytest.mark.parametrize(("message", "principal"), [
+    (f"User: {PRINCIPAL} is not authorized to perform: iam:CreatePolicy on resource: "
+     "policy DeparrowSecrets-production {canary}", PRINCIPAL),
+    ("not authorized {canary}", f"arn:aws:sts::{ACCOUNT}:"),  # principal asked of STS
+])
+def test_setup_denied_is_translated_never_the_aws_message(  # type: ignore[no-untyped-def]
+        aws_env, write_config, run_cli, monkeypatch, message: str, principal: str) -> None:
+    canary = secrets.token_urlsafe(12)
+    seen = on_setup_calls(monkeypatch, "before-call.iam.CreatePolicy", lambda: service_error(
+        "AccessDenied", "CreatePolicy", message.format(canary=canary)))
+    result = setup_cli(run_cli, write_config)
+    assert result.code == 4, result.err
+    assert seen[0] == 1  # a denial is not retried
+    assert f"access denied as {principal}" in result.err and "iam create-policy" in result.err
+    assert "grant iam:CreatePolicy on arn:aws:iam::" in result.err  # the IAM grant hint
+    assert canary not in result.out + result.err
+    assert "Traceback" not in result.err
+
+
+def test_setup_refusal_never_copies_the_aws_message(  # type: ignore[no-untyped-def]
+        aws_env, write_config, run_cli, monkeypatch) -> None:
+    canary = secrets.token_urlsafe(12)
+    on_setup_calls(monkeypatch, "before-call.iam.CreatePolicy", lambda: service_error(
+        "MalformedPolicyDocument", "CreatePolicy", f"Syntax errors in policy {canary}"))
+    result = setup_cli(run_cli, write_config)
+    assert result.code == 3, result.err
+    assert "IAM refused the iam create-policy (MalformedPolicyDocument, HTTP 400)" \
+        in result.err
+    assert canary not in result.out + result.err
+
+
+def test_setup_throttling_is_retried(aws_env, config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "20")
+    seen = on_setup_calls(monkeypatch, "before-call.iam.GetPolicy", lambda: service_error(
+        "Throttling", "GetPolicy", "Rate exceeded"), times=2)
+    report = run_setup(config, config.environment("production"))
+    assert seen[0] == 3
+    assert report.changes[0].action == "created"
+
+
+def test_setup_server_error_is_retried(aws_env, config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seen = on_setup_calls(monkeypatch, "before-call.sts.GetCallerIdentity",
+                          lambda: service_error("ServiceUnavailable", "GetCallerIdentity",
+                                                "try again", status=503), times=1)
+    report = run_setup(config, config.environment("production"))
+    assert seen[0] == 2 and report.changes[0].action == "created"
+
+
+def test_setup_throttled_beyond_the_attempts_is_unavailable(  # type: ignore[no-untyped-def]
+        aws_env, write_config, run_cli, monkeypatch) -> None:
+    canary = secrets.token_urlsafe(12)
+    monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "2")
+    seen = on_setup_calls(monkeypatch, "before-call.iam.GetPolicy", lambda: service_error(
+        "Throttling", "GetPolicy", f"Rate exceeded {canary}"))
+    result = setup_cli(run_cli, write_config)
+    assert result.code == 3, result.err
+    assert seen[0] == 2  # DEPARROW_SECRETS_RETRIES attempts, botocore adds none
+    assert "throttled by IAM (Throttling)" in result.err
+    assert "request quota" in result.err and "DEPARROW_SECRETS_RETRIES" in result.err
+    assert canary not in result.out + result.err
+
+
+def test_setup_slow_iam_times_out_in_bounded_time(  # type: ignore[no-untyped-def]
+        aws_env, config, monkeypatch, fault_proxy) -> None:
+    from deparrow_secrets.errors import StoreUnavailableError
+
+    proxy = fault_proxy(aws_env.port, mode="delay", delay_seconds=4.0)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_IAM", proxy.url)
+    monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "2")
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "1")
+    began = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="timed out") as info:
+        run_setup(config, config.environment("production"))
+    assert time.monotonic() - began < 8
+    assert proxy.url in str(info.value) and "iam get-policy" in str(info.value)
+    proxy.mode = "pass"
+    assert run_setup(config, config.environment("production")).changes[0].action == "created"
+
+
+def test_setup_create_retried_after_a_lost_answer_is_a_conflict_then_converges(  # type: ignore[no-untyped-def]
+        aws_env, config, monkeypatch) -> None:
+    """The retry of a create whose answer was lost finds the policy there: setup says so
+    (exit 5, run it again) instead of an opaque refusal, and the rerun has nothing to do."""
+    from deparrow_secrets.errors import ConflictError
+
+    env = config.environment("production")
+    seen = on_setup_calls(monkeypatch, "after-call.iam.CreatePolicy",
+                          lambda: ReadTimeoutError(endpoint_url="http://lost.invalid/"),
+                          times=1)
+    with pytest.raises(ConflictError, match="changed while setup ran") as info:
+        run_setup(config, env)
+    assert seen[0] == 2 and "run setup again" in str(info.value.hint)
+    assert info.value.exit_code == 5
+    assert [c.action for c in run_setup(config, env).changes] == ["unchanged", "skipped"]

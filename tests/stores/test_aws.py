@@ -213,7 +213,7 @@ def test_repr_shows_region_and_endpoint_not_credentials(store: AwsStore,
 
 def test_health_names_the_principal_and_reads_no_value(store: AwsStore) -> None:
     store.caller_arn()  # creates the STS client so its calls can be counted too
-    sm, sts = Calls(store.client), Calls(store._sts)
+    sm, sts = Calls(store.client), Calls(store.connection._sts)
     health = store.health()
     assert health.ok and "arn:aws:sts::" in health.detail
     assert sm.take() == ["ListSecrets"] and sts.take() == ["GetCallerIdentity"]
@@ -750,7 +750,7 @@ def test_no_value_in_any_raised_error(store: AwsStore, aws_env: MotoServer,
     raised.append(denied.value)
     monkeypatch.setenv("DEPARROW_SECRETS_RETRIES", "1")
     inject(store.client, "before-call.secrets-manager.GetSecretValue", throttled, 99)
-    store._policy = type(store._policy).from_env()
+    store.connection.policy = type(store.policy).from_env()
     with pytest.raises(StoreUnavailableError) as down:
         store.read(key)
     raised.append(down.value)

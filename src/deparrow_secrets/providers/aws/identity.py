@@ -19,26 +19,24 @@ command attaches a policy nobody created under that name.
 
 `setup` creates the policy `DeparrowSecrets-<env>` (or a new default version when the
 document differs, deleting the oldest non-default version when five exist) and, with
-`--create-role`, the role with the trust policy, attaching the policy. boto3 follows
-the usual chain: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_IAM,
-AWS_ENDPOINT_URL_STS), instance and web-identity credentials.
+`--create-role`, the role with the trust policy, attaching the policy. Its IAM and STS
+calls go through the store's connection (`connection.py`: credential chain, region,
+AWS_ENDPOINT_URL_IAM / _STS, retries, time bound) and error translator (`errors.py`:
+IAM grant hints, the principal, never AWS's own message).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
-from deparrow_secrets.errors import (
-    AccessDeniedError,
-    ConfigError,
-    InputError,
-    StoreError,
-    StoreUnavailableError,
-)
+from deparrow_secrets.errors import ConfigError, ConflictError, InputError
 from deparrow_secrets.providers import service_account
+from deparrow_secrets.providers.aws.connection import AwsConnection
+from deparrow_secrets.providers.aws.errors import AwsCode, Operation
 from deparrow_secrets.providers.aws.settings import settings_of
 from deparrow_secrets.providers.identity_plan import (
     PLACEHOLDER_NOTE,
@@ -53,6 +51,8 @@ from deparrow_secrets.providers.identity_plan import (
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
+
+T = TypeVar("T")
 
 IAM_VERSION = "2012-10-17"
 READ_ACTION = "secretsmanager:GetSecretValue"
@@ -272,63 +272,70 @@ def _policy_description(env: EnvironmentConfig) -> str:
 # --------------------------------------------------------------------------- setup
 
 
-def _clients(config: Config, env: EnvironmentConfig) -> tuple[Any, Any]:
-    """IAM and STS clients on the same session, region and endpoints as the store's."""
-    from deparrow_secrets.providers.aws.store import AwsStore
-
-    store = AwsStore.from_config(config, env)  # profile, region and their errors
-    session = store.session
-    return session.client("iam", region_name=store.region), \
-        session.client("sts", region_name=store.region)
-
-
-def _error_code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str((response.get("Error") or {}).get("Code") or "")
+IAM_SERVICE = "IAM"
+STS_SERVICE = "STS"
+POLICY_ACTIONS = ("iam:GetPolicy", "iam:CreatePolicy", "iam:GetPolicyVersion",
+                  "iam:ListPolicyVersions", "iam:CreatePolicyVersion",
+                  "iam:DeletePolicyVersion")
+ROLE_ACTIONS = ("iam:ListOpenIDConnectProviders", "iam:GetRole", "iam:CreateRole",
+                "iam:UpdateAssumeRolePolicy", "iam:ListAttachedRolePolicies",
+                "iam:ListRolePolicies", "iam:AttachRolePolicy")
+_CHANGES = frozenset({"iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicyVersion",
+                      "iam:CreateRole", "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy"})
 
 
-def _translate(exc: Exception, env: EnvironmentConfig, op: str, target: str) -> StoreError:
-    import botocore.exceptions as bx
-
-    kw: dict[str, Any] = {"environment": env.name, "provider": "aws", "remote_key": target}
-    if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
-        return AccessDeniedError(f"{op}: no AWS credentials found", hint="set AWS_PROFILE "
-                                 "or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY pair", **kw)
-    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError,
-                        bx.ReadTimeoutError)):
-        return StoreUnavailableError(f"{op}: cannot reach AWS ({type(exc).__name__})",
-                                     hint="check the network, AWS_REGION and "
-                                     "AWS_ENDPOINT_URL", **kw)
-    code = _error_code(exc)
-    message = str(((getattr(exc, "response", None) or {}).get("Error") or {})
-                  .get("Message") or "")[:200]
-    if code in ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
-                "InvalidClientTokenId", "ExpiredToken", "SignatureDoesNotMatch"):
-        return AccessDeniedError(f"{op}: access denied ({code})"
-                                 + (f": {message}" if message else ""),
-                                 hint="setup needs iam:CreatePolicy, iam:GetPolicy, "
-                                 "iam:GetPolicyVersion, iam:ListPolicyVersions, "
-                                 "iam:CreatePolicyVersion, iam:DeletePolicyVersion (and "
-                                 "the role actions with --create-role)", **kw)
-    if code in ("Throttling", "ThrottlingException", "RequestLimitExceeded",
-                "ServiceUnavailable", "ServiceFailure"):
-        return StoreUnavailableError(f"{op}: {code}", hint="retry later", **kw)
-    return StoreError(f"{op} failed: {code or type(exc).__name__}"
-                      + (f": {message}" if message else ""), **kw)
+_RACED = frozenset({"EntityAlreadyExists", "ConcurrentModification"})
+"""IAM's answers to a change that another request made first."""
 
 
-def _call(env: EnvironmentConfig, op: str, target: str, fn: Any, *args: Any,
-          missing_ok: bool = False, **kwargs: Any) -> Any:
-    """Run one IAM/STS call; None for NoSuchEntity when `missing_ok`."""
-    failure: StoreError
-    try:
-        return fn(*args, **kwargs)
-    except Exception as exc:  # noqa: BLE001 - translated, never chained
-        if missing_ok and _error_code(exc) == "NoSuchEntity":
-            return None
-        failure = _translate(exc, env, op, target)
-    failure.__context__ = None
-    raise failure
+class _Identity:
+    """setup's IAM and STS calls, through the store's connection and error translator:
+    the same retries, time bound, throttling back-off, principal lookup and hints."""
+
+    def __init__(self, env: EnvironmentConfig) -> None:
+        self.env = env
+        self.connection = AwsConnection.from_config(env)  # profile, region and their errors
+        self.iam = self.connection.client("iam")
+        self.sts = self.connection.client("sts")
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def call(self, action: str, target: str, fn: Callable[[], T],
+             missing_ok: bool = False) -> T | None:
+        """Run one IAM/STS call (`action` as IAM names it, e.g. iam:GetPolicy); None for
+        NoSuchEntity when `missing_ok`."""
+        service, name = action.split(":")
+        client = self.sts if service == "sts" else self.iam
+        words = re.sub(r"(?<=[a-z])(?=[A-Z])", "-", name.replace("OpenID", "OpenId")).lower()
+        grant = (f"grant {action} on {target} to this principal (IAM policy); setup needs "
+                 f"{', '.join(POLICY_ACTIONS)}, and with --create-role "
+                 f"{', '.join(ROLE_ACTIONS)}") if service == "iam" else \
+            f"{action} needs no permission: check the credentials and AWS_ENDPOINT_URL"
+        unsure = ("the change may or may not have been applied: run setup again (it "
+                  "compares and updates what exists)") if action in _CHANGES else None
+        op = Operation(STS_SERVICE if service == "sts" else IAM_SERVICE,
+                       client.meta.endpoint_url, f"{service} {words}", target, grant,
+                       unsure=unsure, missing=f"{target} does not exist")
+        handle = {"NoSuchEntity"} if missing_ok else set()
+        if action in _CHANGES:
+            handle |= _RACED
+        try:
+            return self.connection.call(fn, op, handle=frozenset(handle))
+        except AwsCode as refused:
+            if refused.code == "NoSuchEntity" and missing_ok:
+                return None
+            code = refused.code
+        # A retried create whose first answer was lost, or another run of setup at once.
+        raise ConflictError(f"{target} changed while setup ran ({op.what}: "
+                            f"{code})", environment=self.env.name, provider="aws",
+                            remote_key=target, hint="run setup again (it compares and updates "
+                            "what exists)")
+
+    def need(self, action: str, target: str, fn: Callable[[], T]) -> T:
+        result = self.call(action, target, fn)
+        assert result is not None  # only a missing_ok call answers None
+        return result
 
 
 def _document(raw: Any) -> Any:
@@ -347,48 +354,53 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
                          hint="aws eks describe-cluster --name CLUSTER --query "
                          "cluster.identity.oidc.issuer --output text (drop https://)")
     report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
-    iam, sts = _clients(config, env)
-    caller = _call(env, "sts get-caller-identity", "sts", sts.get_caller_identity)
-    if str(caller.get("Account")) != account:
-        raise ConfigError(
-            f"the AWS credentials belong to account {caller.get('Account')}, but "
-            f"environments.{env.name}.store.accountId is {account}",
-            file=str(config.file) if config.file else None,
-            hint="use credentials of the configured account (AWS_PROFILE) or fix accountId")
-    _setup_policy(iam, env, account, report)
-    if options.create_role:
-        assert oidc is not None
-        _setup_role(iam, config, env, account, oidc, report)
-    else:
-        report.add(f"role {role_identity(env, account)[0]}", "skipped",
-                   "pass --create-role --oidc-provider ... to manage it here")
+    aws = _Identity(env)
+    try:
+        caller = aws.need("sts:GetCallerIdentity", "sts", aws.sts.get_caller_identity)
+        if str(caller.get("Account")) != account:
+            raise ConfigError(
+                f"the AWS credentials belong to account {caller.get('Account')}, but "
+                f"environments.{env.name}.store.accountId is {account}",
+                file=str(config.file) if config.file else None,
+                hint="use credentials of the configured account (AWS_PROFILE) or fix "
+                "accountId")
+        _setup_policy(aws, env, account, report)
+        if options.create_role:
+            assert oidc is not None
+            _setup_role(aws, config, env, account, oidc, report)
+        else:
+            report.add(f"role {role_identity(env, account)[0]}", "skipped",
+                       "pass --create-role --oidc-provider ... to manage it here")
+    finally:
+        aws.close()
     return report
 
 
-def _setup_policy(iam: Any, env: EnvironmentConfig, account: str,
+def _setup_policy(aws: _Identity, env: EnvironmentConfig, account: str,
                   report: SetupReport) -> None:
+    iam = aws.iam
     name = policy_name(env)
     arn = policy_arn(env, account)
     item = f"policy {name}"
     desired = iam_policy_document(env, account)
-    existing = _call(env, "iam get-policy", arn, iam.get_policy, PolicyArn=arn,
-                     missing_ok=True)
+    existing = aws.call("iam:GetPolicy", arn, lambda: iam.get_policy(PolicyArn=arn),
+                        missing_ok=True)
     if existing is None:
         if not report.dry_run:
-            _call(env, "iam create-policy", arn, iam.create_policy, PolicyName=name,
-                  PolicyDocument=json.dumps(desired), Description=_policy_description(env),
-                  Tags=TAGS)
+            aws.need("iam:CreatePolicy", arn, lambda: iam.create_policy(
+                PolicyName=name, PolicyDocument=json.dumps(desired),
+                Description=_policy_description(env), Tags=TAGS))
         report.add(item, "created", arn)
         return
     default_id = existing["Policy"]["DefaultVersionId"]
-    version = _call(env, "iam get-policy-version", arn, iam.get_policy_version,
-                    PolicyArn=arn, VersionId=default_id)
+    version = aws.need("iam:GetPolicyVersion", arn, lambda: iam.get_policy_version(
+        PolicyArn=arn, VersionId=default_id))
     if _document(version["PolicyVersion"]["Document"]) == desired:
         report.add(item, "unchanged", f"{arn} (default version {default_id})")
         return
     # Read-only, so a dry run makes this call too and fails where the real run would.
-    versions = _call(env, "iam list-policy-versions", arn, iam.list_policy_versions,
-                     PolicyArn=arn)["Versions"]
+    versions = aws.need("iam:ListPolicyVersions", arn, lambda: iam.list_policy_versions(
+        PolicyArn=arn))["Versions"]
     oldest = min((v for v in versions if not v["IsDefaultVersion"]),
                  key=lambda v: v["CreateDate"]) if len(versions) >= MAX_POLICY_VERSIONS \
         else None
@@ -399,35 +411,37 @@ def _setup_policy(iam: Any, env: EnvironmentConfig, account: str,
         return
     deleted = ""
     if oldest is not None:
-        _call(env, "iam delete-policy-version", arn, iam.delete_policy_version,
-              PolicyArn=arn, VersionId=oldest["VersionId"])
+        aws.need("iam:DeletePolicyVersion", arn, lambda: iam.delete_policy_version(
+            PolicyArn=arn, VersionId=oldest["VersionId"]))
         deleted = f"; deleted the oldest version {oldest['VersionId']}"
-    new = _call(env, "iam create-policy-version", arn, iam.create_policy_version,
-                PolicyArn=arn, PolicyDocument=json.dumps(desired), SetAsDefault=True)
+    new = aws.need("iam:CreatePolicyVersion", arn, lambda: iam.create_policy_version(
+        PolicyArn=arn, PolicyDocument=json.dumps(desired), SetAsDefault=True))
     report.add(item, "updated", f"{arn}: new default version "
                f"{new['PolicyVersion']['VersionId']} (was {default_id}){deleted}")
 
 
-def _setup_role(iam: Any, config: Config, env: EnvironmentConfig, account: str, oidc: str,
-                report: SetupReport) -> None:
+def _setup_role(aws: _Identity, config: Config, env: EnvironmentConfig, account: str,
+                oidc: str, report: SetupReport) -> None:
+    iam = aws.iam
     name, path, arn = role_identity(env, account)
     item = f"role {name}"
     trust = trust_policy_document(config, env, account, oidc)
     provider_arn = f"arn:{env_partition(env)}:iam::{account}:oidc-provider/{oidc}"
-    providers = _call(env, "iam list-open-id-connect-providers", "oidc-provider",
-                      iam.list_open_id_connect_providers)
+    providers = aws.need("iam:ListOpenIDConnectProviders", "oidc-provider",
+                         iam.list_open_id_connect_providers)
     if provider_arn not in {p["Arn"] for p in providers.get("OpenIDConnectProviderList", [])}:
         report.warnings.append(
             f"the OIDC provider {oidc} is not registered in IAM: the role cannot be "
             "assumed until it is (eksctl utils associate-iam-oidc-provider --cluster "
             "CLUSTER --approve)")
-    existing = _call(env, "iam get-role", arn, iam.get_role, RoleName=name, missing_ok=True)
+    existing = aws.call("iam:GetRole", arn, lambda: iam.get_role(RoleName=name),
+                        missing_ok=True)
     if existing is None:
         if not report.dry_run:
-            _call(env, "iam create-role", arn, iam.create_role, RoleName=name, Path=path,
-                  AssumeRolePolicyDocument=json.dumps(trust),
-                  Description=f"External Secrets Operator in {config.namespace}, "
-                  f"environment {env.name}; managed by deparrow-secrets", Tags=TAGS)
+            aws.need("iam:CreateRole", arn, lambda: iam.create_role(
+                RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust),
+                Description=f"External Secrets Operator in {config.namespace}, "
+                f"environment {env.name}; managed by deparrow-secrets", Tags=TAGS))
         report.add(item, "created", arn)
     else:
         role = existing["Role"]
@@ -438,26 +452,26 @@ def _setup_role(iam: Any, config: Config, env: EnvironmentConfig, account: str, 
             report.add(item, "unchanged", f"{arn}: trust policy")
         else:
             if not report.dry_run:
-                _call(env, "iam update-assume-role-policy", arn,
-                      iam.update_assume_role_policy, RoleName=name,
-                      PolicyDocument=json.dumps(trust))
+                aws.need("iam:UpdateAssumeRolePolicy", arn,
+                         lambda: iam.update_assume_role_policy(
+                             RoleName=name, PolicyDocument=json.dumps(trust)))
             report.add(item, "updated", f"{arn}: trust policy")
     p_arn = policy_arn(env, account)
     attached: list[str] = []
     inline: list[str] = []
     if existing is not None:
-        attached = [p["PolicyArn"] for p in _call(
-            env, "iam list-attached-role-policies", arn, iam.list_attached_role_policies,
-            RoleName=name)["AttachedPolicies"]]
-        inline = list(_call(env, "iam list-role-policies", arn, iam.list_role_policies,
-                            RoleName=name)["PolicyNames"])
+        attached = [p["PolicyArn"] for p in aws.need(
+            "iam:ListAttachedRolePolicies", arn,
+            lambda: iam.list_attached_role_policies(RoleName=name))["AttachedPolicies"]]
+        inline = list(aws.need("iam:ListRolePolicies", arn, lambda: iam.list_role_policies(
+            RoleName=name))["PolicyNames"])
     attach_item = f"attachment {policy_name(env)} -> {name}"
     if p_arn in attached:
         report.add(attach_item, "unchanged")
     else:
         if not report.dry_run:
-            _call(env, "iam attach-role-policy", arn, iam.attach_role_policy, RoleName=name,
-                  PolicyArn=p_arn)
+            aws.need("iam:AttachRolePolicy", arn, lambda: iam.attach_role_policy(
+                RoleName=name, PolicyArn=p_arn))
         report.add(attach_item, "attached", p_arn)
     others = [a for a in attached if a != p_arn] + [f"inline:{n}" for n in inline]
     if others:

@@ -1,52 +1,11 @@
-"""AWS Secrets Manager: one secret per remote object, its SecretString a JSON object.
+"""AWS Secrets Manager: one secret per remote object, its SecretString a JSON object of
+string properties; the current version is the one labelled AWSCURRENT.
 
-Objects are named by the layout (`deparrow/<env>/secrets`, `deparrow/<env>/database`,
-`deparrow/<env>/redis`); each SecretString is a JSON object of string properties.
-Versions are Secrets Manager versions; the current one is the version with the
-AWSCURRENT staging label, and every value read asks for that stage explicitly.
-
-Check-and-set (Secrets Manager has none natively):
-
-- create: `CreateSecret` fails with ResourceExistsException when the name is taken.
-- update: `PutSecretValue` stores the new version under the private stage
-  DEPARROW_PENDING (not AWSCURRENT, so nothing changes for readers), then
-  `UpdateSecretVersionStage` moves AWSCURRENT to it with `RemoveFromVersionId` =
-  the expected version. AWS refuses the move when that version no longer holds
-  AWSCURRENT, so of racing writers exactly one wins; a loser removes its pending
-  label and gets ConflictError. AWS moves AWSPREVIOUS to the old version itself.
-  A loser's version stays behind without labels ("deprecated"; AWS deletes such
-  versions when a secret has more than 100). To write nothing at all in the common
-  stale case, an update first checks with `DescribeSecret` (metadata, no value)
-  unless this store saw the expected version current within FRESH_SECONDS (the
-  read-then-write path, 2 calls).
-- Every logical write chooses one ClientRequestToken (the new version id) and reuses
-  it across retries, so a retried request whose first response was lost creates no
-  second version; a retried stage move that had in fact succeeded is recognised.
-- After a successful update DEPARROW_PENDING stays on the new current version (removing
-  it would cost a third call); the next update's PutSecretValue moves it away. It means
-  nothing to ESO, which reads AWSCURRENT. `history()` shows stages as AWS has them.
-
-On AWS's terms (docs/stores.md has the details): a refused stage move is classified by
-where AWSCURRENT is, not by its (undocumented) error code; reads that contradict the
-refusal are eventually-consistent stale reads and are looked at again, backing off,
-within the call's time bound (then UncertainWriteError); a version AWS deleted (it keeps
-100 unlabelled ones) is "no longer exists", not "scheduled for deletion"; a secret
-scheduled for deletion refuses updates (SoftDeletedError, restore-secret hint); a
-SecretString over 65,536 bytes is refused before any call.
-
-moto (the test server) differs from AWS in two more ways handled here: ListSecretVersionIds
-on a missing secret answers HTTP 500 (AWS: ResourceNotFoundException), and it reports
-the listing time as every version's CreatedDate (ties keep the listing order).
-
-Rollback is native: AWSCURRENT moves back (default: to the AWSPREVIOUS version).
-
-Connection: boto3's standard credential chain (AWS_PROFILE, environment, SSO, IRSA
-web identity, instance roles); region from AWS_REGION / AWS_DEFAULT_REGION, else the
-environment's `store.region`; endpoint from AWS_ENDPOINT_URL (or
-AWS_ENDPOINT_URL_SECRETS_MANAGER), which botocore reads itself. botocore's own
-retries are off (one attempt per call): call_with_retry is the only retry layer, so
-DEPARROW_SECRETS_RETRIES bounds the attempts and DEPARROW_SECRETS_TIMEOUT the whole
-operation.
+This module is the check-and-set logic only: the session, clients and retries are
+`connection.py`'s, error translation is `errors.py`'s. Why the writes are shaped as
+they are (private pending stage, one stage move that AWS refuses to the loser of a
+race, stale reads looked at again, versions AWS deletes, moto's differences) is in
+docs/stores.md, "AWS Secrets Manager".
 """
 
 from __future__ import annotations
@@ -54,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
 import threading
 import time
@@ -62,121 +20,55 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from deparrow_secrets.deps import require
 from deparrow_secrets.errors import (
-    AccessDeniedError,
-    ConfigError,
     ConflictError,
     InputError,
     IntegrityError,
     NotFoundError,
     SoftDeletedError,
     StoreError,
-    StoreUnavailableError,
     UncertainWriteError,
+)
+from deparrow_secrets.providers.aws.connection import AwsConnection
+from deparrow_secrets.providers.aws.errors import (
+    AwsCode,
+    Operation,
+    scheduled_for_deletion,
+    status_of,
 )
 from deparrow_secrets.providers.aws.settings import settings_of
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
-from deparrow_secrets.stores.retry import (
-    CallTimeout,
-    RetryPolicy,
-    Throttled,
-    bounded,
-    call_with_retry,
-    remaining,
-)
+from deparrow_secrets.stores.retry import RetryPolicy, bounded, remaining
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
 
 T = TypeVar("T")
 
+SERVICE = "Secrets Manager"
 CURRENT = "AWSCURRENT"
 PREVIOUS = "AWSPREVIOUS"
 PENDING = "DEPARROW_PENDING"
 FRESH_SECONDS = 10.0
+"""An expected version this store saw current so recently skips the DescribeSecret check."""
 MAX_SECRET_BYTES = 65_536
 """Secrets Manager's limit on a SecretString (UTF-8 bytes)."""
 # Errors AWS may give for a stage move whose RemoveFromVersionId no longer holds the
 # label (undocumented: moto says InvalidParameterException, AWS InvalidRequestException).
 _MOVE_REFUSED = frozenset({"InvalidParameterException", "InvalidRequestException",
                            "ResourceNotFoundException"})
-"""An expected version this store saw current so recently skips the DescribeSecret check."""
-
-_PRINCIPAL_TIMEOUT = 2.0
 _VERSION_ID = re.compile(r"[A-Za-z0-9-]{32,64}")
-_ARN = re.compile(r"arn:aws[a-z-]*:(?:iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+")
 _FILTER_VALUE = re.compile(r"[a-zA-Z0-9 :_@/+=.-]{1,512}")
-
-_THROTTLING = frozenset({
-    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
-    "SlowDown", "ProvisionedThroughputExceededException",
-})
-_SERVER = frozenset({
-    "InternalServiceError", "InternalFailure", "InternalError", "ServiceUnavailable",
-    "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-})
-_DENIED = frozenset({
-    "AccessDeniedException", "AccessDenied", "UnauthorizedOperation",
-})
-_BAD_CREDENTIALS = frozenset({
-    "UnrecognizedClientException", "InvalidClientTokenId", "InvalidSignatureException",
-    "SignatureDoesNotMatch", "IncompleteSignature", "MissingAuthenticationToken",
-    "AuthFailure",
-})
-_EXPIRED = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
-_KMS = frozenset({
-    "DecryptionFailure", "EncryptionFailure", "KMSAccessDeniedException",
-    "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException",
-})
-
-
-class _AwsCode(Exception):
-    """A service error the caller asked to handle itself (its code, and the error to
-    translate if the caller decides it is not what it handles)."""
-
-    def __init__(self, code: str, error: BaseException | None = None) -> None:
-        super().__init__(code)
-        self.code = code
-        self.error = error
-
-
-def _code(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str((response.get("Error") or {}).get("Code") or "")
-
-
-def _status(exc: BaseException) -> int:
-    response = getattr(exc, "response", None) or {}
-    return int((response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
-
-
-def _message(exc: BaseException) -> str:
-    response = getattr(exc, "response", None) or {}
-    return str((response.get("Error") or {}).get("Message") or "")
-
-
-def _throttled(exc: BaseException) -> Throttled | None:
-    return Throttled() if _code(exc) in _THROTTLING or _status(exc) == 429 else None
-
-
-def _is_transient(exc: BaseException) -> bool:
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionError,
-        HTTPClientError,
-        SSLError,
-    )
-
-    if isinstance(exc, ClientError):
-        code, status = _code(exc), _status(exc)
-        return code in _THROTTLING or code in _SERVER or status == 429 or status >= 500
-    if isinstance(exc, SSLError):  # a certificate problem does not heal by retrying
-        return False
-    # EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError (ConnectionError);
-    # ReadTimeoutError, ConnectionClosedError (HTTPClientError).
-    return isinstance(exc, ConnectionError | HTTPClientError)
+_GRANTS = {
+    "read": "secretsmanager:GetSecretValue",
+    "write": "secretsmanager:CreateSecret, PutSecretValue, UpdateSecretVersionStage "
+             "and DescribeSecret",
+    "history": "secretsmanager:ListSecretVersionIds",
+    "rollback": "secretsmanager:ListSecretVersionIds and UpdateSecretVersionStage",
+    "list": "secretsmanager:ListSecrets",
+    "health": "secretsmanager:ListSecrets",
+}
 
 
 class AwsStore(SecretStore):
@@ -189,49 +81,15 @@ class AwsStore(SecretStore):
         *,
         prefix: str | None = None,
         policy: RetryPolicy | None = None,
+        connection: AwsConnection | None = None,
     ) -> None:
-        """Connect with boto3's credential chain.
-
-        `region` is the configured one; AWS_REGION / AWS_DEFAULT_REGION override it,
-        the profile's region is the last resort. `prefix` (default `deparrow/<env>`)
-        only scopes `health()`.
-        """
-        boto3 = require("boto3", "aws")
-        from botocore.config import Config as BotoConfig
-        from botocore.exceptions import BotoCoreError
-
+        """Connect with boto3's credential chain (`connection.py`: region, endpoint,
+        retries). `prefix` (default `deparrow/<env>`) only scopes `health()`."""
         self.environment = environment
         self.prefix = prefix or f"deparrow/{environment}"
-        self._policy = policy or RetryPolicy.from_env()
-        try:
-            # boto3.Session() reads AWS_PROFILE, AWS_CONFIG_FILE, ... itself.
-            self._session = boto3.Session()
-        except BotoCoreError as exc:  # ProfileNotFound and friends
-            profile = (getattr(exc, "kwargs", None) or {}).get("profile")
-            what = f"AWS profile {profile!r} not found" if profile else \
-                f"AWS configuration: {type(exc).__name__}"
-            raise ConfigError(f"environment {environment}: {what}",
-                              hint="check AWS_PROFILE and ~/.aws/config "
-                              "(AWS_CONFIG_FILE)") from None
-        self.region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-                       or region or self._session.region_name)
-        if not self.region:
-            raise ConfigError(f"environment {environment}: no AWS region",
-                              hint="set `store.region` in deparrow-secrets.yaml or AWS_REGION")
-        timeout = self._policy.timeout
-        self._boto_config = BotoConfig(
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            # One attempt per call: our call_with_retry is the only retry layer, so the
-            # attempts are bounded by DEPARROW_SECRETS_RETRIES and not multiplied.
-            retries={"mode": "standard", "total_max_attempts": 1},
-            user_agent_extra="deparrow-secrets",
-        )
-        self._client: Any = self._session.client(
-            "secretsmanager", region_name=self.region, config=self._boto_config)
+        self.connection = connection or AwsConnection(environment, region, policy=policy)
+        self._client: Any = self.connection.client("secretsmanager")
         self.endpoint: str = self._client.meta.endpoint_url
-        self._sts: Any = None
-        self._sts_lock = threading.Lock()
         self._fresh: dict[str, tuple[str, float]] = {}
         self._fresh_lock = threading.Lock()
 
@@ -242,12 +100,16 @@ class AwsStore(SecretStore):
     @property
     def policy(self) -> RetryPolicy:
         """Retries and the time bound of every operation."""
-        return self._policy
+        return self.connection.policy
+
+    @property
+    def region(self) -> str:
+        return self.connection.region
 
     @property
     def session(self) -> Any:
         """The boto3 session (profile, credentials), for other AWS services of the tool."""
-        return self._session
+        return self.connection.session
 
     @property
     def client(self) -> Any:
@@ -259,34 +121,43 @@ class AwsStore(SecretStore):
                 f"endpoint={self.endpoint!r})")
 
     def close(self) -> None:
-        for client in (self._client, self._sts):
-            if client is not None and hasattr(client, "close"):
-                client.close()
+        self.connection.close()
+
+    def caller_arn(self) -> str | None:
+        """The caller's ARN from sts:GetCallerIdentity (one short attempt), or None."""
+        return self.connection.caller_arn()
 
     # ------------------------------------------------------------------ calls
 
+    def _op(self, key: str | None, what: str) -> Operation:
+        resource = f" on arn:aws:secretsmanager:{self.region}:<account>:secret:{key}-*" \
+            if key else ""
+        unsure = (f"the {what} may or may not have been applied: check with "
+                  f"`deparrow-secrets history KEY --env {self.environment}` before trying "
+                  "again") if what in ("write", "rollback") else None
+        return Operation(SERVICE, self.endpoint, what, key,
+                         grant=f"grant {_GRANTS.get(what, 'the secretsmanager action')}"
+                         f"{resource} to this principal (IAM policy)",
+                         unsure=unsure, missing="the secret does not exist")
+
     def _call(self, key: str | None, what: str, fn: Callable[[], T],
               handle: frozenset[str] = frozenset()) -> T:
-        """`fn` with retries; service errors whose code is in `handle` raise _AwsCode.
-
-        Everything else becomes a StoreError subclass without the SDK exception chained.
-        """
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        def give_up(exc: BaseException, attempts: int) -> BaseException:
-            return self._unavailable(exc, attempts, key, what)
-
+        """`fn` through the connection; service errors whose code is in `handle` raise
+        AwsCode. Everything else becomes a StoreError subclass without the SDK exception
+        chained (a secret scheduled for deletion: SoftDeletedError)."""
         try:
-            return call_with_retry(fn, _is_transient, self._policy, give_up,
-                                   throttled=_throttled,
-                                   waiting_for=f"Secrets Manager at {self.endpoint}")
-        except ClientError as exc:
-            code = _code(exc)
-            if code in handle:
-                raise _AwsCode(code, exc) from None
-            raise self._translate(exc, key, what) from None
-        except BotoCoreError as exc:
-            raise self._translate(exc, key, what) from None
+            return self.connection.call(fn, self._op(key, what),
+                                        handle=handle | {"InvalidRequestException"})
+        except AwsCode as refused:
+            if refused.code in handle or refused.error is None:
+                raise
+            error = refused.error
+        raise self._translate(error, key, what) from None
+
+    def _translate(self, exc: BaseException, key: str | None, what: str) -> StoreError:
+        if scheduled_for_deletion(exc):
+            return self._deleted(key)
+        return self.connection.translate(exc, self._op(key, what))
 
     def _err(self, cls: type[StoreError], message: str, key: str | None,
              hint: str | None = None) -> StoreError:
@@ -295,162 +166,6 @@ class AwsStore(SecretStore):
 
     def _where(self) -> str:
         return f"endpoint {self.endpoint}, region {self.region}"
-
-    def _unavailable(self, exc: BaseException, attempts: int, key: str | None,
-                     what: str) -> StoreError:
-        from botocore.exceptions import (
-            ConnectTimeoutError,
-            EndpointConnectionError,
-            ReadTimeoutError,
-        )
-
-        timeout = self._policy.timeout
-        code = _code(exc)
-        hint = (f"is the endpoint reachable (AWS_ENDPOINT_URL, network, HTTPS proxy) and the "
-                f"region right? https://health.aws.amazon.com shows outages; "
-                f"DEPARROW_SECRETS_TIMEOUT (now {timeout:g}s) and DEPARROW_SECRETS_RETRIES "
-                f"(now {self._policy.attempts}) tune the limits")
-        if code in _THROTTLING or _status(exc) == 429:
-            reason = f"throttled by Secrets Manager ({code or 'HTTP 429'})"
-            hint = ("the account's Secrets Manager request quota is exhausted; wait a minute "
-                    f"and retry, or raise DEPARROW_SECRETS_RETRIES (now {self._policy.attempts})")
-        elif code or _status(exc):
-            reason = f"server error {code or ''} (HTTP {_status(exc)})".replace("  ", " ")
-        elif isinstance(exc, CallTimeout):
-            reason = f"no complete answer within {exc.seconds:g}s (timed out)"
-        elif isinstance(exc, ReadTimeoutError):
-            reason = f"no response within {timeout:g}s (timed out)"
-        elif isinstance(exc, ConnectTimeoutError):
-            reason = f"connection timed out after {timeout:g}s"
-        elif isinstance(exc, EndpointConnectionError):
-            reason = "could not connect"
-        else:
-            reason = f"connection failed ({type(exc).__name__})"
-        if what in ("write", "rollback"):
-            hint += (f"; the {what} may or may not have been applied: check with "
-                     f"`deparrow-secrets history KEY --env {self.environment}` before "
-                     "trying again")
-        return self._err(StoreUnavailableError,
-                         f"Secrets Manager unavailable during {what} after {attempts} "
-                         f"attempt(s): {reason} ({self._where()})", key, hint)
-
-    def _translate(self, exc: BaseException, key: str | None, what: str) -> StoreError:
-        """A non-transient SDK error as a StoreError; AWS messages are never copied
-        (some echo request parameters), only a principal ARN parsed out of them."""
-        from botocore.exceptions import (
-            ClientError,
-            CredentialRetrievalError,
-            NoCredentialsError,
-            ParamValidationError,
-            PartialCredentialsError,
-            SSLError,
-        )
-
-        if isinstance(exc, ClientError):
-            code = _code(exc)
-            if code in _DENIED:
-                who = self._principal(_message(exc), lookup=True)
-                return self._err(AccessDeniedError,
-                                 f"access denied{who} during {what} ({code})", key,
-                                 hint=self._grant_hint(key, what))
-            if code in _BAD_CREDENTIALS or code in _EXPIRED:
-                state = "expired" if code in _EXPIRED else "not valid here"
-                return self._err(AccessDeniedError,
-                                 f"access denied: the AWS credentials are {state} ({code}; "
-                                 f"{self._credential_source()})", key,
-                                 hint="refresh them (aws sso login, a new session token) or "
-                                 "check that AWS_ENDPOINT_URL and the region match the "
-                                 "account the credentials belong to")
-            if code in _KMS:
-                who = self._principal(_message(exc), lookup=True)
-                return self._err(AccessDeniedError,
-                                 f"access denied by KMS{who} during {what} ({code})", key,
-                                 hint="the principal needs kms:Decrypt (read) and "
-                                 "kms:GenerateDataKey (write) on the secret's KMS key, "
-                                 "and the key must be enabled")
-            if code == "ResourceNotFoundException":
-                return self._err(NotFoundError, "the secret does not exist", key)
-            if code == "InvalidRequestException" and "delet" in _message(exc).lower():
-                return self._deleted(key)
-            if code == "LimitExceededException":
-                return self._err(StoreError, f"Secrets Manager limit reached during {what} "
-                                 f"({code})", key,
-                                 hint="too many versions or secrets; see the service quotas")
-            return self._err(StoreError, f"Secrets Manager refused the {what} ({code}, HTTP "
-                             f"{_status(exc)})", key)
-        if isinstance(exc, NoCredentialsError | PartialCredentialsError
-                      | CredentialRetrievalError):
-            return self._err(AccessDeniedError,
-                             f"access denied: no usable AWS credentials ({type(exc).__name__})",
-                             key, hint="set AWS_PROFILE (then aws sso login if it is an SSO "
-                             "profile) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run "
-                             "where a role is available (IRSA, instance profile)")
-        if isinstance(exc, SSLError):
-            return self._err(StoreUnavailableError,
-                             f"TLS verification failed ({self._where()})", key,
-                             hint="set AWS_CA_BUNDLE to the CA that signs the endpoint's "
-                             "certificate")
-        if isinstance(exc, ParamValidationError):
-            return self._err(StoreError, f"the {what} request is invalid (the SDK rejected "
-                             "a parameter)", key)
-        token_error = type(exc).__name__
-        if "Token" in token_error or "SSO" in token_error:
-            return self._err(AccessDeniedError, f"access denied: AWS login failed "
-                             f"({token_error})", key, hint="run aws sso login")
-        return self._err(StoreError, f"Secrets Manager {what} failed ({token_error}; "
-                         f"{self._where()})", key)
-
-    def _grant_hint(self, key: str | None, what: str) -> str:
-        actions = {
-            "read": "secretsmanager:GetSecretValue",
-            "write": "secretsmanager:CreateSecret, PutSecretValue, UpdateSecretVersionStage "
-                     "and DescribeSecret",
-            "history": "secretsmanager:ListSecretVersionIds",
-            "rollback": "secretsmanager:ListSecretVersionIds and UpdateSecretVersionStage",
-            "list": "secretsmanager:ListSecrets",
-            "health": "secretsmanager:ListSecrets",
-        }.get(what, "the secretsmanager action")
-        resource = f" on arn:aws:secretsmanager:{self.region}:<account>:secret:{key}-*" \
-            if key else ""
-        return f"grant {actions}{resource} to this principal (IAM policy)"
-
-    def _credential_source(self) -> str:
-        profile = self._session.profile_name
-        try:
-            creds = self._session.get_credentials()
-        except Exception:  # noqa: BLE001 - best effort, diagnostic only
-            creds = None
-        method = getattr(creds, "method", None) or "unknown"
-        return f"credentials from {method}, profile {profile}"
-
-    def _principal(self, aws_message: str, lookup: bool) -> str:
-        """' as <arn>' when known: parsed from the AWS message, else asked of STS."""
-        match = _ARN.search(aws_message)
-        if match:
-            return f" as {match.group(0)}"
-        if lookup:
-            arn = self.caller_arn()
-            if arn:
-                return f" as {arn}"
-        return ""
-
-    def caller_arn(self) -> str | None:
-        """The caller's ARN from sts:GetCallerIdentity (one short attempt), or None."""
-        try:
-            with self._sts_lock:
-                if self._sts is None:
-                    from botocore.config import Config as BotoConfig
-
-                    quick = min(_PRINCIPAL_TIMEOUT, self._policy.timeout)
-                    self._sts = self._session.client(
-                        "sts", region_name=self.region,
-                        config=BotoConfig(connect_timeout=quick, read_timeout=quick,
-                                          retries={"mode": "standard",
-                                                   "total_max_attempts": 1}))
-            arn = self._sts.get_caller_identity().get("Arn")
-        except Exception:  # noqa: BLE001 - best effort, diagnostic only
-            return None
-        return arn if isinstance(arn, str) and _ARN.fullmatch(arn) else None
 
     # ------------------------------------------------------------------ freshness
 
@@ -495,7 +210,7 @@ class AwsStore(SecretStore):
                 resp = self._call(key, "read", lambda: self._client.get_secret_value(
                     SecretId=key, VersionStage=CURRENT),
                     handle=frozenset({"ResourceNotFoundException"}))
-            except _AwsCode:
+            except AwsCode:
                 self._forget(key)
                 return None
         else:
@@ -505,7 +220,7 @@ class AwsStore(SecretStore):
                 resp = self._call(key, "read", lambda: self._client.get_secret_value(
                     SecretId=key, VersionId=version),
                     handle=frozenset({"ResourceNotFoundException", "InvalidRequestException"}))
-            except _AwsCode as refused:
+            except AwsCode as refused:
                 raise self._version_gone(key, version, refused) from None
         got = str(resp["VersionId"])
         values = self._parse(key, got, resp)
@@ -513,7 +228,7 @@ class AwsStore(SecretStore):
             self._saw_current(key, got)
         return Snapshot(key, got, values)
 
-    def _version_gone(self, key: str, version: str, refused: _AwsCode) -> StoreError:
+    def _version_gone(self, key: str, version: str, refused: AwsCode) -> StoreError:
         """Why a named version cannot be read: the secret is scheduled for deletion, or
         the version is gone (AWS deletes unlabelled versions beyond 100 once they are a day
         old, and says InvalidRequestException "... because it was deleted")."""
@@ -521,7 +236,7 @@ class AwsStore(SecretStore):
             try:
                 resp = self._call(key, "read", lambda: self._client.describe_secret(
                     SecretId=key), handle=frozenset({"ResourceNotFoundException"}))
-            except _AwsCode:
+            except AwsCode:
                 resp = {}
             if resp.get("DeletedDate"):
                 return self._deleted(key)
@@ -548,7 +263,7 @@ class AwsStore(SecretStore):
                 try:
                     return self._client.list_secret_version_ids(**kwargs)
                 except ClientError as exc:
-                    if _status(exc) < 500 or "NextToken" in kwargs:
+                    if status_of(exc) < 500 or "NextToken" in kwargs:
                         raise
                     # moto answers a missing secret with HTTP 500 where AWS says
                     # ResourceNotFoundException: ask DescribeSecret before calling it a
@@ -559,7 +274,7 @@ class AwsStore(SecretStore):
             try:
                 resp = self._call(key, "history", page,
                                   handle=frozenset({"ResourceNotFoundException"}))
-            except _AwsCode:
+            except AwsCode:
                 return []
             out.extend(resp.get("Versions") or [])
             token = resp.get("NextToken")
@@ -619,7 +334,7 @@ class AwsStore(SecretStore):
             resp = self._call(key, "write", lambda: self._client.create_secret(
                 Name=key, SecretString=payload, ClientRequestToken=token),
                 handle=frozenset({"ResourceExistsException"}))
-        except _AwsCode:
+        except AwsCode:
             self._forget(key)
             raise self._exists(key) from None
         version = str(resp.get("VersionId") or token)
@@ -631,7 +346,7 @@ class AwsStore(SecretStore):
         try:
             resp = self._call(key, "write", lambda: self._client.describe_secret(SecretId=key),
                               handle=frozenset({"ResourceNotFoundException"}))
-        except _AwsCode:
+        except AwsCode:
             resp = {}
         if resp.get("DeletedDate"):
             return self._deleted(key)
@@ -655,7 +370,7 @@ class AwsStore(SecretStore):
         try:
             resp = self._call(key, what, lambda: self._client.describe_secret(SecretId=key),
                               handle=frozenset({"ResourceNotFoundException"}))
-        except _AwsCode:
+        except AwsCode:
             return None
         if resp.get("DeletedDate"):
             raise self._deleted(key)
@@ -696,7 +411,7 @@ class AwsStore(SecretStore):
                 SecretId=key, SecretString=payload, ClientRequestToken=token,
                 VersionStages=[PENDING]),
                 handle=frozenset({"ResourceNotFoundException", "InvalidRequestException"}))
-        except _AwsCode as refused:
+        except AwsCode as refused:
             # Gone, or (InvalidRequestException) scheduled for deletion: ask, do not parse
             # the message. Anything else is the refusal as AWS gave it.
             stages = self._stages(key, "write")
@@ -707,13 +422,13 @@ class AwsStore(SecretStore):
             self._call(key, "write", lambda: self._client.update_secret_version_stage(
                 SecretId=key, VersionStage=CURRENT, MoveToVersionId=token,
                 RemoveFromVersionId=expected), handle=_MOVE_REFUSED)
-        except _AwsCode as refused:
+        except AwsCode as refused:
             return self._settle_refused_move(key, expected, token, refused)
         self._saw_current(key, token)
         return token
 
     def _settle_refused_move(self, key: str, expected: str, token: str,
-                             refused: _AwsCode) -> str:
+                             refused: AwsCode) -> str:
         """What a refused stage move meant, from where AWSCURRENT is (not from the code).
 
         On our version: a retried move whose first answer was lost; ours is current. On
@@ -735,7 +450,7 @@ class AwsStore(SecretStore):
                 if PENDING in stages.get(token, ()):
                     self._drop_pending(key, token)
                 raise self._conflict(key, expected, stages) from None
-            if pause >= remaining(self._policy):
+            if pause >= remaining(self.policy):
                 break
             time.sleep(pause)
             pause *= 2
@@ -750,7 +465,7 @@ class AwsStore(SecretStore):
 
     def _drop_pending(self, key: str, version: str) -> None:
         """Best effort: a losing version keeps no label (AWS may then expire it)."""
-        with contextlib.suppress(_AwsCode, StoreError):
+        with contextlib.suppress(AwsCode, StoreError):
             self._call(key, "write", lambda: self._client.update_secret_version_stage(
                 SecretId=key, VersionStage=PENDING, RemoveFromVersionId=version),
                 handle=_MOVE_REFUSED)
@@ -784,7 +499,7 @@ class AwsStore(SecretStore):
             self._call(key, "rollback",
                        lambda: self._client.update_secret_version_stage(**kwargs),
                        handle=_MOVE_REFUSED)
-        except _AwsCode:
+        except AwsCode:
             stages = self._stages(key, "rollback")
             if stages is not None and CURRENT in stages.get(version, ()):
                 self._saw_current(key, version)
