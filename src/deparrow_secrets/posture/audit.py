@@ -140,7 +140,8 @@ def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
     region = store.region
     create = aws_trail_command(region)
     try:
-        trail_client = store.session.client("cloudtrail", region_name=region)
+        # the store's connection: its timeout and one attempt per request
+        trail_client = store.connection.client("cloudtrail")
         try:
             trails = trail_client.describe_trails(includeShadowTrails=True).get("trailList")
             evidence: list[str] = []
@@ -167,7 +168,7 @@ def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
                                    f"CloudTrail records Secrets Manager management events "
                                    f"in {region}", evidence)
         finally:
-            trail_client.close()
+            store.close()
     except StoreError:
         raise
     except Exception as exc:  # noqa: BLE001 - botocore's errors, translated below
