@@ -28,8 +28,9 @@ from deparrow_secrets.errors import (
 )
 from deparrow_secrets.providers import open_store
 from deparrow_secrets.providers.azure import store as azure_mod
+from deparrow_secrets.providers.azure.errors import SecretSoftDeletedError
 from deparrow_secrets.providers.azure.settings import AzureSettings
-from deparrow_secrets.providers.azure.store import AzureStore, SecretSoftDeletedError
+from deparrow_secrets.providers.azure.store import AzureStore
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE
 from deparrow_secrets.stores.retry import RetryPolicy
