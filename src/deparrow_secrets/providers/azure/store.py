@@ -104,6 +104,8 @@ class AzureStore(SecretStore):
         self._kv = KeyVaultConnection(self.vault_url, credential, self._errors, self.policy,
                                       connection_verify=connection_verify,
                                       owns_credential=owns_credential, **client_kwargs)
+        # The SDK client and the caller's credential, for tests that look at the SDK's
+        # own settings or clean up a real vault.
         self._client = self._kv.client
         self._credential = credential
 
