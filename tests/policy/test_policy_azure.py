@@ -8,8 +8,10 @@ import socket
 import pytest
 from policy_configs import AZURE_CONFIG
 
+from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.policy import build_plan, run_setup
 from deparrow_secrets.providers.azure.identity import ROLE, vault_scope
+from deparrow_secrets.providers.azure.settings import AzureSettings, vault_name
 from deparrow_secrets.providers.identity_plan import Options
 from deparrow_secrets.render.manifests import secret_store, service_account
 from deparrow_secrets.render.validate import validate_object
@@ -114,6 +116,32 @@ def test_shared_vault_is_reported(write_config, load) -> None:  # type: ignore[n
                                                     "deparrow-production-kv")))
     plan = build_plan(config, config.environment("production"), FULL)
     assert any("staging use the same Key Vault" in w for w in plan.warnings)
+
+
+def test_a_shared_vault_is_reported_however_its_url_is_written(write_config, load) -> None:  # type: ignore[no-untyped-def]
+    config = load(write_config(AZURE_CONFIG.replace(
+        "https://deparrow-staging-kv.vault.azure.net", "https://Deparrow-Production-KV.vault.azure.net/")))
+    plan = build_plan(config, config.environment("production"), FULL)
+    assert any("staging use the same Key Vault" in w for w in plan.warnings)
+
+
+VAULT_URLS = [
+    ("https://deparrow-kv.vault.azure.net", "deparrow-kv"),
+    ("https://Deparrow-KV.vault.azure.net/", "deparrow-kv"),
+    ("https://deparrow-kv.vault.azure.cn", "deparrow-kv"),
+    ("https://deparrow-kv.vault.usgovcloudapi.net", "deparrow-kv"),
+    ("https://deparrow-hsm.managedhsm.azure.net", "deparrow-hsm"),
+    # Outside Key Vault's domains (an emulator): the whole host, as the store's hints say.
+    ("https://kv.example.internal:8443", "kv.example.internal"),
+]
+
+
+@pytest.mark.parametrize("url, name", VAULT_URLS)
+def test_the_role_scope_names_the_vault_as_the_store_does(url: str, name: str) -> None:
+    env = EnvironmentConfig("production", AzureSettings(vault_url=url, tenant_id="t"))
+    assert vault_name(url) == name  # the helper the store's hints use
+    assert vault_scope(env, "s", "g") == ("/subscriptions/s/resourceGroups/g/providers/"
+                                          f"Microsoft.KeyVault/vaults/{name}")
 
 
 def test_placeholders_and_lookups(config) -> None:  # type: ignore[no-untyped-def]

@@ -23,13 +23,15 @@ from deparrow_secrets.errors import (
     InputError,
     IntegrityError,
     NotFoundError,
+    StoreError,
     StoreUnavailableError,
     UncertainWriteError,
 )
 from deparrow_secrets.providers import open_store
 from deparrow_secrets.providers.azure import store as azure_mod
+from deparrow_secrets.providers.azure.errors import SecretSoftDeletedError
 from deparrow_secrets.providers.azure.settings import AzureSettings
-from deparrow_secrets.providers.azure.store import AzureStore, SecretSoftDeletedError
+from deparrow_secrets.providers.azure.store import AzureStore
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE
 from deparrow_secrets.stores.retry import RetryPolicy
@@ -678,3 +680,116 @@ def test_challenge_check_stays_on_for_any_name_but_the_fakes_address(
         with AzureStore(url, StaticTokenCredential(), policy=FAST) as s:
             policies = s._client._client._config.authentication_policy  # the SDK's own
             assert policies._verify_challenge_resource is on
+
+
+# ------------------------------------------------------------------ the error translator
+
+CANARY = secrets.token_urlsafe(12)  # stands for request text a service message can quote
+
+
+class _Answer:
+    """What azure-core's HttpResponseError reads of a response."""
+
+    def __init__(self, status: int, code: str, message: str, inner: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        import json
+
+        error: dict[str, object] = {"code": code, "message": message}
+        if inner:
+            error["innererror"] = {"code": inner}
+        self.status_code = status
+        self.reason = "answer"
+        self.headers = headers or {}
+        self.request = None
+        self.content_type = "application/json"
+        self._body = json.dumps({"error": error}).encode()
+
+    def text(self, encoding: str | None = None) -> str:
+        return self._body.decode()
+
+    def body(self) -> bytes:
+        return self._body
+
+
+def _http(status: int, code: str, inner: str | None = None,
+          headers: dict[str, str] | None = None, message: str = "") -> BaseException:
+    from azure.core.exceptions import HttpResponseError
+
+    return HttpResponseError(response=_Answer(status, code, f"{message} {CANARY}", inner,
+                                              headers))
+
+
+def _auth() -> BaseException:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    return ClientAuthenticationError(f"token request failed: {CANARY}")
+
+
+def _connection(text: str) -> BaseException:
+    from azure.core.exceptions import ServiceRequestError
+
+    return ServiceRequestError(f"{text} {CANARY}")
+
+
+TRANSLATIONS = [
+    # (case, exception, our error, transient, words the message or hint must hold)
+    ("403 names the principal and the permission only",
+     lambda: _http(403, "Forbidden", "AccessDenied", message="Caller is not authorized. "
+                   "appid=0a1b;oid=2c3d; does not have secrets get permission on key vault"),
+     AccessDeniedError, False, ["appid=0a1b;oid=2c3d", "missing secrets get permission"]),
+    ("403 on a disabled version", lambda: _http(403, "Forbidden", "SecretDisabled"),
+     IntegrityError, False, ["disabled", "set-attributes --enabled true"]),
+    ("409 soft-deleted", lambda: _http(409, "Conflict", "ObjectIsDeletedButRecoverable"),
+     SecretSoftDeletedError, False, ["az keyvault secret recover --vault-name deparrow-kv "
+                                     "--name DEPARROW-K"]),
+    ("409 still recovering is retried",
+     lambda: _http(409, "Conflict", "ObjectIsBeingRecovered"), StoreError, True,
+     ["409 ObjectIsBeingRecovered"]),
+    ("409 of another kind", lambda: _http(409, "Conflict"), StoreError, False, ["409 Conflict"]),
+    ("404", lambda: _http(404, "SecretNotFound"), NotFoundError, False, ["not found"]),
+    ("429 is retried", lambda: _http(429, "Throttled"), StoreError, True, ["429"]),
+    ("503 is retried", lambda: _http(503, "ServiceUnavailable"), StoreError, True, ["503"]),
+    ("400 is not", lambda: _http(400, "BadParameter"), StoreError, False, ["400 BadParameter"]),
+    ("401 or no token", _auth, AccessDeniedError, False, ["az login", "AZURE_FEDERATED_TOKEN"]),
+    ("connection refused is retried", lambda: _connection("connection refused"),
+     StoreError, True, ["read failed"]),
+    ("an untrusted certificate is not retried",
+     lambda: _connection("[SSL: CERTIFICATE_VERIFY_FAILED]"), StoreUnavailableError, False,
+     ["TLS certificate is not trusted", "REQUESTS_CA_BUNDLE"]),
+    ("a challenge for another domain",
+     lambda: ValueError(f"challenge resource does not match {CANARY}"), AccessDeniedError,
+     False, ["another domain", "no token was sent"]),
+]
+
+
+@pytest.mark.parametrize("case, make, error, transient, words", TRANSLATIONS,
+                         ids=[row[0] for row in TRANSLATIONS])
+def test_the_translator_classifies_and_never_quotes_the_service(
+        case: str, make: object, error: type[Exception], transient: bool,
+        words: list[str]) -> None:
+    from deparrow_secrets.providers.azure.errors import KeyVaultErrors, is_transient
+
+    assert callable(make)
+    exc = make()
+    translator = KeyVaultErrors("https://deparrow-kv.vault.azure.net", "staging", FAST)
+    translated = translator.translate(exc, "DEPARROW-K", "read")
+    assert type(translated) is error
+    text = f"{translated}\n{translated.hint}"
+    assert all(w in text for w in words), text
+    assert CANARY not in text
+    assert is_transient(exc) is transient
+    if transient:
+        given_up = translator.give_up("DEPARROW-K")(exc, 4)
+        assert isinstance(given_up, StoreUnavailableError)
+        assert "gave up after 4 attempts" in str(given_up) and CANARY not in str(given_up)
+
+
+@pytest.mark.parametrize("headers, retry_after", [({"Retry-After": "7"}, 7.0), ({}, None),
+                                                  ({"Retry-After": "soon"}, None)])
+def test_throttling_carries_retry_after_when_it_has_one(headers: dict[str, str],
+                                                        retry_after: float | None) -> None:
+    from deparrow_secrets.providers.azure.errors import throttled
+
+    found = throttled(_http(429, "Throttled", headers=headers))
+    assert found is not None and found.retry_after == retry_after
+    assert throttled(_http(503, "ServiceUnavailable", headers=headers)) is None

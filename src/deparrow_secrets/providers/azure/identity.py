@@ -24,10 +24,10 @@ vault) that this tool should never hold.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 from deparrow_secrets.providers import secret_store, service_account
-from deparrow_secrets.providers.azure.settings import AzureSettings, settings_of
+from deparrow_secrets.providers.azure import settings
+from deparrow_secrets.providers.azure.settings import AzureSettings, same_vault_key, settings_of
 from deparrow_secrets.providers.identity_plan import (
     PLACEHOLDER_NOTE,
     Options,
@@ -54,8 +54,7 @@ PRINCIPAL_PLACEHOLDER = "<PRINCIPAL_OBJECT_ID>"
 
 def vault_name(env: EnvironmentConfig) -> str:
     """`https://deparrow-kv.vault.azure.net` -> `deparrow-kv` (any Azure cloud)."""
-    host = urlparse(settings_of(env).vault_url or "").hostname or ""
-    return host.split(".")[0]
+    return settings.vault_name(settings_of(env).vault_url or "")
 
 
 def vault_scope(env: EnvironmentConfig, subscription: str | None,
@@ -77,10 +76,10 @@ def _principal_client_id(env: EnvironmentConfig) -> str:
 
 
 def shared_vaults(config: Config, env: EnvironmentConfig) -> list[str]:
-    mine = (settings_of(env).vault_url or "").rstrip("/").lower()
+    mine = same_vault_key(settings_of(env).vault_url)
     return [o.name for o in config.environments.values()
             if o.name != env.name and isinstance(o.store, AzureSettings)
-            and (o.store.vault_url or "").rstrip("/").lower() == mine]
+            and same_vault_key(o.store.vault_url) == mine]
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:

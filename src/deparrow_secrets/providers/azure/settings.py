@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from deparrow_secrets.config.catalog import Catalog, CatalogValue
 from deparrow_secrets.config.settings import EnvironmentConfig, RemoteRef, StoreSettings
@@ -20,6 +21,28 @@ AUTH = ["workload-identity", "managed-identity"]
 KEYS = ["provider", "vaultUrl", "tenantId", "auth", "clientId", "identityId"]
 GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 SECRET_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
+URL_ENV = "AZURE_KEYVAULT_URL"
+"""The tool's own vault URL: it overrides `vaultUrl`, which stays what ESO uses."""
+# Key Vault data-plane DNS suffixes of the public and sovereign clouds.
+VAULT_DOMAINS = (".vault.azure.net", ".vault.azure.cn", ".vault.usgovcloudapi.net",
+                 ".vault.microsoftazure.de", ".managedhsm.azure.net")
+
+
+def vault_host(url: str) -> str:
+    """The host of a vault URL, lower case (`""` when it has none)."""
+    return (urlsplit(url).hostname or "").lower()
+
+
+def vault_name(url: str) -> str:
+    """`https://deparrow-kv.vault.azure.net` -> `deparrow-kv` (any Azure cloud); the whole
+    host for an address outside Key Vault's domains (an emulator, the test fake)."""
+    host = vault_host(url) or url
+    return host.split(".")[0] if host.endswith(VAULT_DOMAINS) else host
+
+
+def same_vault_key(url: str | None) -> str:
+    """What two vault URLs that name the same vault have in common."""
+    return (url or "").rstrip("/").lower()
 
 
 def secret_name(key: str) -> str:
@@ -66,7 +89,7 @@ class AzureSettings(StoreSettings):
             seen[folded] = key
 
     def location(self, environment: str) -> tuple[str, ...]:
-        return ("azure", (self.vault_url or "").rstrip("/").lower())
+        return ("azure", same_vault_key(self.vault_url))
 
 
 def parse(c: Checker, path: KeyPath, m: Mapping[str, Any]) -> AzureSettings:
