@@ -244,10 +244,10 @@ MUTATIONS: list[Mutation] = [
     M("aws: AWSCURRENT moved without RemoveFromVersionId", "providers/aws/store.py",
       "                RemoveFromVersionId=expected),", "                ),",
       ("tests/stores/test_aws.py",)),
-    M("azure: stale version accepted", "stores/azure.py",
-      "            if expected not in (latest, restores):", "            if False:",
-      ("tests/stores/test_azure.py",)),
-    M("azure: create over an existing secret", "stores/azure.py",
+    M("azure: stale version accepted", "providers/azure/ordering.py",
+      "    return expected in (latest, restores)", "    return True",
+      ("tests/stores/test_azure.py", "tests/stores/test_azure_ordering.py")),
+    M("azure: create over an existing secret", "providers/azure/store.py",
       "            if expected is None:\n                raise self._err(ConflictError, "
       "f\"already exists (version {latest}); \"",
       "            if False:\n                raise self._err(ConflictError, "
