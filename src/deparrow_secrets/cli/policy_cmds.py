@@ -155,22 +155,7 @@ def setup(ctx: click.Context, env_name: str, dry_run: bool, audit: bool,
 def _setup_audit(project: Any, env: Any, audit_file: str | None, audit_socket: str | None,
                  dry_run: bool) -> Any:
     """setup --audit: what can be enabled from here is enabled, the rest printed."""
-    from deparrow_secrets.providers.identity_plan import SetupReport
-    from deparrow_secrets.providers.vault.settings import VaultSettings
+    from deparrow_secrets import providers
 
-    if isinstance(env.store, VaultSettings):
-        from deparrow_secrets.providers.vault.identity import setup_audit
-
-        return setup_audit(project.config, env, file_path=audit_file,
-                           socket_address=audit_socket, dry_run=dry_run)
-    if (audit_file or audit_socket):
-        raise InputError(f"--audit-file and --audit-socket are for vault, not "
-                         f"{env.provider}", hint=f"deparrow-secrets setup --env {env.name} "
-                         "--audit")
-    from deparrow_secrets.posture.audit import audit_commands
-
-    report = SetupReport(env.name, env.provider, dry_run=dry_run)
-    item, detail, commands = audit_commands(env)
-    report.add(item, "printed", detail)
-    report.commands += commands
-    return report
+    return providers.of(env).audit_setup(project.config, env, file_path=audit_file,
+                                         socket_address=audit_socket, dry_run=dry_run)

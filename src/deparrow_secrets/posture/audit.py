@@ -20,8 +20,11 @@ from deparrow_secrets.errors import AccessDeniedError, StoreError
 from deparrow_secrets.findings import ERROR, Rule, declare
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict, not_checked
 from deparrow_secrets.providers import builtin_settings
+from deparrow_secrets.providers.aws.identity import aws_trail_command
 from deparrow_secrets.providers.aws.settings import AwsSettings
+from deparrow_secrets.providers.azure.identity import azure_diagnostic_commands, vault_name
 from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.azure.settings import settings_of as azure_settings_of
 from deparrow_secrets.providers.local.settings import LocalSettings
 from deparrow_secrets.providers.vault.settings import VaultSettings
 
@@ -45,8 +48,8 @@ def check(config: Config, env: EnvironmentConfig) -> Verdict:
             return _vault(config, env)
         case AwsSettings():
             return _aws(config, env)
-        case AzureSettings() as azure:
-            return _azure(azure)
+        case AzureSettings():
+            return _azure(env)
         case LocalSettings():
             return _local(config, env)
         case None:
@@ -198,55 +201,13 @@ def _aws(config: Config, env: EnvironmentConfig) -> Verdict:
                    evidence, fix=fix)
 
 
-def azure_vault_name(settings: AzureSettings) -> str:
-    from urllib.parse import urlparse
-
-    host = urlparse(settings.vault_url or "").hostname or "VAULT"
-    return host.split(".")[0]
-
-
-def _azure(settings: AzureSettings) -> Verdict:
-    name = azure_vault_name(settings)
-    check_cmd, create_cmd = azure_diagnostic_commands(settings)
+def _azure(env: EnvironmentConfig) -> Verdict:
+    name = vault_name(env)
+    check_cmd, create_cmd = azure_diagnostic_commands(env)
     return Verdict(PRACTICE, "azure", UNKNOWN,
                    f"Key Vault {name}: the AuditEvent diagnostic setting is on the management "
-                   "plane, which the tool does not read", [f"vault {settings.vault_url}"],
+                   "plane, which the tool does not read",
+                   [f"vault {azure_settings_of(env).vault_url}"],
                    fix=f"check: {check_cmd}; if it lists none, set it: {create_cmd}",
                    reason="diagnostic settings are not readable through the Key Vault data "
                    "plane", commands=[check_cmd, create_cmd])
-
-
-def audit_commands(env: EnvironmentConfig) -> tuple[str, str, list[str]]:
-    """(item, detail, commands) of `setup --audit` where nothing is enabled from here."""
-    store = builtin_settings(env)
-    if isinstance(store, AwsSettings):
-        region = store.region or "REGION"
-        return ("CloudTrail trail deparrow-audit", "a multi-region trail records Secrets "
-                "Manager management events (reads and writes) by default", [
-                    "# a bucket for the trail's logs, with the bucket policy CloudTrail "
-                    "needs: https://docs.aws.amazon.com/awscloudtrail/latest/userguide/"
-                    "create-s3-bucket-policy-for-cloudtrail.html",
-                    aws_trail_command(region)])
-    if isinstance(store, AzureSettings):
-        check, create = azure_diagnostic_commands(store)
-        return ("Key Vault diagnostic setting deparrow-audit", "AuditEvent logs to a Log "
-                "Analytics workspace", [check, create])
-    return ("change ledger", "the embedded store has no audit device; every provision, set "
-            "and rollback is recorded in the change ledger", ["deparrow-secrets audit --verify"])
-
-
-def aws_trail_command(region: str) -> str:
-    return ("aws cloudtrail create-trail --name deparrow-audit --s3-bucket-name BUCKET "
-            f"--is-multi-region-trail --region {region} && aws cloudtrail start-logging "
-            f"--name deparrow-audit --region {region}")
-
-
-def azure_diagnostic_commands(settings: AzureSettings) -> tuple[str, str]:
-    name = azure_vault_name(settings)
-    vault_id = f"$(az keyvault show --name {name} --query id --output tsv)"
-    check_cmd = (f"az monitor diagnostic-settings list --resource {vault_id} "
-                 "--query \"[].{name:name, logs:logs[?category=='AuditEvent' && enabled]}\"")
-    create_cmd = (f"az monitor diagnostic-settings create --name deparrow-audit "
-                  f"--resource {vault_id} --workspace WORKSPACE_RESOURCE_ID "
-                  "--logs '[{\"category\":\"AuditEvent\",\"enabled\":true}]'")
-    return check_cmd, create_cmd

@@ -201,9 +201,9 @@ def _same_key(described: str, configured: str) -> bool:
 
 
 def _azure(settings: AzureSettings) -> Verdict:
-    from deparrow_secrets.posture.audit import azure_vault_name
+    from deparrow_secrets.providers.azure.settings import vault_name
 
-    name = azure_vault_name(settings)
+    name = vault_name(settings.vault_url or "")
     command = f"az keyvault show --name {name} --query properties.sku.name --output tsv"
     return Verdict(PRACTICE, "azure", UNKNOWN,
                    f"Key Vault {name} always encrypts secrets at rest; its SKU (standard: "

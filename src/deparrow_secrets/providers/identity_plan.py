@@ -12,7 +12,12 @@ import json
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from deparrow_secrets.errors import InputError
+
+if TYPE_CHECKING:
+    from deparrow_secrets.config.settings import EnvironmentConfig
 
 OUTPUTS = ("text", "json", "hcl", "yaml", "shell")
 PLACEHOLDER_NOTE = "values in <ANGLE_BRACKETS> are placeholders: replace them before use"
@@ -167,3 +172,17 @@ class Options:
     token_reviewer_jwt_file: str | None = None
     # setup
     dry_run: bool = False
+
+
+def printed_audit_setup(env: EnvironmentConfig, *, file_path: str | None,
+                        socket_address: str | None, dry_run: bool, item: str, detail: str,
+                        commands: list[str]) -> SetupReport:
+    """`setup --audit` where nothing can be enabled from here: the commands, printed."""
+    if file_path or socket_address:
+        raise InputError(f"--audit-file and --audit-socket are for vault, not "
+                         f"{env.provider}", hint=f"deparrow-secrets setup --env {env.name} "
+                         "--audit")
+    report = SetupReport(env.name, env.provider, dry_run=dry_run)
+    report.add(item, "printed", detail)
+    report.commands += commands
+    return report

@@ -96,3 +96,9 @@ class Provider(Protocol):
                        options: Options) -> SetupReport:
         """What `setup` applies (idempotently), or prints where it cannot apply."""
         ...
+
+    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
+                    socket_address: str | None, dry_run: bool) -> SetupReport:
+        """`setup --audit`: audit logging at the store, enabled from here where it can be
+        (`file_path`/`socket_address`: a Vault audit device's), else the commands."""
+        ...

@@ -136,4 +136,9 @@ class MemoryProvider:
         raise InputError("the memory store has no identity")
 
 
+    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
+                    socket_address: str | None, dry_run: bool) -> SetupReport:
+        raise InputError("the memory store keeps no audit log")
+
+
 PROVIDER = MemoryProvider()

@@ -84,4 +84,12 @@ class AwsProvider:
         return identity.setup(config, env, options)
 
 
+    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
+                    socket_address: str | None, dry_run: bool) -> SetupReport:
+        from deparrow_secrets.providers.aws import identity
+
+        return identity.setup_audit(config, env, file_path=file_path,
+                                    socket_address=socket_address, dry_run=dry_run)
+
+
 PROVIDER = AwsProvider()

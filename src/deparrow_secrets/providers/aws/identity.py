@@ -46,6 +46,7 @@ from deparrow_secrets.providers.identity_plan import (
     SetupReport,
     heredoc,
     json_text,
+    printed_audit_setup,
     shell_line,
 )
 
@@ -479,3 +480,26 @@ def _setup_role(aws: _Identity, config: Config, env: EnvironmentConfig, account:
             f"role {name} has other policies too ({', '.join(sorted(others))}): ESO gets "
             "more than this environment's secrets; remove them unless intended (setup "
             "never detaches anything)")
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def aws_trail_command(region: str) -> str:
+    return ("aws cloudtrail create-trail --name deparrow-audit --s3-bucket-name BUCKET "
+            f"--is-multi-region-trail --region {region} && aws cloudtrail start-logging "
+            f"--name deparrow-audit --region {region}")
+
+
+def setup_audit(config: Config, env: EnvironmentConfig, *, file_path: str | None = None,
+                socket_address: str | None = None, dry_run: bool = False) -> SetupReport:
+    """CloudTrail is configured by hand: the commands, printed."""
+    region = settings_of(env).region or "REGION"
+    return printed_audit_setup(
+        env, file_path=file_path, socket_address=socket_address, dry_run=dry_run,
+        item="CloudTrail trail deparrow-audit", detail="a multi-region trail records "
+        "Secrets Manager management events (reads and writes) by default", commands=[
+            "# a bucket for the trail's logs, with the bucket policy CloudTrail needs: "
+            "https://docs.aws.amazon.com/awscloudtrail/latest/userguide/"
+            "create-s3-bucket-policy-for-cloudtrail.html",
+            aws_trail_command(region)])

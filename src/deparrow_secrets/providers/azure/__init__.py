@@ -96,4 +96,12 @@ class AzureProvider:
         return identity.setup(config, env, options)
 
 
+    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
+                    socket_address: str | None, dry_run: bool) -> SetupReport:
+        from deparrow_secrets.providers.azure import identity
+
+        return identity.setup_audit(config, env, file_path=file_path,
+                                    socket_address=socket_address, dry_run=dry_run)
+
+
 PROVIDER = AzureProvider()

@@ -34,6 +34,7 @@ from deparrow_secrets.providers.identity_plan import (
     Piece,
     Plan,
     SetupReport,
+    printed_audit_setup,
     shell_line,
 )
 
@@ -218,3 +219,28 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
         report.add(f"federated credential {config.service_account}-{env.name}", "printed")
     return report
 
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def azure_diagnostic_commands(env: EnvironmentConfig) -> tuple[str, str]:
+    """(check, create) of the vault's AuditEvent diagnostic setting."""
+    name = vault_name(env)
+    vault_id = f"$(az keyvault show --name {name} --query id --output tsv)"
+    check_cmd = (f"az monitor diagnostic-settings list --resource {vault_id} "
+                 "--query \"[].{name:name, logs:logs[?category=='AuditEvent' && enabled]}\"")
+    create_cmd = (f"az monitor diagnostic-settings create --name deparrow-audit "
+                  f"--resource {vault_id} --workspace WORKSPACE_RESOURCE_ID "
+                  "--logs '[{\"category\":\"AuditEvent\",\"enabled\":true}]'")
+    return check_cmd, create_cmd
+
+
+def setup_audit(config: Config, env: EnvironmentConfig, *, file_path: str | None = None,
+                socket_address: str | None = None, dry_run: bool = False) -> SetupReport:
+    """Key Vault's diagnostic setting is on the management plane: the commands, printed."""
+    check, create = azure_diagnostic_commands(env)
+    return printed_audit_setup(
+        env, file_path=file_path, socket_address=socket_address, dry_run=dry_run,
+        item="Key Vault diagnostic setting deparrow-audit",
+        detail="AuditEvent logs to a Log Analytics workspace", commands=[check, create])

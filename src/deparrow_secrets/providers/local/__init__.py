@@ -70,4 +70,15 @@ class LocalProvider:
         raise _no_eso(env)
 
 
+    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
+                    socket_address: str | None, dry_run: bool) -> SetupReport:
+        from deparrow_secrets.providers.identity_plan import printed_audit_setup
+
+        return printed_audit_setup(
+            env, file_path=file_path, socket_address=socket_address, dry_run=dry_run,
+            item="change ledger", detail="the embedded store has no audit device; every "
+            "provision, set and rollback is recorded in the change ledger",
+            commands=["deparrow-secrets audit --verify"])
+
+
 PROVIDER = LocalProvider()
