@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from deparrow_secrets.operations.project import Project
+from deparrow_secrets.secret import SecretValue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,3 +68,18 @@ def print_json(data: Any) -> None:
 
 def stdin_is_tty() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
+
+
+def prompt_value(label: str, key: str) -> SecretValue:
+    """One value typed twice at a hidden prompt, checked as any supplied value."""
+    from deparrow_secrets.operations.values_input import checked_value
+
+    return checked_value(click.prompt(label, hide_input=True, confirmation_prompt=True),
+                         "<prompt>", key)
+
+
+def prompt_values(project: Project, keys: Iterable[str],
+                  prefix: str = "") -> dict[str, SecretValue]:
+    """A hidden prompt for each of `keys`, labelled with its catalog description."""
+    return {key: prompt_value(f"{prefix}{key} ({project.catalog.values[key].description})",
+                              key) for key in keys}

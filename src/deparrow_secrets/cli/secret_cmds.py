@@ -15,32 +15,11 @@ from deparrow_secrets.cli.common import (
     output_option,
     print_json,
     print_table,
+    prompt_value,
+    prompt_values,
     stdin_is_tty,
 )
-from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import EXIT_FINDINGS, InputError
-from deparrow_secrets.operations.project import Project
-from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.layout import RemoteRef
-
-
-def supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
-    from deparrow_secrets.operations.values_input import (
-        parse_values,
-        read_stdin,
-        read_values_file,
-    )
-
-    supplied: dict[str, SecretValue] = {}
-    if values_file:
-        supplied.update(read_values_file(Path(values_file)))
-    if from_stdin:
-        for key, value in parse_values(read_stdin(), "<stdin>").items():
-            if key in supplied:
-                raise InputError(f"'{key}' is given both in {values_file} and on stdin",
-                                 hint="give each value once; nothing was written")
-            supplied[key] = value
-    return supplied
 
 
 @click.command()
@@ -60,9 +39,10 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
     from deparrow_secrets.operations.provision import (
         apply_provision,
         check_supplied,
+        missing_user_keys,
         plan_provision,
     )
-    from deparrow_secrets.operations.values_input import checked_value
+    from deparrow_secrets.operations.values_input import supplied_values
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -70,13 +50,9 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
     check_supplied(project, supplied)
     with project.open_store(env, create=not dry_run) as store:
         plans = plan_provision(project, env, store, supplied)
-        missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
+        missing_user = missing_user_keys(plans)
         if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
-            for key in missing_user:
-                desc = project.catalog.values[key].description
-                typed = click.prompt(f"{key} ({desc})", hide_input=True,
-                                     confirmation_prompt=True)
-                supplied[key] = checked_value(typed, "<prompt>", key)
+            supplied.update(prompt_values(project, missing_user))
             plans = plan_provision(project, env, store, supplied)
         written: dict[str, str] = {}
         recovered: list[str] = []
@@ -177,43 +153,19 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
 def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str | None,
         output: str) -> None:
     """Metadata of KEY in ENV; the value itself only with --reveal."""
+    from deparrow_secrets.operations.values import apply_get, plan_get
+
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
-    if version is not None:
-        from deparrow_secrets.operations.history import check_version_id
-
-        check_version_id(version)
+    plan = plan_get(project, env, key, version)
     with project.open_store(env, create=False) as store:
-        snap = store.read(ref.key, version)
-    value = snap.values.get(ref.property) if snap else None
+        result = apply_get(store, plan)
     if output == "json":
-        data = {"key": key, "environment": env.name, "remoteKey": ref.key,
-                "property": ref.property, "set": value is not None,
-                "version": snap.version if snap else None,
-                "length": len(value) if value is not None else None}
-        if reveal and value is not None:
-            data["value"] = value.reveal()
-        print_json(data)
-        if value is None:
-            ctx.exit(EXIT_FINDINGS)
-        return
-    if value is None:
-        click.echo(f"{key}: not set in {env.name} ({ref.key})", err=True)
-        ctx.exit(EXIT_FINDINGS)
-    assert snap is not None and value is not None
-    if reveal:
-        click.echo(value.reveal())
+        print_json(result.to_json(reveal=reveal))
     else:
-        click.echo(f"{key}: set in {env.name} at {ref.key}, version {snap.version}, "
-                   f"{len(value)} characters (add --reveal to print it)")
-
-
-def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
-    if key not in project.catalog.values:
-        raise InputError(f"'{key}' is not in the catalog",
-                         hint="known keys: " + ", ".join(project.catalog.values))
-    return project.layout(env).ref(key)
+        click.echo(result.text(reveal=reveal), err=not result.found)
+    if not result.found:
+        ctx.exit(EXIT_FINDINGS)
 
 
 class _ValueFreeCommand(click.Command):
@@ -275,14 +227,13 @@ class _ValueFreeCommand(click.Command):
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
 @click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
+@output_option()
 @click.pass_context
 def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
-            force: bool) -> None:
+            force: bool, output: str) -> None:
     """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
-    from deparrow_secrets.operations.provision import set_value
+    from deparrow_secrets.operations.values import apply_set, plan_set, value_target
     from deparrow_secrets.operations.values_input import (
-        check_policy,
-        checked_value,
         read_single_value,
         read_stdin,
         read_text_file,
@@ -290,18 +241,20 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
+    target = value_target(project, env, key)  # an unknown key before asking for a value
     if from_file:
         value = read_single_value(read_text_file(Path(from_file), "value file"), from_file)
     elif stdin_is_tty():
-        value = checked_value(click.prompt(f"{key}", hide_input=True,
-                                           confirmation_prompt=True), "<prompt>", key)
+        value = prompt_value(key, key)
     else:
         value = read_single_value(read_stdin())
-    check_policy(project.catalog, key, value, force=force, offer_force=True)
+    plan = plan_set(project, target, value, force=force)
     with project.open_store(env) as store:
-        version = set_value(project, env, store, key, value)
-    click.echo(f"{key}: written to {env.name} at {ref.key}, version {version}")
+        result = apply_set(project, env, store, plan)
+    if output == "json":
+        print_json(result.to_json())
+    else:
+        click.echo(result.text())
 
 
 @click.command()
@@ -312,21 +265,22 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
     """Versions of the remote object holding KEY, and in which KEY changed."""
     from deparrow_secrets.operations.history import key_history
+    from deparrow_secrets.operations.values import value_target
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
+    target = value_target(project, env, key)
     with project.open_store(env, create=False) as store:
         versions = key_history(project, env, store, key)
     rows = [(v.version, v.created, "yes" if v.current else "", ",".join(v.labels), v.key_change)
             for v in versions]
     if output == "json":
-        print_json({"key": key, "environment": env.name, "remoteKey": ref.key,
+        print_json({"key": key, "environment": env.name, "remoteKey": target.remote_key,
                     "versions": [{"version": r[0], "created": r[1], "current": bool(r[2]),
                                   "labels": r[3].split(",") if r[3] else [],
                                   "keyChange": r[4]} for r in rows]})
         return
-    click.echo(f"{key} in {env.name}: remote object {ref.key}")
+    click.echo(f"{key} in {env.name}: remote object {target.remote_key}")
     print_table(["VERSION", "CREATED", "CURRENT", "LABELS", key], rows)
 
 
@@ -352,10 +306,11 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, s
     (exit 0 done, 9 a step failed: the message says which and how to finish).
     """
     from deparrow_secrets.operations.history import check_version_id, rollback_key
+    from deparrow_secrets.operations.values import value_target
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    _ref(project, env, key)
+    value_target(project, env, key)
     if version is not None:
         check_version_id(version)
     if sync:
