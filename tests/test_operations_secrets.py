@@ -391,3 +391,92 @@ def test_value_target_is_the_layout_s_reference(tmp_path: Path,
     ref = project.layout(env).ref("REDIS_PASSWORD")
     assert value_target(project, env, "REDIS_PASSWORD") == ValueTarget(
         "REDIS_PASSWORD", "dev", ref.key, ref.property)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_provision_report_of_a_dry_run_a_run_and_a_run_with_nothing_to_do(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from deparrow_secrets.operations.reports import ProvisionReport
+
+    isolate(monkeypatch, tmp_path)
+    write_config(tmp_path, "environments:\n  dev:\n    store: {provider: local}\n")
+    project = Project.load(cwd=tmp_path)
+    env = project.environment("dev")
+    needed = [v.name for v in project.catalog.needed(env.ha, env.optional_keys)]
+    with project.open_store(env) as store:
+        plans = plan_provision(project, env, store, {})
+        dry = ProvisionReport.of(env, plans, None)
+        done = ProvisionReport.of(env, plans, apply_provision(project, env, store, plans, {}))
+        again = ProvisionReport.of(env, plan_provision(project, env, store, {}), None)
+    assert dry.dry_run and dry.value_count == len(needed) and dry.objects_written == 0
+    assert {k.action for k in dry.keys} == {"generate", "default"}
+    assert dry.to_json()["keys"][0] == {"key": needed[0], "remoteKey": "deparrow/dev",
+                                        "action": dry.keys[0].action, "version": None}
+    assert dry.closing_lines() == [f"\ndev (local): would create {len(needed)} value(s), "
+                                   "0 remote object(s) written."]
+    assert not done.dry_run and done.value_count == len(needed) and done.objects_written == 1
+    assert {k.version for k in done.keys} == {"1"}
+    assert done.to_json()["dryRun"] is False and done.to_json()["recovered"] == []
+    assert done.table_rows()[0] == (needed[0], "deparrow/dev", dry.keys[0].action, "1")
+    assert {k.action for k in again.keys} == {"exists"} and again.value_count == 0
+
+
+def test_provision_report_after_a_lost_race_shows_what_the_other_writer_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other writer created REDIS_PASSWORD meanwhile: provision keeps it, and its
+    report says it existed (the plans it reports are those of the last read)."""
+    from deparrow_secrets.operations.reports import ProvisionReport
+
+    isolate(monkeypatch, tmp_path)
+    write_config(tmp_path, "environments:\n  dev:\n    store: {provider: local}\n")
+    project = Project.load(cwd=tmp_path)
+    env = project.environment("dev")
+    other = token()
+    with project.open_store(env) as store:
+        store.write("deparrow/dev", {"POSTGRES_DB": SecretValue("deparrow")}, None)
+        plans = plan_provision(project, env, store, {})
+        made = interfere(monkeypatch, project, env, store, "REDIS_PASSWORD", other)
+        report = ProvisionReport.of(env, plans, apply_provision(project, env, store, plans, {}))
+    assert len(made) == 1
+    actions = {k.key: k.action for k in report.keys}
+    assert actions["REDIS_PASSWORD"] == "exists" and actions["POSTGRES_DB"] == "exists"
+    assert read_key(project, env, "REDIS_PASSWORD").value == SecretValue(other)
+    assert report.value_count == len(report.keys) - 2
+
+
+def test_history_status_and_rollback_reports(where: tuple[Project, EnvironmentConfig]) -> None:
+    from deparrow_secrets.operations.history import key_history, rollback_key
+    from deparrow_secrets.operations.reports import HistoryReport, RollbackReport, StatusReport
+    from deparrow_secrets.operations.status import status
+
+    project, env = where
+    target = value_target(project, env, "REDIS_PASSWORD")
+    mine = token()
+    with project.open_store(env) as store:
+        first = apply_get(store, plan_get(project, env, "REDIS_PASSWORD")).version
+        second = apply_set(project, env, store,
+                           plan_set(project, target, SecretValue(mine))).version
+        history = HistoryReport(target, tuple(key_history(project, env, store,
+                                                          "REDIS_PASSWORD")))
+        rolled = RollbackReport.of(env, "REDIS_PASSWORD",
+                                   rollback_key(project, env, store, "REDIS_PASSWORD"))
+        statuses = StatusReport.of(env, status(project, env, store))
+    data = history.to_json()
+    assert data["remoteKey"] == target.remote_key
+    assert [(v["version"], v["keyChange"], v["current"]) for v in data["versions"]] == [
+        (first, "created", False), (second, "changed", True)]
+    assert history.table_headers()[-1] == "REDIS_PASSWORD"
+    assert history.heading() == (f"REDIS_PASSWORD in {env.name}: remote object "
+                                 f"{target.remote_key}")
+    assert rolled.to_json() == {"key": "REDIS_PASSWORD", "environment": env.name,
+                                "remoteKey": target.remote_key, "version": rolled.version,
+                                "restoredFrom": first, "changedKeys": ["REDIS_PASSWORD"]}
+    assert rolled.text().startswith(f"{env.name}: REDIS_PASSWORD restored to its value of "
+                                    f"version {first} of {target.remote_key}")
+    row = next(k for k in statuses.to_json()["keys"] if k["key"] == "REDIS_PASSWORD")
+    assert row["present"] is True and row["version"] == rolled.version
+    assert row["property"] == target.prop and "prop" not in row
+    for shown in (data, rolled.to_json(), statuses.to_json()):
+        no_value_in(mine, json.dumps(shown, default=str))

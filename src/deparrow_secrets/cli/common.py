@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from deparrow_secrets.operations.project import Project
+from deparrow_secrets.operations.reports import camel_dict as camel_dict
 from deparrow_secrets.secret import SecretValue
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,19 +48,6 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         if n == 0:
             click.echo("  ".join("-" * w for w in widths))
-
-
-def camel_dict(obj: Any) -> dict[str, Any]:
-    """A dataclass as a dict with camelCase keys, like every other JSON this tool prints."""
-    from dataclasses import asdict
-
-    def camel(name: str) -> str:
-        if name == "prop":
-            return "property"  # ESO's word; `property` is a builtin name in Python
-        head, *rest = name.split("_")
-        return head + "".join(part.title() for part in rest)
-
-    return {camel(k): v for k, v in asdict(obj).items()}
 
 
 def print_json(data: Any) -> None:

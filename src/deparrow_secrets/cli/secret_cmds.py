@@ -42,6 +42,7 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
         missing_user_keys,
         plan_provision,
     )
+    from deparrow_secrets.operations.reports import ProvisionReport
     from deparrow_secrets.operations.values_input import supplied_values
 
     project = load_project(ctx)
@@ -54,28 +55,15 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
         if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
             supplied.update(prompt_values(project, missing_user))
             plans = plan_provision(project, env, store, supplied)
-        written: dict[str, str] = {}
-        recovered: list[str] = []
-        if not dry_run:
-            result = apply_provision(project, env, store, plans, supplied, recover_deleted)
-            written, recovered = result.written, result.recovered
-    rows = [(k.key, p.remote_key, k.action if dry_run or k.action == "exists" or
-             p.remote_key in written else "unchanged", written.get(p.remote_key))
-            for p in plans for k in p.keys]
+        result = None if dry_run else apply_provision(project, env, store, plans, supplied,
+                                                      recover_deleted)
+    report = ProvisionReport.of(env, plans, result)
     if output == "json":
-        print_json({"environment": env.name, "provider": env.provider, "dryRun": dry_run,
-                    "recovered": recovered,
-                    "keys": [{"key": r[0], "remoteKey": r[1], "action": r[2], "version": r[3]}
-                             for r in rows]})
+        print_json(report.to_json())
         return
-    print_table(["KEY", "REMOTE", "ACTION", "NEW VERSION"], rows)
-    if recovered:
-        click.echo("\nrecovered soft-deleted: " + ", ".join(recovered))
-    created = sum(1 for p in plans for k in p.writes if p.remote_key in written)
-    verb = "would create" if dry_run else "created"
-    count = sum(len(p.writes) for p in plans) if dry_run else created
-    click.echo(f"\n{env.name} ({env.provider}): {verb} {count} value(s), "
-               f"{len(written)} remote object(s) written.")
+    print_table(report.TABLE_HEADERS, report.table_rows())
+    for line in report.closing_lines():
+        click.echo(line)
 
 
 @click.command()
@@ -125,22 +113,17 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
     """Every catalog value of ENV: needed, present, version, source. Never values."""
+    from deparrow_secrets.operations.reports import StatusReport
     from deparrow_secrets.operations.status import status
 
     project = load_project(ctx)
     env = project.environment(env_name)
     with project.open_store(env, create=False) as store:
-        rows = status(project, env, store)
+        report = StatusReport.of(env, status(project, env, store))
     if output == "json":
-        print_json({"environment": env.name, "provider": env.provider,
-                    "keys": [camel_dict(r) for r in rows]})
+        print_json(report.to_json())
         return
-    print_table(["KEY", "NEEDED", "PRESENT", "STATE", "VERSION", "AGE", "MAXAGE", "SOURCE",
-                 "REMOTE"],
-                [(r.key, "yes" if r.needed else f"no ({r.requirement})",
-                  "yes" if r.present else "no", r.state, r.version,
-                  (r.age + " OVERDUE") if r.age and r.overdue else r.age, r.max_age,
-                  r.source, r.remote_key + (f"#{r.prop}" if r.prop else "")) for r in rows])
+    print_table(report.TABLE_HEADERS, report.table_rows())
 
 
 @click.command()
@@ -265,23 +248,19 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
     """Versions of the remote object holding KEY, and in which KEY changed."""
     from deparrow_secrets.operations.history import key_history
+    from deparrow_secrets.operations.reports import HistoryReport
     from deparrow_secrets.operations.values import value_target
 
     project = load_project(ctx)
     env = project.environment(env_name)
     target = value_target(project, env, key)
     with project.open_store(env, create=False) as store:
-        versions = key_history(project, env, store, key)
-    rows = [(v.version, v.created, "yes" if v.current else "", ",".join(v.labels), v.key_change)
-            for v in versions]
+        report = HistoryReport(target, tuple(key_history(project, env, store, key)))
     if output == "json":
-        print_json({"key": key, "environment": env.name, "remoteKey": target.remote_key,
-                    "versions": [{"version": r[0], "created": r[1], "current": bool(r[2]),
-                                  "labels": r[3].split(",") if r[3] else [],
-                                  "keyChange": r[4]} for r in rows]})
+        print_json(report.to_json())
         return
-    click.echo(f"{key} in {env.name}: remote object {target.remote_key}")
-    print_table(["VERSION", "CREATED", "CURRENT", "LABELS", key], rows)
+    click.echo(report.heading())
+    print_table(report.table_headers(), report.table_rows())
 
 
 @click.command()
@@ -306,6 +285,7 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, s
     (exit 0 done, 9 a step failed: the message says which and how to finish).
     """
     from deparrow_secrets.operations.history import check_version_id, rollback_key
+    from deparrow_secrets.operations.reports import RollbackReport
     from deparrow_secrets.operations.values import value_target
 
     project = load_project(ctx)
@@ -328,15 +308,11 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, s
             ctx.exit(outcome.exit_code)
         return
     with project.open_store(env, create=False, writable=True) as store:
-        result = rollback_key(project, env, store, key, version)
+        report = RollbackReport.of(env, key, rollback_key(project, env, store, key, version))
     if output == "json":
-        print_json({"key": key, "environment": env.name, "remoteKey": result.remote_key,
-                    "version": result.version, "restoredFrom": result.restored_from,
-                    "changedKeys": result.changed_keys})
+        print_json(report.to_json())
         return
-    click.echo(f"{env.name}: {key} restored to its value of version {result.restored_from} "
-               f"of {result.remote_key}; current version is now {result.version} (no other "
-               "key changed)")
+    click.echo(report.text())
 
 
 @click.command("export")
