@@ -1,9 +1,10 @@
 """get, set and quickstart as a library: plan, apply, and result objects that print
 themselves (text and JSON) without a value, except `get` asked to reveal one.
 
-No CLI here. The stores are the embedded one (dev) and the test OpenBao (staging).
-`set` that loses a check-and-set race to another writer reads again and retries, as
-provision does, through the same code.
+The CLI only in the last test, which checks that the commands print what the results
+give. The stores are the embedded one (dev) and the test OpenBao (staging). `set` that
+loses a check-and-set race to another writer reads again and retries, as provision
+does, through the same code.
 """
 
 from __future__ import annotations
@@ -480,3 +481,50 @@ def test_history_status_and_rollback_reports(where: tuple[Project, EnvironmentCo
     assert row["property"] == target.prop and "prop" not in row
     for shown in (data, rolled.to_json(), statuses.to_json()):
         no_value_in(mine, json.dumps(shown, default=str))
+
+
+def test_export_report_warns_of_plaintext_copies_of_a_remote_store_only(
+        where: tuple[Project, EnvironmentConfig]) -> None:
+    from deparrow_secrets.operations.export import export
+    from deparrow_secrets.operations.reports import ExportReport
+
+    project, env = where
+    with project.open_store(env, create=False) as store:
+        report = ExportReport.of(env, export(project, env, store, allow_non_dev=True))
+    assert report.files and all(p.is_file() for p in report.files)
+    assert report.lines() == [f"wrote {p} (mode 0600)" for p in report.files]
+    where_to = sorted({str(p.parent) for p in report.files})
+    if env.uses_eso:
+        assert report.warning() == (f"warning: {env.name} values are now in plaintext in "
+                                    f"{', '.join(where_to)}; delete them when done")
+    else:
+        assert report.warning() is None
+
+
+def test_the_commands_print_what_the_results_give(fresh: Path, cli) -> None:
+    """The CLI adds nothing: its JSON is the result's, its text the result's lines."""
+    run = cli("quickstart", "-o", "json")
+    assert run.code == 0, run.text
+    data = run.json()
+    assert data["configWritten"] == str(fresh / "deparrow-secrets.yaml")
+    assert data["ok"] is True and data["next"] == "kubectl apply -k deparrow/k8s/overlays/dev"
+    project = Project.load(cwd=fresh)
+    env = project.environment("dev")
+    again = cli("quickstart")
+    assert again.code == 0 and "wrote deparrow-secrets.yaml" not in again.out
+    assert again.out.splitlines()[0] == (f"dev: created 0 value(s) in "
+                                         f"{fresh / '.deparrow-secrets'}; wrote "
+                                         f"{len(data['manifestFiles'])} manifest files and "
+                                         f"{len(data['envFiles'])} env files")
+    mine = token()
+    written = cli("set", "REDIS_PASSWORD", "-o", "json", stdin=mine + "\n")
+    assert written.code == 0, written.text
+    got = read_key(project, env, "REDIS_PASSWORD")
+    assert got.value == SecretValue(mine)
+    assert written.json() == {"key": "REDIS_PASSWORD", "environment": "dev",
+                              "remoteKey": got.target.remote_key, "property": got.target.prop,
+                              "version": got.version, "previousVersion": "1", "attempts": 1}
+    assert mine not in written.out + written.err
+    shown = cli("get", "REDIS_PASSWORD")
+    assert shown.out == got.text() + "\n" and mine not in shown.out
+    assert cli("get", "REDIS_PASSWORD", "--reveal").out == got.text(reveal=True) + "\n"

@@ -332,6 +332,7 @@ def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
     For dev. Other environments only with --allow-non-dev.
     """
     from deparrow_secrets.operations.export import check_allowed, export
+    from deparrow_secrets.operations.reports import ExportReport
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -339,9 +340,9 @@ def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
     with project.open_store(env, create=False) as store:
         result = export(project, env, store, fmt, Path(output) if output else None,
                         allow_non_dev=allow_non_dev)
-    for path in result.files:
-        click.echo(f"wrote {path} (mode 0600)")
-    if env.uses_eso and result.files:
-        where = sorted({str(p.parent) for p in result.files})
-        click.echo(f"warning: {env.name} values are now in plaintext in "
-                   f"{', '.join(where)}; delete them when done", err=True)
+    report = ExportReport.of(env, result)
+    for line in report.lines():
+        click.echo(line)
+    warning = report.warning()
+    if warning:
+        click.echo(warning, err=True)

@@ -1,4 +1,4 @@
-"""What provision, status, history and rollback report: frozen results that give
+"""What provision, status, history, rollback and export report: frozen results that give
 their own JSON and text, so the commands only print them. No value is in any of them.
 """
 
@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # kept light: cli.common takes camel_dict from here for every command
     from deparrow_secrets.config.settings import EnvironmentConfig
+    from deparrow_secrets.operations.export import ExportResult
     from deparrow_secrets.operations.history import KeyVersion, RollbackResult
     from deparrow_secrets.operations.provision import ObjectPlan, ProvisionResult
     from deparrow_secrets.operations.status import KeyStatus
@@ -177,3 +179,28 @@ class RollbackReport:
         return (f"{self.environment}: {self.key} restored to its value of version "
                 f"{self.restored_from} of {self.remote_key}; current version is now "
                 f"{self.version} (no other key changed)")
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    environment: str
+    files: tuple[Path, ...]
+    remote: bool  # the values live in a remote store: these files are copies off it
+
+    @classmethod
+    def of(cls, env: EnvironmentConfig, result: ExportResult) -> ExportReport:
+        return cls(env.name, tuple(result.files), env.uses_eso)
+
+    def lines(self) -> list[str]:
+        return [f"wrote {path} (mode 0600)" for path in self.files]
+
+    def warning(self) -> str | None:
+        """For stderr: plaintext copies of a remote store's values are on this disk."""
+        if not (self.remote and self.files):
+            return None
+        where = sorted({str(p.parent) for p in self.files})
+        return (f"warning: {self.environment} values are now in plaintext in "
+                f"{', '.join(where)}; delete them when done")
