@@ -528,3 +528,30 @@ def test_the_commands_print_what_the_results_give(fresh: Path, cli) -> None:
     shown = cli("get", "REDIS_PASSWORD")
     assert shown.out == got.text() + "\n" and mine not in shown.out
     assert cli("get", "REDIS_PASSWORD", "--reveal").out == got.text(reveal=True) + "\n"
+
+
+def test_verify_lines_say_what_failed_what_is_shared_and_what_is_overdue() -> None:
+    from deparrow_secrets.operations.reports import verify_json, verify_lines
+    from deparrow_secrets.operations.verify import KeyCheck, OverdueValue, VerifyReport
+
+    ok = KeyCheck("A", "obj", "A", "required", "ok", "3")
+    short = KeyCheck("B", "obj", "B", "required", "too-short", "3")
+    whole = KeyCheck("C", "c-obj", "", "optional", "missing")
+    overdue = OverdueValue("A", "obj", "97d", "90d", None)
+    assert verify_lines(VerifyReport("dev", "local", [ok])) == [
+        "dev (local): all 1 needed values present."]
+    assert verify_lines(VerifyReport("staging", "vault", [ok, short, whole],
+                                     ["staging and production share secret/x"], [overdue])) == [
+        "TOO-SHORT B (required) at obj property B",
+        "MISSING   C (optional) at c-obj",
+        "SHARED    staging and production share secret/x",
+        "OVERDUE   A at obj: age 97d exceeds maxAge 90d; rotate it: deparrow-secrets rotate A "
+        "--env staging",
+        "staging (vault): 2 of 3 needed values missing or invalid.",
+        "staging (vault): 1 value(s) past their maxAge (catalog)."]
+    assert verify_lines(VerifyReport("dev", "local", [ok], [], [overdue]))[-1] == \
+        "dev (local): 1 value(s) past their maxAge (catalog)."
+    data = verify_json(VerifyReport("dev", "local", [short], [], [overdue]))
+    assert data["ok"] is False and data["checks"][0]["property"] == "B"
+    assert data["overdue"] == [{"key": "A", "remoteKey": "obj", "age": "97d", "maxAge": "90d",
+                                "changed": None}]

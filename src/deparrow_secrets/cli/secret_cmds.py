@@ -9,7 +9,6 @@ import click
 
 from deparrow_secrets.cli.cluster_cmds import cluster_options, progress_printer
 from deparrow_secrets.cli.common import (
-    camel_dict,
     env_option,
     load_project,
     output_option,
@@ -72,6 +71,7 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
 @click.pass_context
 def verify(ctx: click.Context, env_name: str, output: str) -> None:
     """Check that every value ENV needs is present; exit 1 listing what is not."""
+    from deparrow_secrets.operations.reports import verify_json, verify_lines
     from deparrow_secrets.operations.verify import verify as run_verify
 
     project = load_project(ctx)
@@ -79,30 +79,10 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
     with project.open_store(env, create=False) as store:
         report = run_verify(project, env, store)
     if output == "json":
-        print_json({"environment": env.name, "provider": env.provider, "ok": report.ok,
-                    "checks": [camel_dict(c) for c in report.checks],
-                    "sharedLocations": report.shared_locations,
-                    "overdue": [camel_dict(o) for o in report.overdue]})
+        print_json(verify_json(report))
     else:
-        for c in report.failures:
-            click.echo(f"{c.status.upper():9} {c.key} ({c.requirement}) at {c.remote_key}"
-                       + (f" property {c.prop}" if c.prop else ""))
-        for line in report.shared_locations:
-            click.echo(f"SHARED    {line}")
-        for o in report.overdue:
-            click.echo(f"OVERDUE   {o.key} at {o.remote_key}: age {o.age} exceeds maxAge "
-                       f"{o.max_age}; rotate it: deparrow-secrets rotate {o.key} "
-                       f"--env {env.name}")
-        if report.ok:
-            click.echo(f"{env.name} ({env.provider}): all {len(report.checks)} needed values "
-                       "present.")
-        else:
-            if report.failures or report.shared_locations:
-                click.echo(f"{env.name} ({env.provider}): {len(report.failures)} of "
-                           f"{len(report.checks)} needed values missing or invalid.")
-            if report.overdue:
-                click.echo(f"{env.name} ({env.provider}): {len(report.overdue)} value(s) "
-                           "past their maxAge (catalog).")
+        for line in verify_lines(report):
+            click.echo(line)
     if not report.ok:
         ctx.exit(EXIT_FINDINGS)
 
