@@ -66,6 +66,7 @@ def test_values_appear_only_in_the_store_and_the_export(
     assert all(len(v) >= 32 for v in generated.values())
     canaries = dict(generated)
     canaries["set REDIS_PASSWORD"] = "canary" + secrets.token_urlsafe(32)
+    canaries["set -o json POSTGRES_REPLICATION_PASSWORD"] = "canary" + secrets.token_urlsafe(32)
     canaries["rejected short value"] = "short" + secrets.token_hex(12)
     canaries["rejected values-file line"] = "bad line " + secrets.token_urlsafe(24)
     canaries["rejected argv value"] = "argv" + secrets.token_urlsafe(32)
@@ -93,6 +94,11 @@ def test_values_appear_only_in_the_store_and_the_export(
     run("history", "REDIS_PASSWORD", "-o", "json")
     run("set", "REDIS_PASSWORD", stdin=canaries["set REDIS_PASSWORD"] + "\n")
     run("get", "REDIS_PASSWORD")
+    written = run("set", "POSTGRES_REPLICATION_PASSWORD", "-o", "json",
+                  stdin=canaries["set -o json POSTGRES_REPLICATION_PASSWORD"])
+    assert written.json()["key"] == "POSTGRES_REPLICATION_PASSWORD"
+    run("get", "POSTGRES_REPLICATION_PASSWORD", "-o", "json")
+    assert run("quickstart", "-o", "json").json()["created"] == []
     run("history", "REDIS_PASSWORD")
     run("history", "DEPARROW_JWT_SECRET", "-o", "json")
     run("verify", "--env", "dev")

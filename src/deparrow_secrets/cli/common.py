@@ -11,6 +11,8 @@ from typing import Any, TypeVar
 import click
 
 from deparrow_secrets.operations.project import Project
+from deparrow_secrets.operations.reports import camel_dict as camel_dict
+from deparrow_secrets.secret import SecretValue
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -48,22 +50,24 @@ def print_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
             click.echo("  ".join("-" * w for w in widths))
 
 
-def camel_dict(obj: Any) -> dict[str, Any]:
-    """A dataclass as a dict with camelCase keys, like every other JSON this tool prints."""
-    from dataclasses import asdict
-
-    def camel(name: str) -> str:
-        if name == "prop":
-            return "property"  # ESO's word; `property` is a builtin name in Python
-        head, *rest = name.split("_")
-        return head + "".join(part.title() for part in rest)
-
-    return {camel(k): v for k, v in asdict(obj).items()}
-
-
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
 def stdin_is_tty() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
+
+
+def prompt_value(label: str, key: str) -> SecretValue:
+    """One value typed twice at a hidden prompt, checked as any supplied value."""
+    from deparrow_secrets.operations.values_input import checked_value
+
+    return checked_value(click.prompt(label, hide_input=True, confirmation_prompt=True),
+                         "<prompt>", key)
+
+
+def prompt_values(project: Project, keys: Iterable[str],
+                  prefix: str = "") -> dict[str, SecretValue]:
+    """A hidden prompt for each of `keys`, labelled with its catalog description."""
+    return {key: prompt_value(f"{prefix}{key} ({project.catalog.values[key].description})",
+                              key) for key in keys}

@@ -14,6 +14,7 @@ from deparrow_secrets.cli.common import (
     load_project,
     output_option,
     print_json,
+    prompt_values,
     stdin_is_tty,
 )
 from deparrow_secrets.config.settings import EnvironmentConfig
@@ -72,9 +73,8 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
     5 another writer came first (nothing restarted), 2 bad input (nothing written).
     A killed run resumes when the same command is run again.
     """
-    from deparrow_secrets.cli.secret_cmds import supplied_values
     from deparrow_secrets.operations import rotate as ops
-    from deparrow_secrets.operations.values_input import checked_value
+    from deparrow_secrets.operations.values_input import supplied_values
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -102,11 +102,8 @@ def rotate(ctx: click.Context, keys: tuple[str, ...], env_name: str, secret_name
     resuming = record is not None and record.keys == selected and record.done("write")
     supplied = {} if resuming else supplied_values(values_file, from_stdin)
     if not resuming and not dry_run and stdin_is_tty() and not from_stdin:
-        for key in ops.keys_needing_input(project, selected, supplied):
-            desc = project.catalog.values[key].description
-            supplied[key] = checked_value(click.prompt(f"new {key} ({desc})", hide_input=True,
-                                                       confirmation_prompt=True),
-                                          "<prompt>", key)
+        supplied.update(prompt_values(project, ops.keys_needing_input(project, selected,
+                                                                      supplied), "new "))
     if dry_run:
         ops.new_values(project, selected, supplied)  # the same input checks, nothing kept
     options = ops.RotateOptions(dry_run=dry_run, restart=not no_restart,

@@ -9,38 +9,16 @@ import click
 
 from deparrow_secrets.cli.cluster_cmds import cluster_options, progress_printer
 from deparrow_secrets.cli.common import (
-    camel_dict,
     env_option,
     load_project,
     output_option,
     print_json,
     print_table,
+    prompt_value,
+    prompt_values,
     stdin_is_tty,
 )
-from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import EXIT_FINDINGS, InputError
-from deparrow_secrets.operations.project import Project
-from deparrow_secrets.secret import SecretValue
-from deparrow_secrets.stores.layout import RemoteRef
-
-
-def supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
-    from deparrow_secrets.operations.values_input import (
-        parse_values,
-        read_stdin,
-        read_values_file,
-    )
-
-    supplied: dict[str, SecretValue] = {}
-    if values_file:
-        supplied.update(read_values_file(Path(values_file)))
-    if from_stdin:
-        for key, value in parse_values(read_stdin(), "<stdin>").items():
-            if key in supplied:
-                raise InputError(f"'{key}' is given both in {values_file} and on stdin",
-                                 hint="give each value once; nothing was written")
-            supplied[key] = value
-    return supplied
 
 
 @click.command()
@@ -60,9 +38,11 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
     from deparrow_secrets.operations.provision import (
         apply_provision,
         check_supplied,
+        missing_user_keys,
         plan_provision,
     )
-    from deparrow_secrets.operations.values_input import checked_value
+    from deparrow_secrets.operations.reports import ProvisionReport
+    from deparrow_secrets.operations.values_input import supplied_values
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -70,36 +50,19 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
     check_supplied(project, supplied)
     with project.open_store(env, create=not dry_run) as store:
         plans = plan_provision(project, env, store, supplied)
-        missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
+        missing_user = missing_user_keys(plans)
         if missing_user and not dry_run and stdin_is_tty() and not from_stdin:
-            for key in missing_user:
-                desc = project.catalog.values[key].description
-                typed = click.prompt(f"{key} ({desc})", hide_input=True,
-                                     confirmation_prompt=True)
-                supplied[key] = checked_value(typed, "<prompt>", key)
+            supplied.update(prompt_values(project, missing_user))
             plans = plan_provision(project, env, store, supplied)
-        written: dict[str, str] = {}
-        recovered: list[str] = []
-        if not dry_run:
-            result = apply_provision(project, env, store, plans, supplied, recover_deleted)
-            written, recovered = result.written, result.recovered
-    rows = [(k.key, p.remote_key, k.action if dry_run or k.action == "exists" or
-             p.remote_key in written else "unchanged", written.get(p.remote_key))
-            for p in plans for k in p.keys]
+        result = None if dry_run else apply_provision(project, env, store, plans, supplied,
+                                                      recover_deleted)
+    report = ProvisionReport.of(env, plans, result)
     if output == "json":
-        print_json({"environment": env.name, "provider": env.provider, "dryRun": dry_run,
-                    "recovered": recovered,
-                    "keys": [{"key": r[0], "remoteKey": r[1], "action": r[2], "version": r[3]}
-                             for r in rows]})
+        print_json(report.to_json())
         return
-    print_table(["KEY", "REMOTE", "ACTION", "NEW VERSION"], rows)
-    if recovered:
-        click.echo("\nrecovered soft-deleted: " + ", ".join(recovered))
-    created = sum(1 for p in plans for k in p.writes if p.remote_key in written)
-    verb = "would create" if dry_run else "created"
-    count = sum(len(p.writes) for p in plans) if dry_run else created
-    click.echo(f"\n{env.name} ({env.provider}): {verb} {count} value(s), "
-               f"{len(written)} remote object(s) written.")
+    print_table(report.TABLE_HEADERS, report.table_rows())
+    for line in report.closing_lines():
+        click.echo(line)
 
 
 @click.command()
@@ -108,6 +71,7 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
 @click.pass_context
 def verify(ctx: click.Context, env_name: str, output: str) -> None:
     """Check that every value ENV needs is present; exit 1 listing what is not."""
+    from deparrow_secrets.operations.reports import verify_json, verify_lines
     from deparrow_secrets.operations.verify import verify as run_verify
 
     project = load_project(ctx)
@@ -115,30 +79,10 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
     with project.open_store(env, create=False) as store:
         report = run_verify(project, env, store)
     if output == "json":
-        print_json({"environment": env.name, "provider": env.provider, "ok": report.ok,
-                    "checks": [camel_dict(c) for c in report.checks],
-                    "sharedLocations": report.shared_locations,
-                    "overdue": [camel_dict(o) for o in report.overdue]})
+        print_json(verify_json(report))
     else:
-        for c in report.failures:
-            click.echo(f"{c.status.upper():9} {c.key} ({c.requirement}) at {c.remote_key}"
-                       + (f" property {c.prop}" if c.prop else ""))
-        for line in report.shared_locations:
-            click.echo(f"SHARED    {line}")
-        for o in report.overdue:
-            click.echo(f"OVERDUE   {o.key} at {o.remote_key}: age {o.age} exceeds maxAge "
-                       f"{o.max_age}; rotate it: deparrow-secrets rotate {o.key} "
-                       f"--env {env.name}")
-        if report.ok:
-            click.echo(f"{env.name} ({env.provider}): all {len(report.checks)} needed values "
-                       "present.")
-        else:
-            if report.failures or report.shared_locations:
-                click.echo(f"{env.name} ({env.provider}): {len(report.failures)} of "
-                           f"{len(report.checks)} needed values missing or invalid.")
-            if report.overdue:
-                click.echo(f"{env.name} ({env.provider}): {len(report.overdue)} value(s) "
-                           "past their maxAge (catalog).")
+        for line in verify_lines(report):
+            click.echo(line)
     if not report.ok:
         ctx.exit(EXIT_FINDINGS)
 
@@ -149,22 +93,17 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
     """Every catalog value of ENV: needed, present, version, source. Never values."""
+    from deparrow_secrets.operations.reports import StatusReport
     from deparrow_secrets.operations.status import status
 
     project = load_project(ctx)
     env = project.environment(env_name)
     with project.open_store(env, create=False) as store:
-        rows = status(project, env, store)
+        report = StatusReport.of(env, status(project, env, store))
     if output == "json":
-        print_json({"environment": env.name, "provider": env.provider,
-                    "keys": [camel_dict(r) for r in rows]})
+        print_json(report.to_json())
         return
-    print_table(["KEY", "NEEDED", "PRESENT", "STATE", "VERSION", "AGE", "MAXAGE", "SOURCE",
-                 "REMOTE"],
-                [(r.key, "yes" if r.needed else f"no ({r.requirement})",
-                  "yes" if r.present else "no", r.state, r.version,
-                  (r.age + " OVERDUE") if r.age and r.overdue else r.age, r.max_age,
-                  r.source, r.remote_key + (f"#{r.prop}" if r.prop else "")) for r in rows])
+    print_table(report.TABLE_HEADERS, report.table_rows())
 
 
 @click.command()
@@ -177,43 +116,19 @@ def status_cmd(ctx: click.Context, env_name: str, output: str) -> None:
 def get(ctx: click.Context, key: str, env_name: str, reveal: bool, version: str | None,
         output: str) -> None:
     """Metadata of KEY in ENV; the value itself only with --reveal."""
+    from deparrow_secrets.operations.values import apply_get, plan_get
+
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
-    if version is not None:
-        from deparrow_secrets.operations.history import check_version_id
-
-        check_version_id(version)
+    plan = plan_get(project, env, key, version)
     with project.open_store(env, create=False) as store:
-        snap = store.read(ref.key, version)
-    value = snap.values.get(ref.property) if snap else None
+        result = apply_get(store, plan)
     if output == "json":
-        data = {"key": key, "environment": env.name, "remoteKey": ref.key,
-                "property": ref.property, "set": value is not None,
-                "version": snap.version if snap else None,
-                "length": len(value) if value is not None else None}
-        if reveal and value is not None:
-            data["value"] = value.reveal()
-        print_json(data)
-        if value is None:
-            ctx.exit(EXIT_FINDINGS)
-        return
-    if value is None:
-        click.echo(f"{key}: not set in {env.name} ({ref.key})", err=True)
-        ctx.exit(EXIT_FINDINGS)
-    assert snap is not None and value is not None
-    if reveal:
-        click.echo(value.reveal())
+        print_json(result.to_json(reveal=reveal))
     else:
-        click.echo(f"{key}: set in {env.name} at {ref.key}, version {snap.version}, "
-                   f"{len(value)} characters (add --reveal to print it)")
-
-
-def _ref(project: Project, env: EnvironmentConfig, key: str) -> RemoteRef:
-    if key not in project.catalog.values:
-        raise InputError(f"'{key}' is not in the catalog",
-                         hint="known keys: " + ", ".join(project.catalog.values))
-    return project.layout(env).ref(key)
+        click.echo(result.text(reveal=reveal), err=not result.found)
+    if not result.found:
+        ctx.exit(EXIT_FINDINGS)
 
 
 class _ValueFreeCommand(click.Command):
@@ -275,14 +190,13 @@ class _ValueFreeCommand(click.Command):
 @click.option("--from-file", type=click.Path(dir_okay=False, exists=True),
               help="Read the value from this file (one trailing newline is dropped).")
 @click.option("--force", is_flag=True, help="Accept a value shorter than the catalog's policy.")
+@output_option()
 @click.pass_context
 def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
-            force: bool) -> None:
+            force: bool, output: str) -> None:
     """Set KEY in ENV from stdin, a hidden prompt or --from-file (never from argv)."""
-    from deparrow_secrets.operations.provision import set_value
+    from deparrow_secrets.operations.values import apply_set, plan_set, value_target
     from deparrow_secrets.operations.values_input import (
-        check_policy,
-        checked_value,
         read_single_value,
         read_stdin,
         read_text_file,
@@ -290,18 +204,20 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
+    target = value_target(project, env, key)  # an unknown key before asking for a value
     if from_file:
         value = read_single_value(read_text_file(Path(from_file), "value file"), from_file)
     elif stdin_is_tty():
-        value = checked_value(click.prompt(f"{key}", hide_input=True,
-                                           confirmation_prompt=True), "<prompt>", key)
+        value = prompt_value(key, key)
     else:
         value = read_single_value(read_stdin())
-    check_policy(project.catalog, key, value, force=force, offer_force=True)
+    plan = plan_set(project, target, value, force=force)
     with project.open_store(env) as store:
-        version = set_value(project, env, store, key, value)
-    click.echo(f"{key}: written to {env.name} at {ref.key}, version {version}")
+        result = apply_set(project, env, store, plan)
+    if output == "json":
+        print_json(result.to_json())
+    else:
+        click.echo(result.text())
 
 
 @click.command()
@@ -312,22 +228,19 @@ def set_cmd(ctx: click.Context, key: str, env_name: str, from_file: str | None,
 def history(ctx: click.Context, key: str, env_name: str, output: str) -> None:
     """Versions of the remote object holding KEY, and in which KEY changed."""
     from deparrow_secrets.operations.history import key_history
+    from deparrow_secrets.operations.reports import HistoryReport
+    from deparrow_secrets.operations.values import value_target
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    ref = _ref(project, env, key)
+    target = value_target(project, env, key)
     with project.open_store(env, create=False) as store:
-        versions = key_history(project, env, store, key)
-    rows = [(v.version, v.created, "yes" if v.current else "", ",".join(v.labels), v.key_change)
-            for v in versions]
+        report = HistoryReport(target, tuple(key_history(project, env, store, key)))
     if output == "json":
-        print_json({"key": key, "environment": env.name, "remoteKey": ref.key,
-                    "versions": [{"version": r[0], "created": r[1], "current": bool(r[2]),
-                                  "labels": r[3].split(",") if r[3] else [],
-                                  "keyChange": r[4]} for r in rows]})
+        print_json(report.to_json())
         return
-    click.echo(f"{key} in {env.name}: remote object {ref.key}")
-    print_table(["VERSION", "CREATED", "CURRENT", "LABELS", key], rows)
+    click.echo(report.heading())
+    print_table(report.table_headers(), report.table_rows())
 
 
 @click.command()
@@ -352,10 +265,12 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, s
     (exit 0 done, 9 a step failed: the message says which and how to finish).
     """
     from deparrow_secrets.operations.history import check_version_id, rollback_key
+    from deparrow_secrets.operations.reports import RollbackReport
+    from deparrow_secrets.operations.values import value_target
 
     project = load_project(ctx)
     env = project.environment(env_name)
-    _ref(project, env, key)
+    value_target(project, env, key)
     if version is not None:
         check_version_id(version)
     if sync:
@@ -373,15 +288,11 @@ def rollback(ctx: click.Context, key: str, env_name: str, version: str | None, s
             ctx.exit(outcome.exit_code)
         return
     with project.open_store(env, create=False, writable=True) as store:
-        result = rollback_key(project, env, store, key, version)
+        report = RollbackReport.of(env, key, rollback_key(project, env, store, key, version))
     if output == "json":
-        print_json({"key": key, "environment": env.name, "remoteKey": result.remote_key,
-                    "version": result.version, "restoredFrom": result.restored_from,
-                    "changedKeys": result.changed_keys})
+        print_json(report.to_json())
         return
-    click.echo(f"{env.name}: {key} restored to its value of version {result.restored_from} "
-               f"of {result.remote_key}; current version is now {result.version} (no other "
-               "key changed)")
+    click.echo(report.text())
 
 
 @click.command("export")
@@ -401,6 +312,7 @@ def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
     For dev. Other environments only with --allow-non-dev.
     """
     from deparrow_secrets.operations.export import check_allowed, export
+    from deparrow_secrets.operations.reports import ExportReport
 
     project = load_project(ctx)
     env = project.environment(env_name)
@@ -408,9 +320,9 @@ def export_cmd(ctx: click.Context, env_name: str, fmt: str, output: str | None,
     with project.open_store(env, create=False) as store:
         result = export(project, env, store, fmt, Path(output) if output else None,
                         allow_non_dev=allow_non_dev)
-    for path in result.files:
-        click.echo(f"wrote {path} (mode 0600)")
-    if env.uses_eso and result.files:
-        where = sorted({str(p.parent) for p in result.files})
-        click.echo(f"warning: {env.name} values are now in plaintext in "
-                   f"{', '.join(where)}; delete them when done", err=True)
+    report = ExportReport.of(env, result)
+    for line in report.lines():
+        click.echo(line)
+    warning = report.warning()
+    if warning:
+        click.echo(warning, err=True)

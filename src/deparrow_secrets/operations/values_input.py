@@ -121,6 +121,13 @@ def read_text_file(path: Path, what: str = "values file") -> str:
     return decode_text(data, str(path))
 
 
+def check_known_key(catalog: Catalog, key: str) -> None:
+    """InputError unless `key` names a value of the catalog."""
+    if key not in catalog.values:
+        raise InputError(f"'{key}' is not in the catalog",
+                         hint="known keys: " + ", ".join(catalog.values))
+
+
 def check_policy(catalog: Catalog, key: str, value: SecretValue, *, force: bool = False,
                  offer_force: bool = False) -> None:
     """The catalog's policy for a value a user supplies, the same for `set` and
@@ -145,3 +152,18 @@ def read_single_value(text: str, source: str = "<stdin>") -> SecretValue:
     elif text.endswith("\n"):
         text = text[:-1]
     return checked_value(text, source)
+
+
+def supplied_values(values_file: str | None, from_stdin: bool) -> dict[str, SecretValue]:
+    """The values a user supplies to provision or rotate: a values file, stdin, or both
+    (a key given in both is refused, naming neither value)."""
+    supplied: dict[str, SecretValue] = {}
+    if values_file:
+        supplied.update(read_values_file(Path(values_file)))
+    if from_stdin:
+        for key, value in parse_values(read_stdin(), "<stdin>").items():
+            if key in supplied:
+                raise InputError(f"'{key}' is given both in {values_file} and on stdin",
+                                 hint="give each value once; nothing was written")
+            supplied[key] = value
+    return supplied
