@@ -93,7 +93,9 @@ MAX_YAML_DEPTH = 100
 MAX_ALIAS_NODES = 100_000
 """How many nodes alias expansion may add (an alias bomb adds billions)."""
 
-_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+# Patterns of the slow path, as text: `re` compiles (and caches) them on first use, not
+# at import, which every command pays for.
+_QUOTED = r"'[^'\n]*'|\"[^\"\n]*\""
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def _problem_from(exc: Exception) -> YamlProblem:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = (exc.problem or exc.context or "invalid syntax").strip().splitlines()
-        text = " ".join(_QUOTED.sub("", problem[0] if problem else "").split())
+        text = " ".join(re.sub(_QUOTED, "", problem[0] if problem else "").split())
         if text.startswith("found duplicate key"):
             text = "duplicate key"
         return YamlProblem(text.rstrip(" :,") or "invalid syntax", line)
@@ -159,7 +161,8 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
     )
 
     flow = _flow_depth(text, max_depth) if "[" in text or "{" in text else 0
-    if _ALIAS.search(text) is None and _block_depth_bound(text) + flow < max_depth:
+    aliased = re.search(_ALIAS, text, re.MULTILINE) is not None
+    if not aliased and _block_depth_bound(text) + flow < max_depth:
         return  # no alias, and too shallow to break the bound: no event pass needed
     sizes: dict[str, int] = {}
     stack: list[list[Any]] = []  # [anchor, nodes so far] of each open collection
@@ -201,11 +204,11 @@ def check_bounds(text: str, max_depth: int = MAX_YAML_DEPTH,
         raise _problem_from(exc) from None
 
 
-_BRACKET = re.compile(r"[\[\]{}]")
+_BRACKET = r"[\[\]{}]"
 # An alias starts a node: at the start of a line, or after a space or a flow indicator.
 # `secret/data/*` or `arn:...:*` are not aliases; a `*` in a comment or a quoted string
 # may match, which only costs the event pass.
-_ALIAS = re.compile(r"(?:^|[\s\[{,])\*", re.MULTILINE)
+_ALIAS = r"(?:^|[\s\[{,])\*"
 
 
 def _flow_depth(text: str, max_depth: int) -> int:
@@ -214,7 +217,7 @@ def _flow_depth(text: str, max_depth: int) -> int:
     of them would take seconds to reach the event check. Brackets inside quoted strings
     count too: a false alarm needs more than `max_depth` unbalanced ones."""
     depth = deepest = 0
-    for match in _BRACKET.finditer(text):
+    for match in re.finditer(_BRACKET, text):
         if match.group() in "[{":
             depth += 1
             if depth > max_depth:
@@ -336,10 +339,6 @@ def _fast_pattern(name: str) -> re.Pattern[str]:
 
 
 _FAST_SOURCES = {
-    # Text the fast parser may read: printable, no tab, no CR, no BOM, no NEL/LS/PS (line
-    # breaks in YAML 1.1 readers).
-    "unsafe": r"[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
-              r"\U00010000-\U0010ffff]",
     # A plain key that YAML 1.2 resolves to a string, then `:` and a space or the end.
     "key": r"([A-Za-z_][A-Za-z0-9_./-]*):(?:\ +|$)",
     "int": r"-?[1-9][0-9]{0,17}",  # ruamel reads 0 and -0 as ScalarInt
@@ -367,6 +366,8 @@ _FAST_SOURCES = {
 _FAST_WORDS: dict[str, Any] = {"~": None, "null": None, "Null": None, "NULL": None,
                                "true": True, "True": True, "TRUE": True,
                                "false": False, "False": False, "FALSE": False}
+_IMPLICIT_CHARACTERS = frozenset("0123456789_.+-eEoObBxXabcdefABCDEFinfINFaNtTZ: <=")
+"""Every character the "implicit" pattern can match (`1h` has none: no regex needed)."""
 # Characters that cannot start a plain scalar (YAML indicators).
 _NOT_PLAIN_START = "-?:,[]{}#&*!|>'\"%@`"
 
@@ -374,7 +375,7 @@ _NOT_PLAIN_START = "-?:,[]{}#&*!|>'\"%@`"
 def fast_load(text: str) -> Any:
     """The data of `text` if it is in the small subset of YAML the fast parser reads,
     exactly as the round-trip path would return it; DECLINED otherwise."""
-    if _fast_pattern("unsafe").search(text) is not None:
+    if not all(_fast_readable(ch) for ch in set(text)):
         return DECLINED
     lines: list[tuple[int, str]] = []  # (indent, content) of lines that are not blank
     for raw in text.split("\n"):
@@ -390,6 +391,14 @@ def fast_load(text: str) -> Any:
     # A line left over is indented where no node ends (a plain scalar continued on the
     # next line, a bad indentation, `-` alone): ruamel reads it or reports it.
     return value if end == len(lines) else DECLINED
+
+
+def _fast_readable(ch: str) -> bool:
+    """Printable, not a tab, CR, BOM or NEL/LS/PS (line breaks to YAML 1.1 readers).
+    Compared, not matched: compiling a regex of these ranges costs ~5 ms."""
+    return (" " <= ch <= "~" or ch == "\n"
+            or "\xa0" <= ch <= "\ud7ff" and ch not in "\u2028\u2029"
+            or "\ue000" <= ch <= "\ufffd" and ch != "\ufeff" or ch >= "\U00010000")
 
 
 class _FastParser:
@@ -495,7 +504,7 @@ def _plain(text: str, flow: bool) -> Any:
     if first in "-+.0123456789<=":
         if _fast_pattern("int").fullmatch(text):
             return int(text)
-        if _fast_pattern("implicit").fullmatch(text):
+        if set(text) <= _IMPLICIT_CHARACTERS and _fast_pattern("implicit").fullmatch(text):
             raise _Declined
     return text
 

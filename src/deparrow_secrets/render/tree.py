@@ -83,14 +83,17 @@ class TreeDiff:
         return not (self.changed or self.missing or self.stale)
 
 
-def _generated_files(root: Path) -> list[str]:
+def _stale_files(root: Path, files: dict[str, str]) -> list[str]:
+    """Files under `root` that an earlier `render` generated and `files` no longer has
+    (only those are opened: the rendered ones are not read again)."""
     if not root.is_dir() or root.is_symlink():
         return []
     out = []
     for dirpath, _subdirs, filenames in os.walk(root):  # os.walk does not enter links
         for name in filenames:
             path = Path(dirpath) / name
-            if not name.endswith(".yaml") or path.is_symlink():
+            if not name.endswith(".yaml") or path.relative_to(root).as_posix() in files \
+                    or path.is_symlink():
                 continue
             try:
                 with path.open("rb") as fh:
@@ -142,7 +145,7 @@ def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
             diff.diffs[rel] = "".join(difflib.unified_diff(
                 current.splitlines(keepends=True), content.splitlines(keepends=True),
                 f"a/{rel}", f"b/{rel}"))
-    diff.stale = sorted(set(_generated_files(root)) - set(files))
+    diff.stale = _stale_files(root, files)
     return diff
 
 
@@ -172,8 +175,7 @@ def write_tree(root: Path, files: dict[str, str], project_root: Path | None = No
         safefiles.write_file(trusted, path, content.encode("utf-8"),
                              mode=safefiles.PUBLIC_FILE)
         written.append(rel)
-    for rel in _generated_files(root):
-        if rel not in files:
-            safefiles.remove_file(trusted, root / rel)
-            written.append(rel)
+    for rel in _stale_files(root, files):
+        safefiles.remove_file(trusted, root / rel)
+        written.append(rel)
     return written
