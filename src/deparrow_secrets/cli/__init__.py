@@ -259,14 +259,17 @@ def fast_render_options(args: list[str]) -> RenderOptions | None:
 def _path_click_takes(value: str) -> bool:
     """click.Path(dir_okay=False) accepts `value` without a message: a name that does not
     start like an option, and that is absent or a readable non-directory."""
+    import stat
+
     if not value or value.startswith("-"):
         return False
     try:
-        if not os.path.exists(value):
-            return True
-    except ValueError:  # a NUL byte: click's own error
+        status = os.stat(value)
+    except OSError:
+        return True  # absent: the loader says so
+    except ValueError:  # a NUL byte: what click makes of it
         return False
-    return not os.path.isdir(value) and os.access(value, os.R_OK)
+    return not stat.S_ISDIR(status.st_mode) and os.access(value, os.R_OK)
 
 
 def _render(options: RenderOptions) -> int:

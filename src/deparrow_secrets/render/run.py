@@ -19,6 +19,8 @@ from deparrow_secrets.render.tree import TreeDiff, check_tree, render_tree, writ
 
 @dataclass
 class RenderOutcome:
+    """What one `render` did: the files of the tree, and what it wrote or found."""
+
     root: Path
     files: list[str]
     """Every file of the tree, relative to `root`."""

@@ -73,6 +73,8 @@ def render_tree(config: Config, catalog: Catalog) -> dict[str, str]:
 
 @dataclass
 class TreeDiff:
+    """What `render --check` finds: files that differ, are missing or are left over."""
+
     changed: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)  # generated earlier, no longer rendered
@@ -127,8 +129,6 @@ class _Unreadable(Exception):
 
 
 def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
-    import difflib  # only --check needs it; keep `render` start-up light
-
     diff = TreeDiff()
     for rel, content in files.items():
         try:
@@ -141,6 +141,8 @@ def check_tree(root: Path, files: dict[str, str]) -> TreeDiff:
             diff.missing.append(rel)
             continue
         if current != content:
+            import difflib  # only for a file that differs: start-up stays light
+
             diff.changed.append(rel)
             diff.diffs[rel] = "".join(difflib.unified_diff(
                 current.splitlines(keepends=True), content.splitlines(keepends=True),
