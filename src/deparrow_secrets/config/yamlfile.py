@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +97,18 @@ MAX_ALIAS_NODES = 100_000
 _QUOTED = r"'[^'\n]*'|\"[^\"\n]*\""
 
 
-@dataclass(frozen=True)
 class YamlProblem(Exception):
-    """Why a YAML text is refused: position and kind only, never the text itself."""
+    """Why a YAML text is refused: position and kind only, never the text itself.
 
-    kind: str
-    line: int | None = None
-    limit: bool = False
-    """Refused for a bound (size, depth, aliases), not for its syntax."""
+    A plain class, as Located: every command imports this module, and a dataclass costs
+    about half a millisecond of start-up (its methods are compiled at import)."""
+
+    def __init__(self, kind: str, line: int | None = None, limit: bool = False) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.line = line
+        self.limit = limit
+        """Refused for a bound (size, depth, aliases), not for its syntax."""
 
     def __str__(self) -> str:
         return self.kind

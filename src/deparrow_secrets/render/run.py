@@ -8,7 +8,6 @@ cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,17 +16,16 @@ from deparrow_secrets.operations.project import Project
 from deparrow_secrets.render.tree import TreeDiff, check_tree, render_tree, write_tree
 
 
-@dataclass
 class RenderOutcome:
-    """What one `render` did: the files of the tree, and what it wrote or found."""
+    """What one `render` did: every file of the tree (relative to `root`), and what it
+    wrote or removed (`written`, None for --check) or found (`diff`, None when writing)."""
 
-    root: Path
-    files: list[str]
-    """Every file of the tree, relative to `root`."""
-    written: list[str] | None = None
-    """What `render` wrote or removed; None for `--check`."""
-    diff: TreeDiff | None = None
-    """What `--check` found; None when writing."""
+    def __init__(self, root: Path, files: list[str], written: list[str] | None = None,
+                 diff: TreeDiff | None = None) -> None:
+        self.root = root
+        self.files = files
+        self.written = written
+        self.diff = diff
 
     @property
     def exit_code(self) -> int:
