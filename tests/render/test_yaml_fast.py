@@ -311,3 +311,16 @@ def test_lines_come_from_the_round_trip_parser_only_when_asked(
     assert len(calls) == 1
     doc.line(("a", "b"))
     assert len(calls) == 1  # computed once
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "y", "Off"])
+def test_a_yaml_1_1_boolean_is_a_string_to_the_configuration(
+        word: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "deparrow-secrets.yaml"
+    path.write_text("environments:\n  production:\n    store: {provider: aws, region: "
+                    f"us-east-1}}\n    ha: {word}\n", encoding="utf-8")
+    assert fast_load(path.read_text(encoding="utf-8")) is not DECLINED
+    fast, slow = _both_paths(monkeypatch, lambda: load_config(path), ConfigError)
+    assert fast == slow
+    assert fast.startswith(f"{path}:4: environments.production.ha: expected true or false, "
+                           "got a string")
