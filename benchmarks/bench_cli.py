@@ -2,7 +2,10 @@
 
     python benchmarks/bench_cli.py [-n 15] [--profile] [--strict] [--json]
 
-Measured, each as a fresh process, N times after 2 warm-up runs (median, min, max):
+Measured, each as a fresh process, N times after 2 warm-up runs (median, min, max of
+wall-clock time, and the median CPU time the process used). The commands take turns
+(one run of each, N + 2 times), so a machine whose load changes during the benchmark
+weighs on all of them alike and the ratios stay comparable:
 
 - `deparrow-secrets --help`
 - `deparrow-secrets render` for every environment of the repository's configuration,
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -60,22 +64,31 @@ def bench_env() -> dict[str, str]:
     return env
 
 
-def measure(command: Sequence[str], cwd: Path, runs: int,
-            before: Callable[[], None] | None = None) -> list[float]:
-    """Wall-clock milliseconds of `command` as a whole process, `runs` times (+2 warm-up)."""
+Command = tuple[Sequence[str], Path, Callable[[], None] | None]
+"""argv, working directory, what to do before each run (outside the measurement)."""
+
+
+def measure(commands: dict[str, Command], runs: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall-clock, CPU) milliseconds of each command as a whole process, `runs` times
+    after 2 warm-up runs; the commands take turns."""
     env = bench_env()
-    times = []
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for i in range(runs + 2):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, check=False)
-        elapsed = (time.perf_counter() - start) * 1000
-        if done.returncode != 0:
-            sys.exit(f"{' '.join(map(str, command))} failed: {done.stderr.decode()[-500:]}")
-        if i >= 2:
-            times.append(elapsed)
+        for name, (command, cwd, before) in commands.items():
+            if before is not None:
+                before()
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            done = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, check=False)
+            elapsed = (time.perf_counter() - start) * 1000
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime) * 1000
+            if done.returncode != 0:
+                sys.exit(f"{' '.join(map(str, command))} failed: "
+                         f"{done.stderr.decode()[-500:]}")
+            if i >= 2:
+                times[name].append((elapsed, cpu))
     return times
 
 
@@ -114,16 +127,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         def fresh_tree() -> None:
             shutil.rmtree(tree, ignore_errors=True)
 
-        results = {
-            "deparrow-secrets --help": measure([str(CLI), "--help"], project, args.runs),
-            "deparrow-secrets render": measure([str(CLI), "render"], project, args.runs,
-                                               before=fresh_tree),
-            "deparrow-secrets render --check": measure([str(CLI), "render", "--check"],
-                                                       project, args.runs),
-            "kubectl kustomize overlays/production": measure(
-                [kubectl, "kustomize", "deparrow/k8s/overlays/production"], REPO_ROOT,
-                args.runs),
-        }
+        measured = measure({
+            "deparrow-secrets --help": ([str(CLI), "--help"], project, None),
+            "deparrow-secrets render": ([str(CLI), "render"], project, fresh_tree),
+            "deparrow-secrets render --check": ([str(CLI), "render", "--check"], project,
+                                                None),
+            "kubectl kustomize overlays/production": (
+                [kubectl, "kustomize", "deparrow/k8s/overlays/production"], REPO_ROOT, None),
+        }, args.runs)
+        results = {name: [wall for wall, _ in times] for name, times in measured.items()}
+        cpu = {name: statistics.median(c for _, c in times) for name, times in measured.items()}
         help_modules = [m for m, _ in imported_modules(["--help"], project)]
         render_imports = imported_modules(["render"], project) if args.profile else []
 
@@ -137,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"runs": args.runs, "bytecode_cached": bool(BYTECODE),
                           "medians_ms": medians,
                           "ratio_to_kustomize": {k: v / reference for k, v in medians.items()},
+                          "cpu_medians_ms": cpu,
                           "help_sdks_imported": sdks,
                           "targets": {"help": help_ok, "render": render_ok}}, indent=2))
     else:
@@ -144,10 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.runs} runs each (after 2 warm-up runs), wall clock of whole processes, "
               f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, modules {cache}\n")
         width = max(len(n) for n in results)
-        print(f"{'command':{width}}  {'median':>8}  {'min':>7}  {'max':>7}  {'x kustomize':>11}")
+        print(f"{'command':{width}}  {'median':>8}  {'min':>7}  {'max':>7}  {'x kustomize':>11}"
+              f"  {'cpu':>7}")
         for name, times in results.items():
             print(f"{name:{width}}  {medians[name]:6.1f}ms  {min(times):5.1f}ms  "
-                  f"{max(times):5.1f}ms  {medians[name] / reference:11.2f}")
+                  f"{max(times):5.1f}ms  {medians[name] / reference:11.2f}  {cpu[name]:5.1f}ms")
         print(f"\n--help: {medians['deparrow-secrets --help']:.1f} ms (target < "
               f"{HELP_TARGET_MS:.0f} ms), provider SDKs imported: {', '.join(sdks) or 'none'}"
               f" -> {'met' if help_ok else 'MISSED'}")

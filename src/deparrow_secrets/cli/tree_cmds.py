@@ -18,40 +18,15 @@ from deparrow_secrets.errors import EXIT_FINDINGS
 @click.pass_context
 def render(ctx: click.Context, check: bool, show_diff: bool, output: str) -> None:
     """Write (or --check) the deparrow/k8s tree for every configured environment."""
-    from deparrow_secrets.render.tree import check_tree, render_tree, write_tree
+    # `deparrow-secrets render ...` in the forms cli.fast_render_options knows runs the
+    # same call without click; this command serves the other forms (and --help).
+    from deparrow_secrets.render.run import render_project
 
-    project = load_project(ctx)
-    root = project.manifests_dir
-    files = render_tree(project.config, project.catalog)
-    if check:
-        diff = check_tree(root, files)
-        if output == "json":
-            print_json({"root": str(root), "upToDate": diff.clean, "missing": diff.missing,
-                        "changed": diff.changed, "stale": diff.stale,
-                        **({"diffs": diff.diffs} if show_diff else {})})
-            if not diff.clean:
-                ctx.exit(EXIT_FINDINGS)
-            return
-        if diff.clean:
-            click.echo(f"{root}: up to date ({len(files)} files)")
-            return
-        for rel in diff.missing:
-            click.echo(f"missing  {rel}")
-        for rel in diff.changed:
-            click.echo(f"changed  {rel}")
-            if show_diff:
-                click.echo(diff.diffs[rel])
-        for rel in diff.stale:
-            click.echo(f"stale    {rel}")
-        click.echo(f"{root}: out of date; run `deparrow-secrets render`", err=True)
-        ctx.exit(EXIT_FINDINGS)
-    written = write_tree(root, files, project.config.root)
-    if output == "json":
-        print_json({"root": str(root), "files": list(files), "written": written})
-        return
-    for rel in written:
-        click.echo(f"wrote {root / rel}")
-    click.echo(f"{root}: {len(files)} files, {len(written)} changed")
+    outcome = render_project(load_project(ctx), check)
+    for line, to_stderr in outcome.messages(output, show_diff):
+        click.echo(line, err=to_stderr)
+    if outcome.exit_code:
+        ctx.exit(outcome.exit_code)
 
 
 @click.command()

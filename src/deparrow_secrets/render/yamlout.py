@@ -4,12 +4,12 @@ The generated objects hold only mappings, lists, strings, numbers and booleans, 
 small emitter serves: it is an order of magnitude faster than a general YAML dumper,
 which matters for `render --check` in pre-commit hooks. A string that YAML could read
 as anything but that string is written double-quoted (JSON string syntax is valid
-YAML).
+YAML), exactly as `json.dumps(text, ensure_ascii=False)` writes it, without the import
+of json (`render` runs without it).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -25,18 +25,28 @@ _IMPLICIT = re.compile(
     r"|\d+(:[0-5]?\d)+(\.\d*)?")
 
 
+# JSON's escapes: the two-character ones, \u00XX for the other control characters.
+_JSON_ESCAPES = {i: f"\\u{i:04x}" for i in range(0x20)} | {
+    ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
+    ord("\b"): "\\b", ord("\f"): "\\f"}
+_JSON_FLOATS = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 def scalar(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
+    if isinstance(value, int):
+        return int.__repr__(value)  # as json.dumps: an int subclass as a plain number
+    if isinstance(value, float):
+        text = float.__repr__(value)
+        return _JSON_FLOATS.get(text, text)
     text = str(value)
     if _PLAIN.fullmatch(text) and not _IMPLICIT.fullmatch(text) and ": " not in text \
             and not text.endswith(":"):
         return text
-    return json.dumps(text, ensure_ascii=False)
+    return '"' + text.translate(_JSON_ESCAPES) + '"'
 
 
 def _emit(value: Any, indent: int, out: list[str]) -> None:
