@@ -12,7 +12,6 @@ umask 000 still gives 0700 private directories and 0600 private files.
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -150,7 +149,7 @@ def check_path(root: Path, path: Path) -> None:
 
 def _temp_file(dir_fd: int, name: str, mode: int) -> tuple[int, str]:
     for _ in range(_TMP_ATTEMPTS):
-        tmp = f".{name}.tmp{os.getpid()}.{secrets.token_hex(4)}"
+        tmp = f".{name}.tmp{os.getpid()}.{os.urandom(4).hex()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, mode, dir_fd=dir_fd)

@@ -7,7 +7,6 @@ store SDK, an export file or an explicit `get` calls it.
 
 from __future__ import annotations
 
-import hmac
 from typing import NoReturn
 
 MASK = "<redacted>"
@@ -55,6 +54,8 @@ class SecretValue:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretValue):
             return NotImplemented
+        import hmac  # on first comparison: its import costs render's start-up
+
         return hmac.compare_digest(self.reveal().encode(), other.reveal().encode())
 
     # A hash of the value would let anyone holding it test guesses offline.

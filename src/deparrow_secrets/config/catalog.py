@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import builtins
 import re
-import string
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -17,11 +16,13 @@ from deparrow_secrets.errors import CatalogError
 
 REQUIREMENTS = ["required", "ha", "optional"]
 SOURCES = ["generated", "default", "user"]
+# string.ascii_letters and string.digits, written out: `string` costs render's start-up.
+_LETTERS_DIGITS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 ALPHABETS: dict[str, str] = {
-    "alphanumeric": string.ascii_letters + string.digits,
-    "urlsafe": string.ascii_letters + string.digits + "-_",
+    "alphanumeric": _LETTERS_DIGITS,
+    "urlsafe": _LETTERS_DIGITS + "-_",
     "hex": "0123456789abcdef",
-    "printable": string.ascii_letters + string.digits + "!#%+,-./:=?@^_~",
+    "printable": _LETTERS_DIGITS + "!#%+,-./:=?@^_~",
 }
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_.-]*"
 K8S_NAME_PATTERN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"

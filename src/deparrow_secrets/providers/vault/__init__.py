@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from deparrow_secrets.providers.interface import IdentityOption
 from deparrow_secrets.providers.vault import settings
@@ -82,6 +81,8 @@ class VaultProvider:
         server = settings_of(env).server
         if not server:
             return 443
+        from urllib.parse import urlparse
+
         parsed = urlparse(server)
         return parsed.port or (443 if parsed.scheme == "https" else 80)
 
