@@ -25,6 +25,11 @@ _TMP_ATTEMPTS = 8
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def random_suffix() -> str:
+    """Eight hex digits for a temporary name (os.urandom: `secrets` costs start-up)."""
+    return os.urandom(4).hex()
+
+
 def _abs(path: Path) -> Path:
     return Path(os.path.normpath(os.path.abspath(path)))
 
@@ -149,7 +154,7 @@ def check_path(root: Path, path: Path) -> None:
 
 def _temp_file(dir_fd: int, name: str, mode: int) -> tuple[int, str]:
     for _ in range(_TMP_ATTEMPTS):
-        tmp = f".{name}.tmp{os.getpid()}.{os.urandom(4).hex()}"
+        tmp = f".{name}.tmp{os.getpid()}.{random_suffix()}"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, mode, dir_fd=dir_fd)

@@ -32,7 +32,7 @@ def test_a_colliding_temporary_name_is_never_opened_through_its_link(
     root.mkdir()
     trap = elsewhere / "trap"
     trap.write_bytes(b"")
-    monkeypatch.setattr(safefiles.secrets, "token_hex", lambda n: "guessed")
+    monkeypatch.setattr(safefiles, "random_suffix", lambda: "guessed")
     (root / f".file.tmp{os.getpid()}.guessed").symlink_to(trap)
     with pytest.raises(InputError, match="temporary file"):
         safefiles.write_file(root, root / "file", secrets.token_bytes(16))
