@@ -87,6 +87,9 @@ def violations(rule: str, imports: dict[str, set[str]] | None = None) -> list[st
                 bad = top == "click" and not within(importer, f"{PACKAGE}.cli")
             elif rule == "kubernetes":
                 bad = top == "kubernetes" and not within(importer, f"{PACKAGE}.cluster")
+            elif rule == "pytest":
+                bad = (top == "pytest" or within(target, f"{PACKAGE}.testing")) \
+                    and not within(importer, f"{PACKAGE}.testing")
             elif rule == "sdk" and top in PROVIDER_SDKS:
                 homes = {f"{PACKAGE}.{home}.{PROVIDER_SDKS[top]}" for home in SDK_HOMES}
                 bad = importer not in homes
@@ -128,6 +131,10 @@ def test_the_rules_catch_a_violation() -> None:
     assert violations("click", planted) == [f"{PACKAGE}.stores.vault -> click"]
     assert violations("kubernetes", planted) == [f"{PACKAGE}.stores.vault -> kubernetes.client"]
     assert violations("sdk", planted) == [f"{PACKAGE}.stores.vault -> botocore.config"]
+    render = f"{PACKAGE}.render.manifests"
+    planted = {**real, render: real[render] | {"pytest", f"{PACKAGE}.testing.conformance"}}
+    assert violations("pytest", planted) == [f"{render} -> {PACKAGE}.testing.conformance",
+                                             f"{render} -> pytest"]
 
 
 def test_stores_import_nothing_that_uses_them() -> None:
@@ -153,3 +160,10 @@ def test_provider_sdks_only_in_their_provider_modules() -> None:
     seen = {target.split(".")[0] for imported in package_imports().values()
             for target in imported}
     assert set(PROVIDER_SDKS) <= seen  # the rule is about imports that exist
+
+
+def test_only_the_testing_package_imports_pytest() -> None:
+    """pytest is a test dependency: `deparrow_secrets.testing` (the conformance suite a
+    provider's tests run) is the one place that imports it, and nothing imports that."""
+    assert violations("pytest") == []
+    assert "pytest" in package_imports()[f"{PACKAGE}.testing.conformance"]

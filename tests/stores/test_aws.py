@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from conformance import StoreConformance, race_writers, value
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
@@ -41,6 +40,7 @@ from deparrow_secrets.stores import open_store
 from deparrow_secrets.stores.aws import CURRENT, PENDING, PREVIOUS, AwsStore
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout, RemoteRef
+from deparrow_secrets.testing import StoreConformance, race_writers, value
 from servers import AwsShaped, DelayProxy, MotoServer, free_port, version_stages
 
 ENV = "production"

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance, race_writers
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
 from deparrow_secrets.errors import (
@@ -32,6 +31,7 @@ from deparrow_secrets.stores import open_store
 from deparrow_secrets.stores.azure import AzureStore, SecretSoftDeletedError
 from deparrow_secrets.stores.interface import WHOLE
 from deparrow_secrets.stores.retry import RetryPolicy
+from deparrow_secrets.testing import StoreConformance, race_writers
 from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)

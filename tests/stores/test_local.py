@@ -12,11 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance
 
 from deparrow_secrets.errors import IntegrityError
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.local import KEY_ENV, LocalStore
+from deparrow_secrets.testing import StoreConformance
 
 
 @pytest.fixture

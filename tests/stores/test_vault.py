@@ -19,7 +19,6 @@ import hvac
 import pytest
 import requests
 import trustme
-from conformance import StoreConformance
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreConfig
 from deparrow_secrets.errors import (
@@ -34,6 +33,7 @@ from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores import open_store
 from deparrow_secrets.stores import vault as vault_mod
 from deparrow_secrets.stores.vault import VaultStore
+from deparrow_secrets.testing import StoreConformance
 from servers import DelayProxy, OpenBaoServer
 
 IN_CLUSTER = "https://vault.vault.svc.cluster.local:8200"  # what ESO uses; unreachable here
