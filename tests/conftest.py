@@ -25,7 +25,7 @@ from servers import AWS_ENV_TO_CLEAR, DelayProxy, MotoServer, OpenBaoServer, Pro
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if uses_a_server(item):  # `pytest -m "not server"`: the fast loop
+        if uses_a_server(item):  # the fast loop: `-m "not server and not slow"`
             item.add_marker(pytest.mark.server)
 
 

@@ -1,4 +1,5 @@
-"""The `server` marker that makes `pytest -m "not server"` the fast loop (see conftest)."""
+"""The `server` marker that, with `slow`, makes `pytest -m "not server and not slow"` the
+fast loop (see conftest and markers.py)."""
 
 from __future__ import annotations
 

@@ -95,6 +95,7 @@ def test_not_a_database_is_clear(store_path: Path) -> None:
         LocalStore(store_path)
 
 
+@pytest.mark.slow  # lets three writer processes run before it kills them: 1 s
 def test_killed_mid_write_leaves_old_or_new(store_path: Path, tmp_path: Path) -> None:
     """A writer process SIGKILLed at random moments never leaves a mixed object."""
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
