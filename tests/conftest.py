@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.tokenreview import TokenReviewServer
 from helpers import Run, invoke
 from markers import uses_a_server
 from servers import AWS_ENV_TO_CLEAR, DelayProxy, MotoServer, OpenBaoServer, ProxyMode
@@ -84,6 +85,18 @@ def aws_env(
         monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
     yield moto
     moto.reset()
+
+
+# --------------------------------------------------------------------------- TokenReview
+
+
+@pytest.fixture
+def tokenreview() -> Iterator[TokenReviewServer]:
+    """The Kubernetes TokenReview API's stand-in on loopback (``fakes/tokenreview.py``):
+    Vault's ``kubernetes_host`` is ``.url``, its CA ``.ca_file``; ``.issue(...)`` makes the
+    tokens it recognises."""
+    with TokenReviewServer() as server:
+        yield server
 
 
 # --------------------------------------------------------------------------- fault proxy
