@@ -51,6 +51,41 @@ def openbao_fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBaoS
         yield server
 
 
+@pytest.fixture
+def vault_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
+    """The Vault store's environment with nothing of the developer's: no VAULT_*, BAO_* or
+    DEPARROW_SECRETS_* variables, an empty HOME (``tmp_path / "home"``, no
+    ``~/.vault-token``), loopback outside any HTTP proxy, no pod ServiceAccount token.
+    Returns the monkeypatch, to set what the test wants; ``bao_env`` adds an OpenBao."""
+    from deparrow_secrets.stores import vault as vault_store
+
+    for name in list(os.environ):
+        if name.startswith(("VAULT_", "BAO_", "DEPARROW_SECRETS_")):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    _loopback_without_proxy(monkeypatch)
+    monkeypatch.setattr(vault_store, "K8S_TOKEN_PATH", str(tmp_path / "no-such-sa-token"))
+    return monkeypatch
+
+
+@pytest.fixture
+def bao_env(vault_env: pytest.MonkeyPatch, openbao: OpenBaoServer) -> OpenBaoServer:
+    """``vault_env`` pointing the tool at the shared OpenBao: VAULT_ADDR and VAULT_TOKEN
+    (root). Use unique paths there, as with ``openbao``."""
+    vault_env.setenv("VAULT_ADDR", openbao.addr)
+    vault_env.setenv("VAULT_TOKEN", openbao.token)
+    return openbao
+
+
+def _loopback_without_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep 127.0.0.1 out of any HTTP proxy of the developer's shell."""
+    for name in ("NO_PROXY", "no_proxy"):
+        current = os.environ.get(name, "")
+        monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
+
+
 # --------------------------------------------------------------------------- AWS (moto)
 
 
@@ -80,9 +115,7 @@ def aws_env(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(missing))
     for name, value in moto.env().items():
         monkeypatch.setenv(name, value)
-    for name in ("NO_PROXY", "no_proxy"):
-        current = os.environ.get(name, "")
-        monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
+    _loopback_without_proxy(monkeypatch)
     yield moto
     moto.reset()
 
@@ -128,9 +161,11 @@ def fault_proxy() -> Iterator[Callable[..., DelayProxy]]:
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> Callable[..., Run]:
-    """cli(*args, cwd=DIR, stdin="") -> Run: `deparrow-secrets ARGS` in this process."""
+    """cli(*args, cwd=DIR, stdin="") -> Run: `deparrow-secrets ARGS` in this process (stdin
+    text, or bytes for a raw one). The one in-process runner of the tests; `helpers.run_cli`
+    runs the installed command as a real process."""
 
-    def run(*args: str, cwd: Path | None = None, stdin: str = "") -> Run:
+    def run(*args: str, cwd: Path | None = None, stdin: str | bytes = "") -> Run:
         if cwd is not None:
             monkeypatch.chdir(cwd)
         return invoke(capsys, args, stdin)

@@ -72,14 +72,16 @@ def run_cli(args: Sequence[str], cwd: Path, stdin: str | None = None,
 
 
 def invoke(capsys: pytest.CaptureFixture[str], args: Sequence[str],
-           stdin: str = "") -> Run:
+           stdin: str | bytes = "") -> Run:
     """The CLI in this process (the caller has chdir'ed into the project).
 
-    stdin is never a terminal here, so no command can stop to prompt.
+    stdin is never a terminal here, so no command can stop to prompt; given as bytes, it
+    is read as a real stdin is, through a UTF-8 text layer over a byte buffer.
     """
     capsys.readouterr()
     saved = sys.stdin
-    sys.stdin = io.StringIO(stdin)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8") \
+        if isinstance(stdin, bytes) else io.StringIO(stdin)
     try:
         main(list(args))
         code = 0

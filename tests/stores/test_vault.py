@@ -59,25 +59,6 @@ def assert_secret_free(exc: BaseException, *values: SecretValue | str) -> None:
         assert raw not in text
 
 
-@pytest.fixture
-def vault_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No VAULT_*/BAO_* from the developer's shell, an empty HOME, loopback without proxies."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("VAULT_", "BAO_")) or name.startswith("DEPARROW_SECRETS_"):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("NO_PROXY", "no_proxy"):
-        current = os.environ.get(name, "")
-        monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
-    # Never pick up the token of a pod this might run in.
-    monkeypatch.setattr(vault_mod, "K8S_TOKEN_PATH", str(tmp_path / "no-such-sa-token"))
-    return monkeypatch
-
-
 def make_config(
     tmp_path: Path, env: str = "staging", **store: Any
 ) -> tuple[Config, EnvironmentConfig]:
@@ -91,13 +72,6 @@ def connect(tmp_path: Path, env: str = "staging", **store: Any) -> VaultStore:
     opened = open_store(config, config.environment(environment.name))
     assert isinstance(opened, VaultStore)
     return opened
-
-
-@pytest.fixture
-def bao_env(vault_env: pytest.MonkeyPatch, openbao: OpenBaoServer) -> OpenBaoServer:
-    vault_env.setenv("VAULT_ADDR", openbao.addr)
-    vault_env.setenv("VAULT_TOKEN", openbao.token)
-    return openbao
 
 
 @pytest.fixture
