@@ -1,9 +1,11 @@
 """Shared fixtures.
 
 Real servers on loopback (OpenBao, moto, a fault proxy) come from ``tests/servers.py``,
-imported as ``servers``: pytest's default "prepend" import mode puts ``tests/`` on
-``sys.path`` because there is no ``tests/__init__.py`` (keep it that way, and do not
-switch to ``--import-mode=importlib``).
+the fakes (Kubernetes API, TokenReview, Key Vault) from ``tests/fakes/``; the Vault
+environment (``vault_env``, ``bao_env``) and the in-process CLI runner (``cli``) are
+here. ``tests/servers.py`` is imported as ``servers``: pytest's default "prepend" import
+mode puts ``tests/`` on ``sys.path`` because there is no ``tests/__init__.py`` (keep it
+that way, and do not switch to ``--import-mode=importlib``).
 
 Add new fixtures below, grouped by topic.
 """
@@ -13,13 +15,17 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from fakes.tokenreview import TokenReviewServer
 from helpers import Run, invoke
 from markers import uses_a_server
 from servers import AWS_ENV_TO_CLEAR, DelayProxy, MotoServer, OpenBaoServer, ProxyMode
+
+if TYPE_CHECKING:  # the fakes are imported by the fixtures that start them
+    from fakes.kube_apiserver import FakeKubeApiServer
+    from fakes.tokenreview import TokenReviewServer
 
 # --------------------------------------------------------------------------- markers
 
@@ -120,6 +126,20 @@ def aws_env(
     moto.reset()
 
 
+# --------------------------------------------------------------------------- Kubernetes
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
+    """A started fake API server (``fakes/kube_apiserver.py``, fresh per test) with the
+    namespaces deparrow and external-secrets, the ESO CRDs, and a kubeconfig at
+    ``kube_api.kubeconfig_path`` (context ``fake``, namespace ``deparrow``)."""
+    from fakes.kube_objects import started_cluster
+
+    with started_cluster(tmp_path / "kube", "deparrow") as api:
+        yield api
+
+
 # --------------------------------------------------------------------------- TokenReview
 
 
@@ -128,6 +148,8 @@ def tokenreview() -> Iterator[TokenReviewServer]:
     """The Kubernetes TokenReview API's stand-in on loopback (``fakes/tokenreview.py``):
     Vault's ``kubernetes_host`` is ``.url``, its CA ``.ca_file``; ``.issue(...)`` makes the
     tokens it recognises."""
+    from fakes.tokenreview import TokenReviewServer
+
     with TokenReviewServer() as server:
         yield server
 

@@ -16,15 +16,7 @@ from deparrow_secrets.operations.history import rollback_key
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.local import LocalStore
-from helpers import git, git_init, isolate, write_config
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
+from helpers import git, git_init, write_config
 
 
 def store_of(root: Path) -> LocalStore:

@@ -20,15 +20,6 @@ import pytest
 from deparrow_secrets.errors import IntegrityError
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.local import KEY_ENV, KEY_FILE_ENV, LocalStore
-from helpers import isolate
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
 
 
 def state(root: Path) -> Path:

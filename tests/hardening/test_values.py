@@ -18,15 +18,7 @@ from deparrow_secrets.config.catalog import GeneratePolicy
 from deparrow_secrets.operations.provision import generate
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.local import LocalStore
-from helpers import clean_env, isolate, run_cli
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
+from helpers import clean_env, run_cli
 
 
 def stored(root: Path) -> dict[str, str]:

@@ -1,0 +1,19 @@
+"""Fixtures of the hardening tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import isolate
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project directory (``tmp_path / "project"``) the in-process commands run
+    in, with no store key or remote store from the developer's shell."""
+    root = tmp_path / "project"
+    root.mkdir()
+    isolate(monkeypatch, root)
+    return root
