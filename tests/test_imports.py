@@ -131,10 +131,10 @@ def test_the_rules_catch_a_violation() -> None:
     assert violations("click", planted) == [f"{PACKAGE}.stores.vault -> click"]
     assert violations("kubernetes", planted) == [f"{PACKAGE}.stores.vault -> kubernetes.client"]
     assert violations("sdk", planted) == [f"{PACKAGE}.stores.vault -> botocore.config"]
-    render = f"{PACKAGE}.render.manifests"
-    planted = {**real, render: real[render] | {"pytest", f"{PACKAGE}.testing.conformance"}}
-    assert violations("pytest", planted) == [f"{render} -> {PACKAGE}.testing.conformance",
-                                             f"{render} -> pytest"]
+    errors = f"{PACKAGE}.errors"
+    planted = {**real, errors: real[errors] | {"pytest", f"{PACKAGE}.testing.conformance"}}
+    assert violations("pytest", planted) == [f"{errors} -> {PACKAGE}.testing.conformance",
+                                             f"{errors} -> pytest"]
 
 
 def test_stores_import_nothing_that_uses_them() -> None:
