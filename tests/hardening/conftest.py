@@ -17,3 +17,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root.mkdir()
     isolate(monkeypatch, root)
     return root
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path) -> Path:
+    """A directory outside the project that must stay exactly as it is."""
+    out = tmp_path / "elsewhere"
+    out.mkdir()
+    return out

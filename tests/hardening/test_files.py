@@ -14,14 +14,6 @@ from helpers import git, git_init, write_config
 ENV_FILES = ["deparrow-secrets.env", "postgres-credentials.env", "redis-credentials.env"]
 
 
-@pytest.fixture
-def elsewhere(tmp_path: Path) -> Path:
-    """A directory outside the project that must stay exactly as it is."""
-    out = tmp_path / "elsewhere"
-    out.mkdir()
-    return out
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 
