@@ -107,16 +107,24 @@ def write_config(root: Path, text: str) -> Path:
     return path
 
 
-def vault_staging_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, *,
-                          store_extra: str = "", dev: bool = False) -> tuple[Path, str]:
-    """A project whose staging lives on the test OpenBao (under a path of its own) and that
-    the in-process commands run in; returns the root and the KV path."""
+def project_on_openbao(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       openbao: Any) -> tuple[Path, str]:
+    """An empty project (``tmp_path / "project"``) the in-process commands run in, the
+    tool pointed at the test OpenBao (VAULT_ADDR, VAULT_TOKEN); returns the root and a KV
+    path of its own for staging, for the caller's configuration."""
     root = tmp_path / "project"
     root.mkdir()
     isolate(monkeypatch, root)
     monkeypatch.setenv("VAULT_ADDR", openbao.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    path = f"deparrow-{secrets.token_hex(4)}/staging"
+    return root, f"deparrow-{secrets.token_hex(4)}/staging"
+
+
+def vault_staging_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, *,
+                          store_extra: str = "", dev: bool = False) -> tuple[Path, str]:
+    """A project whose staging lives on the test OpenBao (under a path of its own) and that
+    the in-process commands run in; returns the root and the KV path."""
+    root, path = project_on_openbao(tmp_path, monkeypatch, openbao)
     write_config(root, "environments:\n"
                        + ("  dev:\n    store: {provider: local}\n" if dev else "")
                        + "  staging:\n    store: {provider: vault, "
