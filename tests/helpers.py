@@ -72,14 +72,16 @@ def run_cli(args: Sequence[str], cwd: Path, stdin: str | None = None,
 
 
 def invoke(capsys: pytest.CaptureFixture[str], args: Sequence[str],
-           stdin: str = "") -> Run:
+           stdin: str | bytes = "") -> Run:
     """The CLI in this process (the caller has chdir'ed into the project).
 
-    stdin is never a terminal here, so no command can stop to prompt.
+    stdin is never a terminal here, so no command can stop to prompt; given as bytes, it
+    is read as a real stdin is, through a UTF-8 text layer over a byte buffer.
     """
     capsys.readouterr()
     saved = sys.stdin
-    sys.stdin = io.StringIO(stdin)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8") \
+        if isinstance(stdin, bytes) else io.StringIO(stdin)
     try:
         main(list(args))
         code = 0
@@ -105,16 +107,24 @@ def write_config(root: Path, text: str) -> Path:
     return path
 
 
-def vault_staging_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, *,
-                          store_extra: str = "", dev: bool = False) -> tuple[Path, str]:
-    """A project whose staging lives on the test OpenBao (under a path of its own) and that
-    the in-process commands run in; returns the root and the KV path."""
+def project_on_openbao(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                       openbao: Any) -> tuple[Path, str]:
+    """An empty project (``tmp_path / "project"``) the in-process commands run in, the
+    tool pointed at the test OpenBao (VAULT_ADDR, VAULT_TOKEN); returns the root and a KV
+    path of its own for staging, for the caller's configuration."""
     root = tmp_path / "project"
     root.mkdir()
     isolate(monkeypatch, root)
     monkeypatch.setenv("VAULT_ADDR", openbao.addr)
     monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    path = f"deparrow-{secrets.token_hex(4)}/staging"
+    return root, f"deparrow-{secrets.token_hex(4)}/staging"
+
+
+def vault_staging_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, *,
+                          store_extra: str = "", dev: bool = False) -> tuple[Path, str]:
+    """A project whose staging lives on the test OpenBao (under a path of its own) and that
+    the in-process commands run in; returns the root and the KV path."""
+    root, path = project_on_openbao(tmp_path, monkeypatch, openbao)
     write_config(root, "environments:\n"
                        + ("  dev:\n    store: {provider: local}\n" if dev else "")
                        + "  staging:\n    store: {provider: vault, "

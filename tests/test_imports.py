@@ -152,6 +152,9 @@ def violations(rule: str, imports: dict[str, set[str]] | None = None) -> list[st
                 bad = top == "click" and not within(importer, f"{PACKAGE}.cli")
             elif rule == "kubernetes":
                 bad = top == "kubernetes" and not within(importer, f"{PACKAGE}.cluster")
+            elif rule == "pytest":
+                bad = (top == "pytest" or within(target, f"{PACKAGE}.testing")) \
+                    and not within(importer, f"{PACKAGE}.testing")
             elif rule == "sdk" and top in PROVIDER_SDKS:
                 bad = not within(importer, f"{PACKAGE}.providers.{PROVIDER_SDKS[top]}")
             else:
@@ -192,6 +195,10 @@ def test_the_rules_catch_a_violation() -> None:
     assert violations("click", planted) == [f"{vault} -> click"]
     assert violations("kubernetes", planted) == [f"{vault} -> kubernetes.client"]
     assert violations("sdk", planted) == [f"{vault} -> botocore.config"]
+    errors = f"{PACKAGE}.errors"
+    planted = {**real, errors: real[errors] | {"pytest", f"{PACKAGE}.testing.conformance"}}
+    assert violations("pytest", planted) == [f"{errors} -> {PACKAGE}.testing.conformance",
+                                             f"{errors} -> pytest"]
 
 
 def test_stores_import_nothing_that_uses_them() -> None:
@@ -319,3 +326,10 @@ def test_the_provider_name_rule_catches_a_comparison(tmp_path: Path) -> None:
     planted.write_text('if env.provider == "vault":\n    pass\nif provider in ("aws",):\n'
                        "    pass\nif env.uses_eso:\n    pass\n", encoding="utf-8")
     assert [hit.split(":")[1] for hit in provider_name_tests(planted)] == ["1", "3"]
+
+
+def test_only_the_testing_package_imports_pytest() -> None:
+    """pytest is a test dependency: `deparrow_secrets.testing` (the conformance suite a
+    provider's tests run) is the one place that imports it, and nothing imports that."""
+    assert violations("pytest") == []
+    assert "pytest" in package_imports()[f"{PACKAGE}.testing.conformance"]

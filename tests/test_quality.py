@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import CLI_EXE, REPO_ROOT, clean_env, run_cli
 
 PROVIDER_SDKS = ("boto3", "botocore", "hvac", "azure", "kubernetes", "requests")
@@ -22,6 +24,7 @@ def test_ruff_is_clean() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # mypy over the whole of src: 10 s from a cold cache
 def test_mypy_is_clean() -> None:
     """The `[tool.mypy]` gate of pyproject.toml over src; its cache is the git-ignored one."""
     done = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir",

@@ -1,7 +1,8 @@
 """Fixtures for the cluster commands: a fake Kubernetes API server and simulated controllers.
 
-* ``kube_api`` - a started :class:`fakes.kube_apiserver.FakeKubeApiServer` (fresh per test)
-  with namespaces ``deparrow`` and ``external-secrets``, the ESO CRDs installed (so
+* ``kube_api`` (from ``tests/conftest.py``) - a started
+  :class:`fakes.kube_apiserver.FakeKubeApiServer` (fresh per test) with namespaces
+  ``deparrow`` and ``external-secrets``, the ESO CRDs installed (so
   ``external-secrets.io/v1`` is served) and a kubeconfig at ``kube_api.kubeconfig_path``
   (context ``fake``, namespace ``deparrow``, CA data and bearer token);
 * ``eso_install`` - ``eso_install(kube_api)`` creates a healthy ESO installation (controller,
@@ -18,23 +19,15 @@ What is faked and how faithfully: ``fakes.kube_apiserver.FIDELITY`` and the docs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fakes.kube_apiserver import FakeKubeApiServer
-from fakes.kube_objects import install_eso, started_cluster
+from fakes.kube_objects import install_eso
 from fakes.workload_simulator import Reloader, WorkloadSimulator
 
 NAMESPACE = "deparrow"
-
-
-@pytest.fixture
-def kube_api(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
-    """A fake API server with namespaces deparrow and external-secrets and the ESO CRDs."""
-    with started_cluster(tmp_path / "kube", NAMESPACE) as api:
-        yield api
 
 
 @pytest.fixture

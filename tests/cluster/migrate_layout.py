@@ -21,7 +21,7 @@ import pytest
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.operations.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
-from helpers import Run, git, git_init, isolate, write_config
+from helpers import Run, git, git_init, isolate, project_on_openbao, write_config
 
 Cli = Callable[..., Run]
 CATALOG = load_catalog()
@@ -223,12 +223,7 @@ def _project_with(root: Path, config: str, env: str, ha: bool, api: FakeKubeApiS
 @pytest.fixture
 def vault_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: Cli,
                  kube_api: FakeKubeApiServer) -> Iterator[Layout]:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    path = f"deparrow-{secrets.token_hex(4)}/staging"
+    root, path = project_on_openbao(tmp_path, monkeypatch, openbao)
     values, overlay = _project_with(
         root, "environments:\n  staging:\n    store: {provider: vault, server: "
               f"'https://vault.deparrow.internal:8200', path: {path}}}\n", "staging", False,

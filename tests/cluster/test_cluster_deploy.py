@@ -55,7 +55,7 @@ def _start_eso(eso: Callable[..., Any], root: Path, env_name: str) -> Any:
 
 
 @pytest.fixture
-def vault_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: Cli,
+def vault_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, openbao: Any, cli: Cli,
               kube_api: FakeKubeApiServer) -> Iterator[Env]:
     root, path = vault_staging_project(tmp_path, monkeypatch, openbao)
     assert cli("provision", "--env", "staging").code == 0
@@ -97,7 +97,7 @@ def aws_env_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws_env: An
 
 @pytest.fixture(params=["vault", "aws"])
 def env(request: pytest.FixtureRequest) -> Env:
-    fixture = "vault_env" if request.param == "vault" else "aws_env_project"
+    fixture = "vault_project" if request.param == "vault" else "aws_env_project"
     return request.getfixturevalue(fixture)
 
 
@@ -146,11 +146,11 @@ def test_deploy_from_empty_cluster_to_hash_verified_sync_then_nothing_changes(
 
 
 def test_deploy_forces_a_refresh_when_the_store_changed(
-        vault_env: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
+        vault_project: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
         eso_install: Callable[..., None], cli: Cli) -> None:
     eso_install(kube_api)
-    _start_eso(eso, vault_env.root, "staging")
-    kc = vault_env.kubeconfig
+    _start_eso(eso, vault_project.root, "staging")
+    kc = vault_project.kubeconfig
     assert cli("deploy", "--env", "staging", "--kubeconfig", kc).code == 0
     new_value = secrets.token_urlsafe(40)
     assert cli("set", "REDIS_PASSWORD", "--env", "staging", stdin=new_value + "\n").code == 0
@@ -162,17 +162,17 @@ def test_deploy_forces_a_refresh_when_the_store_changed(
 
 
 def test_no_apply_waits_and_reports_why_it_does_not_converge(
-        vault_env: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
+        vault_project: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
         eso_install: Callable[..., None], cli: Cli) -> None:
     eso_install(kube_api)
-    sim = _start_eso(eso, vault_env.root, "staging")
-    kc = vault_env.kubeconfig
+    sim = _start_eso(eso, vault_project.root, "staging")
+    kc = vault_project.kubeconfig
     run = cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-apply", "--timeout", "1")
     assert run.code == 1, run.text
     assert "ExternalSecret deparrow-secrets-external does not exist" in run.err
     assert kube_api.count("patch") == 0
     # A GitOps controller applies the committed tree; ESO fails on the store read.
-    path = Project.load(vault_env.root / "deparrow-secrets.yaml").environment(
+    path = Project.load(vault_project.root / "deparrow-secrets.yaml").environment(
         "staging").remote_path
     sim.fail_key(path)
     assert cli("deploy", "--env", "staging", "--kubeconfig", kc, "--no-wait").code == 0
@@ -194,49 +194,49 @@ def test_no_apply_waits_and_reports_why_it_does_not_converge(
     assert kube_api.count("patch") == 0
 
 
-def test_eso_not_installed_is_named(vault_env: Env, kube_api: FakeKubeApiServer,
+def test_eso_not_installed_is_named(vault_project: Env, kube_api: FakeKubeApiServer,
                                     cli: Cli) -> None:
     for crd in ("externalsecrets", "secretstores", "clustersecretstores", "pushsecrets"):
         kube_api.delete("apiextensions.k8s.io/v1", "CustomResourceDefinition",
                         f"{crd}.external-secrets.io")
-    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig)
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_project.kubeconfig)
     assert run.code == 1, run.text
     assert "is not installed" in run.err and "helm upgrade --install" in run.err
 
 
 def test_dry_run_and_no_wait_need_no_store_credentials(
-        vault_env: Env, kube_api: FakeKubeApiServer, cli: Cli,
+        vault_project: Env, kube_api: FakeKubeApiServer, cli: Cli,
         eso_install: Callable[..., None], monkeypatch: pytest.MonkeyPatch) -> None:
     eso_install(kube_api)
     monkeypatch.setenv("VAULT_TOKEN", "s." + secrets.token_hex(12))  # rejected by OpenBao
-    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig, "--dry-run")
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_project.kubeconfig, "--dry-run")
     assert run.code == 0, run.text
     # The namespace exists (unlabelled): its labels would change; the rest is new.
     assert "would change 6 of 6 object(s)" in run.out
     assert "update    Namespace/deparrow (metadata.labels.app.kubernetes.io/managed-by" in run.out
     assert kube_api.get(ESO, "ExternalSecret", "redis-credentials-external", "deparrow") is None
-    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig, "--no-wait")
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_project.kubeconfig, "--no-wait")
     assert run.code == 0, run.text
     assert kube_api.get(ESO, "ExternalSecret", "redis-credentials-external", "deparrow")
-    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig)
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_project.kubeconfig)
     assert run.code == 4, run.text  # the wait reads the store: denied, named as such
 
 
 def test_a_key_missing_in_the_store_stops_the_wait_at_once(
-        vault_env: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
+        vault_project: Env, kube_api: FakeKubeApiServer, eso: Callable[..., Any],
         eso_install: Callable[..., None], cli: Cli, openbao: Any) -> None:
     import time
 
     eso_install(kube_api)
-    _start_eso(eso, vault_env.root, "staging")
-    path = Project.load(vault_env.root / "deparrow-secrets.yaml").environment(
+    _start_eso(eso, vault_project.root, "staging")
+    path = Project.load(vault_project.root / "deparrow-secrets.yaml").environment(
         "staging").remote_path
     kv = openbao.client().secrets.kv.v2
-    data = vault_env.raw()
+    data = vault_project.raw()
     data.pop("REDIS_PASSWORD")
     kv.create_or_update_secret(path=path, secret=data, mount_point="secret")
     began = time.monotonic()
-    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_env.kubeconfig,
+    run = cli("deploy", "--env", "staging", "--kubeconfig", vault_project.kubeconfig,
               "--timeout", "60")
     assert run.code == 1, run.text
     assert time.monotonic() - began < 20

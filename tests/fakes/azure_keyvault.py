@@ -102,11 +102,9 @@ import base64
 import contextlib
 import json
 import re
-import shutil
 import socket
 import ssl
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -115,15 +113,11 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import trustme
-
-from fakes.tls_server import TLSHTTPServer
+from fakes.tls_server import QuietHandler, RequestLog, ServingThread, TestCA, TLSHTTPServer
 
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
@@ -355,27 +349,16 @@ class _TLSServer(TLSHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler, context, socket_timeout=30)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: _TLSServer
     timeout = 30
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
     def _dispatch(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self.read_body()
         status, headers, payload = self.server.fake._handle(
             self.command, self.path, dict(self.headers.items()), body
         )
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        self.send_body(status, headers, payload)
 
     do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
@@ -580,37 +563,19 @@ class FakeKeyVault:
         self._read_lag = 0.0
         self._recovering_writes = 0
         self._settling: dict[str, int] = {}  # name (lower) -> writes still refused (409)
-        self._log: list[RecordedRequest] = []
+        self._log: RequestLog[RecordedRequest] = RequestLog()
 
-        self._server: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
-        self._tmpdir: str | None = None
-        self._ca_path: str | None = None
-        self._port: int | None = None
+        self._tls: TestCA | None = None
+        self._serving: ServingThread | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> FakeKeyVault:
         """Issue certificates, bind 127.0.0.1 on a free port and serve in a daemon thread."""
-        if self._server is not None:
+        if self._serving is not None:
             return self
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost", ENTRA_HOST)
-        self._tmpdir = tempfile.mkdtemp(prefix="fake-keyvault-")
-        ca_path = Path(self._tmpdir) / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_path))
-        self._ca_path = str(ca_path)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        self._server = _TLSServer(self, context)
-        self._port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"FakeKeyVault:{self._port}",
-            daemon=True,
-        )
-        self._thread.start()
+        self._tls = TestCA("127.0.0.1", "localhost", ENTRA_HOST, prefix="fake-keyvault-")
+        self._serving = ServingThread(_TLSServer(self, self._tls.context), "FakeKeyVault")
         return self
 
     def stop(self) -> None:
@@ -618,19 +583,12 @@ class FakeKeyVault:
         proxy, self._proxy = self._proxy, None
         if proxy is not None:
             proxy.stop()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-            self._ca_path = None
-        self._port = None
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            tls.remove()
 
     def __enter__(self) -> FakeKeyVault:
         return self.start()
@@ -646,16 +604,16 @@ class FakeKeyVault:
     @property
     def url(self) -> str:
         """Vault URL, ``https://127.0.0.1:<port>`` (no trailing slash)."""
-        if self._port is None:
+        if self._serving is None:
             raise RuntimeError("FakeKeyVault is not started")
-        return f"https://127.0.0.1:{self._port}"
+        return f"https://127.0.0.1:{self._serving.port}"
 
     @property
     def ca_path(self) -> str:
         """Path of the PEM file of the CA that signed the server certificate."""
-        if self._ca_path is None:
+        if self._tls is None:
             raise RuntimeError("FakeKeyVault is not started")
-        return self._ca_path
+        return str(self._tls.ca_path)
 
     def client_kwargs(self, **overrides: Any) -> dict[str, Any]:
         """Keyword arguments that make a ``SecretClient`` talk to this fake."""
@@ -694,7 +652,8 @@ class FakeKeyVault:
         """
         with self._lock:
             if self._entra is None:
-                self._proxy = _TunnelProxy(self._port or 0, frozenset({ENTRA_HOST}))
+                port = self._serving.port if self._serving is not None else 0
+                self._proxy = _TunnelProxy(port, frozenset({ENTRA_HOST}))
                 self._entra = EntraApp(
                     client_id=client_id or str(uuid.uuid4()),
                     client_secret=client_secret or _b64url(uuid.uuid4().bytes * 2),
@@ -811,21 +770,16 @@ class FakeKeyVault:
     @property
     def requests(self) -> list[RecordedRequest]:
         """Snapshot of the request log (oldest first)."""
-        with self._lock:
-            return list(self._log)
+        return self._log.snapshot()
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._log.clear()
+        self._log.clear()
 
     def request_count(self, method: str | None = None, path: str | None = None) -> int:
         """Number of logged requests matching ``method`` and/or exact ``path``."""
-        with self._lock:
-            return sum(
-                1
-                for r in self._log
-                if (method is None or r.method == method) and (path is None or r.path == path)
-            )
+        return self._log.count(
+            lambda r: (method is None or r.method == method) and (path is None or r.path == path)
+        )
 
     def reset(self) -> None:
         """Forget all secrets, faults, deny/delay settings and the request log."""
@@ -921,8 +875,7 @@ class FakeKeyVault:
             traceback.print_exc(file=sys.stderr)
             status = 500
             payload = {"error": {"code": "InternalError", "message": traceback.format_exc()}}
-        with self._lock:
-            self._log.append(RecordedRequest(method, path, status, authorized, split.query))
+        self._log.append(RecordedRequest(method, path, status, authorized, split.query))
         out_headers = {
             "Cache-Control": "no-cache",
             "x-ms-keyvault-region": self.region,
@@ -1028,8 +981,7 @@ class FakeKeyVault:
         else:
             status, payload = aad_error(
                 405, "invalid_request", f"AADSTS90056: {method} is not supported here.")
-        with self._lock:
-            self._log.append(RecordedRequest(method, path, status, False, split.query))
+        self._log.append(RecordedRequest(method, path, status, False, split.query))
         data = json.dumps(payload).encode()
         return status, {"Content-Type": "application/json; charset=utf-8",
                         "Cache-Control": "no-store, no-cache"}, data

@@ -48,10 +48,8 @@ import binascii
 import builtins
 import json
 import re
-import shutil
 import ssl
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -60,18 +58,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
 
-import trustme
 import yaml
 
 from fakes import kube_patch
 from fakes.kube_patch import FieldPath, PatchError
-from fakes.tls_server import TLSHTTPServer
+from fakes.tls_server import QuietHandler, RequestLog, ServingThread, TestCA, TLSHTTPServer
 
 __all__ = ["ApiError", "ApiRequest", "FakeKubeApiServer", "ResourceType", "FIDELITY"]
 
@@ -681,35 +677,16 @@ class _TLSServer(TLSHTTPServer):
         super().__init__(("127.0.0.1", port), _Handler, context, socket_timeout=60)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server: _TLSServer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    self.rfile.readline()
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-            return b"".join(chunks)
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
-
     def _dispatch(self) -> None:
-        # read the body first, whatever the answer (keep-alive framing)
-        body = self._read_body()
+        body = self.read_body()
         resp = self.server.fake._handle(self.command, self.path, self.headers, body)
-        self.send_response(resp.status)
-        for key, value in resp.headers.items():
-            self.send_header(key, value)
         if resp.stream is not None:
+            self.send_response(resp.status)
+            for key, value in resp.headers.items():
+                self.send_header(key, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
@@ -726,11 +703,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         payload = resp.raw if resp.raw is not None else (
             json.dumps(resp.body).encode() if resp.body is not None else b"")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(payload)
+        self.send_body(resp.status, {**resp.headers, "Content-Type": "application/json"},
+                       payload)
 
     do_GET = do_PUT = do_POST = do_PATCH = do_DELETE = do_HEAD = _dispatch
 
@@ -762,14 +736,11 @@ class FakeKubeApiServer:
         self._denied: builtins.list[tuple[str, str, str | None]] = []
         self._faults: builtins.list[_Fault] = []
         self._delay = 0.0
-        self._log: builtins.list[ApiRequest] = []
-        self._server: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
+        self._log: RequestLog[ApiRequest] = RequestLog()
+        self._serving: ServingThread | None = None
         self._stopping = threading.Event()
         self._port: int | None = None
-        self._tmpdir: str | None = None
-        self._ca: trustme.CA | None = None
-        self._context: ssl.SSLContext | None = None
+        self._tls: TestCA | None = None
         self.kubeconfig_path: Path | None = None
         # a real cluster always has these (Events about cluster-scoped objects go to default)
         for ns in SYSTEM_NAMESPACES:
@@ -780,30 +751,22 @@ class FakeKubeApiServer:
 
     def start(self) -> FakeKubeApiServer:
         """Serve on 127.0.0.1 (a free port the first time, the same port after stop())."""
-        if self._server is not None:
+        if self._serving is not None:
             return self
-        if self._context is None:
-            self._ca = trustme.CA()
-            cert = self._ca.issue_cert("127.0.0.1", "localhost")
-            self._tmpdir = tempfile.mkdtemp(prefix="fake-kube-apiserver-")
-            self._ca.cert_pem.write_to_path(str(Path(self._tmpdir) / "ca.pem"))
-            self._context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            cert.configure_cert(self._context)
+        if self._tls is None:
+            self._tls = TestCA("127.0.0.1", "localhost", prefix="fake-kube-apiserver-")
         self._stopping.clear()
         deadline = time.monotonic() + 10
         while True:
             try:
-                self._server = _TLSServer(self, self._context, self._port or 0)
+                server = _TLSServer(self, self._tls.context, self._port or 0)
                 break
             except OSError:
                 if self._port is None or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        self._port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name=f"FakeKubeApiServer:{self._port}", daemon=True)
-        self._thread.start()
+        self._serving = ServingThread(server, "FakeKubeApiServer")
+        self._port = self._serving.port
         return self
 
     def stop(self) -> None:
@@ -811,22 +774,16 @@ class FakeKubeApiServer:
         self._stopping.set()
         with self.hub.cond:
             self.hub.cond.notify_all()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            serving.stop()
 
     def close(self) -> None:
         """Stop and remove the CA directory."""
         self.stop()
-        if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
-            self._tmpdir = None
-        self._context = None
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            tls.remove()
 
     def __enter__(self) -> FakeKubeApiServer:
         return self.start()
@@ -847,9 +804,9 @@ class FakeKubeApiServer:
 
     @property
     def ca_path(self) -> str:
-        if self._tmpdir is None:
+        if self._tls is None:
             raise RuntimeError("FakeKubeApiServer was never started")
-        return str(Path(self._tmpdir) / "ca.pem")
+        return str(self._tls.ca_path)
 
     def kubeconfig(self, path: str | Path, context: str = "fake",
                    namespace: str = "deparrow", *, token: str | None = None) -> Path:
@@ -904,24 +861,19 @@ class FakeKubeApiServer:
     @property
     def request_log(self) -> builtins.list[tuple[str, str]]:
         """(verb, path) of every request since the last reset_log(), in order."""
-        with self._lock:
-            return [(r.verb, r.path) for r in self._log]
+        return [(r.verb, r.path) for r in self._log.snapshot()]
 
     @property
     def requests(self) -> builtins.list[ApiRequest]:
-        with self._lock:
-            return list(self._log)
+        return self._log.snapshot()
 
     def reset_log(self) -> None:
-        with self._lock:
-            self._log.clear()
+        self._log.clear()
 
     def count(self, verb: str | None = None, resource: str | None = None) -> int:
         """Requests with `verb` whose path names `resource` (plural) as a path segment."""
-        with self._lock:
-            return sum(1 for r in self._log
-                       if (verb is None or r.verb == verb)
-                       and (resource is None or resource in r.path.split("/")))
+        return self._log.count(lambda r: (verb is None or r.verb == verb)
+                               and (resource is None or resource in r.path.split("/")))
 
     @property
     def resource_version(self) -> int:
@@ -1543,9 +1495,8 @@ class FakeKubeApiServer:
             traceback.print_exc(file=sys.stderr)
             resp = _Response(500, ApiError(500, "InternalError",
                                            traceback.format_exc()).status())
-        with self._lock:
-            self._log.append(ApiRequest(verb, split.path, split.query, resp.status,
-                                        content_type, user_agent))
+        self._log.append(ApiRequest(verb, split.path, split.query, resp.status,
+                                    content_type, user_agent))
         return resp
 
     def _route(self, method: str, path: str, query: dict[str, str]) -> _Route | _Response:

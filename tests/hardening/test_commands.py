@@ -16,15 +16,7 @@ from deparrow_secrets.operations.history import rollback_key
 from deparrow_secrets.operations.project import Project
 from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.secret import SecretValue
-from helpers import git, git_init, isolate, write_config
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
+from helpers import git, git_init, write_config
 
 
 def store_of(root: Path) -> LocalStore:
@@ -190,6 +182,7 @@ def test_env_default_is_shown_alike_in_every_command(project: Path, cli) -> None
             "policy", "setup"} <= set(with_env)
 
 
+@pytest.mark.slow  # waits out the retries of two unreachable stores: 2-4 s
 def test_an_environment_variable_overriding_the_endpoint_is_said(
         project: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
     write_config(project, "environments:\n  dev:\n    store: {provider: local}\n"

@@ -9,25 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import git, git_init, isolate, write_config
+from helpers import git, git_init, write_config
 
 ENV_FILES = ["deparrow-secrets.env", "postgres-credentials.env", "redis-credentials.env"]
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
-
-
-@pytest.fixture
-def elsewhere(tmp_path: Path) -> Path:
-    """A directory outside the project that must stay exactly as it is."""
-    out = tmp_path / "elsewhere"
-    out.mkdir()
-    return out
 
 
 def mode(path: Path) -> int:

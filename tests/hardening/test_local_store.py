@@ -20,15 +20,6 @@ import pytest
 from deparrow_secrets.errors import IntegrityError
 from deparrow_secrets.providers.local.store import KEY_ENV, KEY_FILE_ENV, LocalStore
 from deparrow_secrets.secret import SecretValue
-from helpers import isolate
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
 
 
 def state(root: Path) -> Path:
@@ -225,6 +216,7 @@ def test_a_read_only_store_is_readable_not_corrupt(shared_dir: Path) -> None:
                 print(f"exit {exc.code}", flush=True)
         if os.geteuid() == 0:
             run("status")  # load every module while /root is still readable
+            run("get", "REDIS_PASSWORD")
             os.seteuid(65534)  # then drop to a user that cannot write the store
         print("=== dropped ===", flush=True)
         run("status")

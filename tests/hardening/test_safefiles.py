@@ -13,13 +13,6 @@ from deparrow_secrets import safefiles
 from deparrow_secrets.errors import InputError
 
 
-@pytest.fixture
-def elsewhere(tmp_path: Path) -> Path:
-    out = tmp_path / "elsewhere"
-    out.mkdir()
-    return out
-
-
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.lstat().st_mode)
 

@@ -4,7 +4,6 @@ secret says so (issue 9, the mutation check over the stores' check-and-set)."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,14 +25,8 @@ def value() -> SecretValue:
 
 
 @pytest.fixture
-def vault_store(openbao, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[VaultStore]:
-    for name in list(os.environ):
-        if name.startswith(("VAULT_", "BAO_", "DEPARROW_SECRETS_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
+def vault_store(bao_env, tmp_path: Path) -> Iterator[VaultStore]:
+    openbao = bao_env
     env = EnvironmentConfig("staging", VaultSettings(server=openbao.addr))
     config = Config(root=tmp_path, file=None, environments={"staging": env})
     store = open_store(config, env)

@@ -5,13 +5,11 @@ values come from a CSPRNG (issue 9, points 5, 6, 7, 9, 10 and the input half of 
 from __future__ import annotations
 
 import copy
-import io
 import json
 import logging
 import pickle
 import random
 import secrets
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,40 +18,13 @@ from deparrow_secrets.config.catalog import GeneratePolicy
 from deparrow_secrets.operations.provision import generate
 from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.secret import SecretValue
-from helpers import Run, clean_env, isolate, run_cli
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    return root
+from helpers import clean_env, run_cli
 
 
 def stored(root: Path) -> dict[str, str]:
     with LocalStore(root / ".deparrow-secrets" / "store.db") as store:
         snap = store.read("deparrow/dev")
     return {k: v.reveal() for k, v in snap.values.items()} if snap else {}
-
-
-def cli_bytes(args: list[str], cwd: Path, stdin: bytes) -> Run:
-    """The CLI in this process with stdin as raw bytes (a real stdin has a buffer)."""
-    from deparrow_secrets.cli import main
-
-    saved = sys.stdin
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    out, err = io.StringIO(), io.StringIO()
-    saved_out, saved_err = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    finally:
-        sys.stdin, sys.stdout, sys.stderr = saved, saved_out, saved_err
-    return Run(code, out.getvalue(), err.getvalue())
 
 
 def token() -> str:
@@ -67,11 +38,11 @@ def test_non_utf8_stdin_is_refused_naming_stdin(project: Path, cli) -> None:
     assert cli("provision", "--env", "dev").code == 0
     before = stored(project)
     binary = secrets.token_bytes(8) + b"\xff\xfe" + secrets.token_bytes(38)
-    run = cli_bytes(["set", "REDIS_PASSWORD"], project, binary)
+    run = cli("set", "REDIS_PASSWORD", stdin=binary)
     assert run.code == 2, run.text
     assert "<stdin>" in run.err and "not UTF-8" in run.err
-    run = cli_bytes(["provision", "--env", "dev", "--stdin"], project,
-                    b"REDIS_PASSWORD=" + b"\xc3" + secrets.token_urlsafe(40).encode() + b"\n")
+    run = cli("provision", "--env", "dev", "--stdin",
+              stdin=b"REDIS_PASSWORD=" + b"\xc3" + secrets.token_urlsafe(40).encode() + b"\n")
     assert run.code == 2 and "<stdin>" in run.err and "not UTF-8" in run.err, run.text
     assert stored(project) == before
 

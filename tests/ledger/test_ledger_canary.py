@@ -44,6 +44,7 @@ def find_texts(blobs: Mapping[str, bytes], needles: Mapping[str, str]) -> list[s
             blobs.items() if needle.encode() in blob or needle.lower().encode() in blob.lower()]
 
 
+@pytest.mark.slow  # twelve commands as real processes: 2 s
 def test_ledger_and_audit_hold_no_value_and_no_unkeyed_hash(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project, home = tmp_path / "project", tmp_path / "home"

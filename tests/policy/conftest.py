@@ -1,24 +1,15 @@
-"""Fixed configurations and a CLI runner for the identity tests (tests/policy)."""
+"""Fixed configurations and fixtures of the identity tests (tests/policy)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from deparrow_secrets.cli import main
 from deparrow_secrets.config.settings import Config
 from deparrow_secrets.providers import load_config
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
+from helpers import Run
 
 
 @pytest.fixture
@@ -37,36 +28,21 @@ def load() -> Callable[[Path], Config]:
 
 
 @pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
-    """Run `deparrow-secrets ARGS` in-process; exit code, stdout, stderr."""
-
-    def run(*args: str) -> Result:
-        capsys.readouterr()
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+def run_cli(cli: Callable[..., Run]) -> Callable[..., Run]:
+    """`deparrow-secrets ARGS` in this process: the shared `cli` runner of tests/conftest.py,
+    under the name these tests use."""
+    return cli
 
 
 # --------------------------------------------------------------------------- Vault
 
 
 @pytest.fixture
-def bao(openbao_fresh, monkeypatch):  # type: ignore[no-untyped-def]
+def bao(openbao_fresh, vault_env):  # type: ignore[no-untyped-def]
     """A fresh OpenBao with deparrow/production and deparrow/staging; the tool's own
-    credentials (root) in VAULT_ADDR / VAULT_TOKEN, nothing else of VAULT_* / BAO_*."""
-    for name in list(os.environ):
-        if name.startswith(("VAULT_", "BAO_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("VAULT_ADDR", openbao_fresh.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao_fresh.token)
-    for name in ("NO_PROXY", "no_proxy"):
-        monkeypatch.setenv(name, "127.0.0.1,localhost")
+    credentials (root) in VAULT_ADDR / VAULT_TOKEN, nothing else of the shell's (vault_env)."""
+    vault_env.setenv("VAULT_ADDR", openbao_fresh.addr)
+    vault_env.setenv("VAULT_TOKEN", openbao_fresh.token)
     root = openbao_fresh.client()
     root.secrets.kv.v2.create_or_update_secret("deparrow/production", {"K": "prod-value"})
     root.secrets.kv.v2.create_or_update_secret("deparrow/staging", {"K": "staging-value"})

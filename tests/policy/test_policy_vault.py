@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import hvac
@@ -13,7 +11,6 @@ import hvac.exceptions
 import pytest
 import requests
 from policy_configs import VAULT_CLIENT_TOKEN_CONFIG, VAULT_CONFIG, VAULT_REVIEWER_CONFIG
-from policy_tokenreview import TokenReviewServer
 
 from deparrow_secrets.errors import AccessDeniedError, ConfigError, InputError
 from deparrow_secrets.policy import build_plan, run_setup
@@ -34,13 +31,6 @@ def config(write_config, load):  # type: ignore[no-untyped-def]
 def outside(write_config, load):  # type: ignore[no-untyped-def]
     """Vault outside the cluster, tokenReview client-token (OpenBao is not in a pod)."""
     return load(write_config(VAULT_CLIENT_TOKEN_CONFIG))
-
-
-@pytest.fixture
-def tokenreview(tmp_path: Path) -> Iterator[TokenReviewServer]:
-    server = TokenReviewServer(tmp_path).start()
-    yield server
-    server.stop()
 
 
 def client_with(bao, token: str) -> hvac.Client:  # type: ignore[no-untyped-def]

@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance
 from memory_provider import BUCKETS, PROVIDER, MemoryStore
 
 from deparrow_secrets import providers
 from deparrow_secrets.render.validate import validate_object
 from deparrow_secrets.stores.interface import SecretStore
+from deparrow_secrets.testing import StoreConformance
 from helpers import Run, load_documents, write_config
 
 

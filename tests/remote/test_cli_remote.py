@@ -49,11 +49,9 @@ def _project(tmp_path: Path, backend: Backend, monkeypatch: pytest.MonkeyPatch) 
 
 
 @pytest.fixture
-def vault_backend(openbao, monkeypatch: pytest.MonkeyPatch) -> Backend:
+def vault_backend(bao_env) -> Backend:
     path = f"deparrow-{secrets.token_hex(4)}/production"
-    monkeypatch.setenv("VAULT_ADDR", openbao.addr)
-    monkeypatch.setenv("VAULT_TOKEN", openbao.token)
-    client = openbao.client()
+    client = bao_env.client()
 
     def raw() -> dict[str, dict[str, str]]:
         try:

@@ -396,6 +396,7 @@ def test_derived_schema_document_shape() -> None:
     assert len(text.encode()) < 500_000
 
 
+@pytest.mark.slow  # derives every ESO schema from the CRDs again: 4 s
 def test_derived_schema_matches_fresh_derivation() -> None:
     if not CRD_DIR.is_dir():
         pytest.skip(f"ESO CRD sources not present at {CRD_DIR}")

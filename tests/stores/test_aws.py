@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
-from conformance import StoreConformance, race_writers, value
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -42,6 +41,7 @@ from deparrow_secrets.providers.aws.store import CURRENT, PENDING, PREVIOUS, Aws
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout, RemoteRef
+from deparrow_secrets.testing import StoreConformance, race_writers, value
 from servers import AwsShaped, DelayProxy, MotoServer, free_port, version_stages
 
 ENV = "production"

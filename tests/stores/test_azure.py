@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance, race_writers
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import (
@@ -35,6 +34,7 @@ from deparrow_secrets.providers.azure.store import AzureStore
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE
 from deparrow_secrets.stores.retry import RetryPolicy
+from deparrow_secrets.testing import StoreConformance, race_writers
 from fakes.azure_keyvault import FakeKeyVault, StaticTokenCredential
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=5.0)

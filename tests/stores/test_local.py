@@ -12,11 +12,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conformance import StoreConformance
 
 from deparrow_secrets.errors import IntegrityError
 from deparrow_secrets.providers.local.store import KEY_ENV, LocalStore
 from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.testing import StoreConformance
 
 
 @pytest.fixture
@@ -95,6 +95,7 @@ def test_not_a_database_is_clear(store_path: Path) -> None:
         LocalStore(store_path)
 
 
+@pytest.mark.slow  # lets three writer processes run before it kills them: 1 s
 def test_killed_mid_write_leaves_old_or_new(store_path: Path, tmp_path: Path) -> None:
     """A writer process SIGKILLed at random moments never leaves a mixed object."""
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()

@@ -21,9 +21,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conformance import StoreConformance, value
 
 from deparrow_secrets.stores.interface import SecretStore
+from deparrow_secrets.testing import StoreConformance, value
 
 AWS = os.environ.get("DEPARROW_TEST_AWS") == "1"
 AZURE_URL = os.environ.get("DEPARROW_TEST_AZURE_VAULT_URL", "")

@@ -4,11 +4,8 @@ secrecy of error messages and of the audit log."""
 
 from __future__ import annotations
 
-import base64
-import http.server
 import json
 import secrets
-import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -18,8 +15,6 @@ from typing import Any
 import hvac
 import pytest
 import requests
-import trustme
-from conformance import StoreConformance
 
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import (
@@ -35,6 +30,8 @@ from deparrow_secrets.providers.vault import connection as vault_mod
 from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
+from deparrow_secrets.testing import StoreConformance
+from fakes.tokenreview import API_AUDIENCES, TokenReviewServer
 from servers import DelayProxy, OpenBaoServer
 
 IN_CLUSTER = "https://vault.vault.svc.cluster.local:8200"  # what ESO uses; unreachable here
@@ -63,25 +60,6 @@ def assert_secret_free(exc: BaseException, *values: SecretValue | str) -> None:
         assert raw not in text
 
 
-@pytest.fixture
-def vault_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No VAULT_*/BAO_* from the developer's shell, an empty HOME, loopback without proxies."""
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("VAULT_", "BAO_")) or name.startswith("DEPARROW_SECRETS_"):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    for name in ("NO_PROXY", "no_proxy"):
-        current = os.environ.get(name, "")
-        monkeypatch.setenv(name, ",".join(filter(None, [current, "127.0.0.1", "localhost"])))
-    # Never pick up the token of a pod this might run in.
-    monkeypatch.setattr(vault_mod, "K8S_TOKEN_PATH", str(tmp_path / "no-such-sa-token"))
-    return monkeypatch
-
-
 def make_config(
     tmp_path: Path, env: str = "staging", **store: Any
 ) -> tuple[Config, EnvironmentConfig]:
@@ -95,13 +73,6 @@ def connect(tmp_path: Path, env: str = "staging", **store: Any) -> VaultStore:
     opened = open_store(config, config.environment(environment.name))
     assert isinstance(opened, VaultStore)
     return opened
-
-
-@pytest.fixture
-def bao_env(vault_env: pytest.MonkeyPatch, openbao: OpenBaoServer) -> OpenBaoServer:
-    vault_env.setenv("VAULT_ADDR", openbao.addr)
-    vault_env.setenv("VAULT_TOKEN", openbao.token)
-    return openbao
 
 
 @pytest.fixture
@@ -284,78 +255,38 @@ def test_approle_login(
     assert_secret_free(info.value, wrong, secret_id, *values.values())
 
 
-class _TokenReview(http.server.BaseHTTPRequestHandler):
-    """Kubernetes TokenReview: every token is the ServiceAccount deparrow/<sa>."""
-
-    service_account = "deparrow-external-secrets-sa"
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server API
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        out = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": {
-            "authenticated": True,
-            "user": {"username": f"system:serviceaccount:deparrow:{self.service_account}",
-                     "uid": "uid-1", "groups": ["system:serviceaccounts"]},
-            "audiences": body.get("spec", {}).get("audiences") or []}}
-        data = json.dumps(out).encode()
-        self.send_response(201)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _fake_sa_jwt(namespace: str, name: str) -> str:
-    def part(doc: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
-
-    now = int(time.time())
-    claims = {"iss": "kubernetes/serviceaccount", "iat": now - 10, "nbf": now - 10,
-              "exp": now + 3600, "sub": f"system:serviceaccount:{namespace}:{name}",
-              "kubernetes.io/serviceaccount/namespace": namespace,
-              "kubernetes.io/serviceaccount/service-account.name": name,
-              "kubernetes.io/serviceaccount/service-account.uid": "uid-1"}
-    signature = base64.urlsafe_b64encode(secrets.token_bytes(64)).rstrip(b"=").decode()
-    return f"{part({'alg': 'RS256', 'kid': 'test'})}.{part(claims)}.{signature}"
-
-
 def test_kubernetes_auth_in_a_pod(
-    vault_env: pytest.MonkeyPatch, openbao: OpenBaoServer, tmp_path: Path
+    vault_env: pytest.MonkeyPatch, openbao: OpenBaoServer, tmp_path: Path,
+    tokenreview: TokenReviewServer,
 ) -> None:
-    reviewer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TokenReview)
-    threading.Thread(target=reviewer.serve_forever, daemon=True).start()
-    try:
-        root = openbao.client()
-        tag = secrets.token_hex(4)
-        mount, policy, role = f"k8s-{tag}", f"k8s-{tag}", f"deparrow-{tag}"
-        prefix = f"deparrow/k8s-{tag}"
-        root.sys.enable_auth_method("kubernetes", path=mount)
-        root.write_data(f"auth/{mount}/config", data={
-            "kubernetes_host": f"http://127.0.0.1:{reviewer.server_port}",
-            "kubernetes_ca_cert": trustme.CA().cert_pem.bytes().decode(),
-            "disable_local_ca_jwt": True, "token_reviewer_jwt": secrets.token_hex(8)})
-        root.sys.create_or_update_policy(
-            policy, f'path "secret/data/{prefix}/*" {{ capabilities = ["create", "read"] }}')
-        root.write_data(f"auth/{mount}/role/{role}", data={
-            "bound_service_account_names": [_TokenReview.service_account],
-            "bound_service_account_namespaces": ["deparrow"], "token_policies": [policy]})
-        jwt_file = tmp_path / "sa-token"
-        jwt_file.write_text(_fake_sa_jwt("deparrow", _TokenReview.service_account))
-        vault_env.setattr(vault_mod, "K8S_TOKEN_PATH", str(jwt_file))
-        vault_env.setenv("VAULT_ADDR", openbao.addr)
-        values = group()
-        with connect(tmp_path, role=role, auth_mount=mount) as store:
-            assert store.write(f"{prefix}/app", values, None) == "1"
-            snap = store.read(f"{prefix}/app")
-            assert snap is not None and dict(snap.values) == values
-        with connect(tmp_path, role="no-such-role", auth_mount=mount) as store, \
-                pytest.raises(AccessDeniedError, match="Kubernetes login"):
-            store.read(f"{prefix}/app")
-    finally:
-        reviewer.shutdown()
-        reviewer.server_close()
+    service_account = "deparrow-external-secrets-sa"
+    root = openbao.client()
+    tag = secrets.token_hex(4)
+    mount, policy, role = f"k8s-{tag}", f"k8s-{tag}", f"deparrow-{tag}"
+    prefix = f"deparrow/k8s-{tag}"
+    root.sys.enable_auth_method("kubernetes", path=mount)
+    root.write_data(f"auth/{mount}/config", data={
+        "kubernetes_host": tokenreview.url,
+        "kubernetes_ca_cert": tokenreview.ca_file.read_text(encoding="utf-8"),
+        "disable_local_ca_jwt": True,
+        "token_reviewer_jwt": tokenreview.issue("vault", "vault-reviewer", [API_AUDIENCES[0]])})
+    root.sys.create_or_update_policy(
+        policy, f'path "secret/data/{prefix}/*" {{ capabilities = ["create", "read"] }}')
+    root.write_data(f"auth/{mount}/role/{role}", data={
+        "bound_service_account_names": [service_account],
+        "bound_service_account_namespaces": ["deparrow"], "token_policies": [policy]})
+    jwt_file = tmp_path / "sa-token"
+    jwt_file.write_text(tokenreview.issue("deparrow", service_account, [API_AUDIENCES[0]]))
+    vault_env.setattr(vault_mod, "K8S_TOKEN_PATH", str(jwt_file))
+    vault_env.setenv("VAULT_ADDR", openbao.addr)
+    values = group()
+    with connect(tmp_path, role=role, auth_mount=mount) as store:
+        assert store.write(f"{prefix}/app", values, None) == "1"
+        snap = store.read(f"{prefix}/app")
+        assert snap is not None and dict(snap.values) == values
+    with connect(tmp_path, role="no-such-role", auth_mount=mount) as store, \
+            pytest.raises(AccessDeniedError, match="Kubernetes login"):
+        store.read(f"{prefix}/app")
 
 
 # --------------------------------------------------------------------------- namespaces

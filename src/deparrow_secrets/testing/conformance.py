@@ -1,8 +1,12 @@
 """The conformance suite every store passes, unchanged (keyring's BackendBasicTests pattern).
 
-A store's test module subclasses `StoreConformance` and provides two fixtures:
-`store` (a connected store with nothing in it under `object_name()` names) and
-`second_store` (another, independent connection to the same store, for races).
+A store's test module subclasses `StoreConformance` in a class pytest collects (its name
+starts with ``Test``) and provides two fixtures: `store` (a connected store with nothing
+in it under `object_name()` names) and `second_store` (another, independent connection
+to the same store, for the race). Every test of the suite then runs against that store.
+
+This module imports pytest: import it from test code only (pytest is a test dependency,
+not one of the package's).
 """
 
 from __future__ import annotations

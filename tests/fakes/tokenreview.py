@@ -10,20 +10,24 @@ asked for (none in common: not authenticated). Like kube-apiserver, it authentic
 the caller first: a bearer token whose audiences do not include the API server's own
 (`API_AUDIENCES`) gets 401, which is why Vault reviewing a `vault`-only token with that
 same token fails.
+
+Used through the ``tokenreview`` fixture of ``tests/conftest.py``: ``tokenreview.url`` and
+``tokenreview.ca_file`` are Vault's ``kubernetes_host`` and ``kubernetes_ca_cert``,
+``tokenreview.issue(namespace, name, audiences)`` makes a token it will recognise.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import ssl
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import TracebackType
 from typing import Any
+
+from fakes.tls_server import QuietHandler, ServingThread, TestCA, TLSHTTPServer
 
 PATH = "/apis/authentication.k8s.io/v1/tokenreviews"
 API_AUDIENCES = ("https://kubernetes.default.svc.cluster.local",
@@ -44,66 +48,55 @@ class Issued:
 
 @dataclass
 class TokenReviewServer:
-    workdir: Path
     tokens: dict[str, Issued] = field(default_factory=dict)
     reviews: list[dict[str, Any]] = field(default_factory=list)
     bearers: list[str] = field(default_factory=list)
 
     def start(self) -> TokenReviewServer:
-        import trustme
         from cryptography.hazmat.primitives.asymmetric import rsa
 
-        self.ca = trustme.CA()
-        cert = self.ca.issue_cert("127.0.0.1", "localhost")
-        self.ca_file = self.workdir / "k8s-ca.crt"
-        self.ca.cert_pem.write_to_path(str(self.ca_file))
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
+        self._tls = TestCA("127.0.0.1", "localhost", prefix="fake-tokenreview-")
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = json.loads(self.read_body() or b"{}")
                 server.reviews.append(body)
                 server.bearers.append(self.headers.get("Authorization", ""))
                 if self.path != PATH:
-                    self.send_response(404)
-                    self.end_headers()
+                    self.send_body(404, {}, b"")
                     return
                 bearer = server.tokens.get(
                     self.headers.get("Authorization", "").removeprefix("Bearer "))
                 if bearer is None or not set(bearer.audiences) & set(API_AUDIENCES):
-                    data = json.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
-                                       "reason": "Unauthorized", "code": 401}).encode()
-                    self.send_response(401)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    self.send_body(401, {"Content-Type": "application/json"}, json.dumps(
+                        {"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                         "reason": "Unauthorized", "code": 401}).encode())
                     return
-                answer = server.review(body)
-                data = json.dumps(answer).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self.send_body(201, {"Content-Type": "application/json"},
+                               json.dumps(server.review(body)).encode())
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
+        self._serving = ServingThread(
+            TLSHTTPServer(("127.0.0.1", 0), Handler, self._tls.context), "TokenReview")
+        self.url = f"https://127.0.0.1:{self._serving.port}"
         return self
 
+    @property
+    def ca_file(self) -> Path:
+        """The PEM of the CA behind the server's certificate (`kubernetes_ca_cert`)."""
+        return self._tls.ca_path
+
     def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        self._serving.stop()
+        self._tls.remove()
+
+    def __enter__(self) -> TokenReviewServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
 
     def issue(self, namespace: str, name: str, audiences: list[str]) -> str:
         """A service account token (RS256 JWT) as the TokenRequest API would make it."""
