@@ -10,8 +10,10 @@ name.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class IdentityOption:
     """One option of `policy` and `setup` (the CLI makes a flag of it; `attr` is the
-    field of `policy.model.Options` it fills)."""
+    field of `providers.identity_plan.Options` it fills)."""
 
     attr: str
     flag: str
@@ -102,3 +104,47 @@ class Provider(Protocol):
         """`setup --audit`: audit logging at the store, enabled from here where it can be
         (`file_path`/`socket_address`: a Vault audit device's), else the commands."""
         ...
+
+
+class EsoProvider:
+    """Defaults of a provider ESO reads (subclass it and override what differs): no
+    ServiceAccount annotations, the remote object's name as ESO's key, no
+    auth-delegator binding, the store on port 443, no endpoint from the shell, and the
+    identity in the package's `identity` module (`plan`, `setup`, `setup_audit`)."""
+
+    identity_options: tuple[IdentityOption, ...] = ()
+
+    def service_account_annotations(self, config: Config,
+                                    env: EnvironmentConfig) -> dict[str, str]:
+        return {}
+
+    def eso_remote_key(self, env: EnvironmentConfig, key: str) -> str:
+        return key
+
+    def needs_auth_delegator(self, env: EnvironmentConfig) -> bool:
+        return False
+
+    def store_port(self, env: EnvironmentConfig) -> int:
+        return 443
+
+    def endpoint_override(self, env: EnvironmentConfig) -> str | None:
+        return None
+
+    def _identity(self) -> ModuleType:
+        # Imported on first use: setup brings the provider's SDK.
+        return importlib.import_module(f"{type(self).__module__}.identity")
+
+    def identity_plan(self, config: Config, env: EnvironmentConfig, options: Options) -> Plan:
+        plan: Plan = self._identity().plan(config, env, options)
+        return plan
+
+    def identity_setup(self, config: Config, env: EnvironmentConfig,
+                       options: Options) -> SetupReport:
+        report: SetupReport = self._identity().setup(config, env, options)
+        return report
+
+    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
+                    socket_address: str | None, dry_run: bool) -> SetupReport:
+        report: SetupReport = self._identity().setup_audit(
+            config, env, file_path=file_path, socket_address=socket_address, dry_run=dry_run)
+        return report

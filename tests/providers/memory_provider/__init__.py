@@ -16,7 +16,7 @@ from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreSet
 from deparrow_secrets.config.yamlfile import Checker, KeyPath
 from deparrow_secrets.errors import ConflictError, InputError, NotFoundError
 from deparrow_secrets.providers.identity_plan import Options, Plan, SetupReport
-from deparrow_secrets.providers.interface import IdentityOption
+from deparrow_secrets.providers.interface import EsoProvider, IdentityOption
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
 
@@ -93,7 +93,9 @@ class MemoryStore(SecretStore):
         return f"MemoryStore(environment={self.environment!r})"
 
 
-class MemoryProvider:
+class MemoryProvider(EsoProvider):
+    """ESO's defaults (`EsoProvider`) but for what the memory store does its own way."""
+
     name = "memory"
     identity_options: tuple[IdentityOption, ...] = ()
 
@@ -106,27 +108,11 @@ class MemoryProvider:
     def store_class(self) -> type[SecretStore]:
         return MemoryStore
 
-    def service_account_annotations(self, config: Config,
-                                    env: EnvironmentConfig) -> dict[str, str]:
-        return {}
-
     def secret_store_provider(self, config: Config, env: EnvironmentConfig) -> dict[str, Any]:
         return {"fake": {"data": []}}
 
-    def eso_remote_key(self, env: EnvironmentConfig, key: str) -> str:
-        return key
-
-    def needs_auth_delegator(self, env: EnvironmentConfig) -> bool:
-        return False
-
-    def store_port(self, env: EnvironmentConfig) -> int:
-        return 443
-
     def auth_failure_hint(self, env: EnvironmentConfig) -> str:
         return "the memory store needs no authentication"
-
-    def endpoint_override(self, env: EnvironmentConfig) -> str | None:
-        return None
 
     def identity_plan(self, config: Config, env: EnvironmentConfig, options: Options) -> Plan:
         raise InputError("the memory store has no identity")

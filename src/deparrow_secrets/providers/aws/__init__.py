@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from deparrow_secrets.providers.aws import settings
 from deparrow_secrets.providers.aws.settings import settings_of
-from deparrow_secrets.providers.interface import CLUSTER_OPTION, IdentityOption
+from deparrow_secrets.providers.interface import CLUSTER_OPTION, EsoProvider, IdentityOption
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
     from deparrow_secrets.config.yamlfile import Checker, KeyPath
-    from deparrow_secrets.providers.identity_plan import Options, Plan, SetupReport
     from deparrow_secrets.stores.interface import SecretStore
 
-class AwsProvider:
+
+class AwsProvider(EsoProvider):
     name = "aws"
     identity_options: tuple[IdentityOption, ...] = (
         IdentityOption("oidc_provider", "--oidc-provider", "HOST/PATH",
@@ -49,15 +49,6 @@ class AwsProvider:
                         "auth": {"jwt": {"serviceAccountRef": {
                             "name": config.service_account}}}}}
 
-    def eso_remote_key(self, env: EnvironmentConfig, key: str) -> str:
-        return key
-
-    def needs_auth_delegator(self, env: EnvironmentConfig) -> bool:
-        return False
-
-    def store_port(self, env: EnvironmentConfig) -> int:
-        return 443
-
     def auth_failure_hint(self, env: EnvironmentConfig) -> str:
         e = env.name
         return (f"check the IAM role's trust policy names this ServiceAccount "
@@ -71,25 +62,6 @@ class AwsProvider:
                 return (f"{env.name}: using the AWS Secrets Manager endpoint {address} "
                         f"from ${name}, not AWS's own")
         return None
-
-    def identity_plan(self, config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-        from deparrow_secrets.providers.aws import identity
-
-        return identity.plan(config, env, options)
-
-    def identity_setup(self, config: Config, env: EnvironmentConfig,
-                       options: Options) -> SetupReport:
-        from deparrow_secrets.providers.aws import identity
-
-        return identity.setup(config, env, options)
-
-
-    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
-                    socket_address: str | None, dry_run: bool) -> SetupReport:
-        from deparrow_secrets.providers.aws import identity
-
-        return identity.setup_audit(config, env, file_path=file_path,
-                                    socket_address=socket_address, dry_run=dry_run)
 
 
 PROVIDER = AwsProvider()

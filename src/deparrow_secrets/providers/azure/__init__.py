@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from deparrow_secrets.providers.azure import settings
 from deparrow_secrets.providers.azure.settings import settings_of
-from deparrow_secrets.providers.interface import CLUSTER_OPTION, IdentityOption
+from deparrow_secrets.providers.interface import CLUSTER_OPTION, EsoProvider, IdentityOption
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
     from deparrow_secrets.config.yamlfile import Checker, KeyPath
-    from deparrow_secrets.providers.identity_plan import Options, Plan, SetupReport
     from deparrow_secrets.stores.interface import SecretStore
 
 
-class AzureProvider:
+class AzureProvider(EsoProvider):
     name = "azure"
     identity_options: tuple[IdentityOption, ...] = (
         CLUSTER_OPTION,
@@ -68,40 +67,9 @@ class AzureProvider:
             block["serviceAccountRef"] = {"name": config.service_account}
         return {"azurekv": block}
 
-    def eso_remote_key(self, env: EnvironmentConfig, key: str) -> str:
-        return key
-
-    def needs_auth_delegator(self, env: EnvironmentConfig) -> bool:
-        return False
-
-    def store_port(self, env: EnvironmentConfig) -> int:
-        return 443
-
     def auth_failure_hint(self, env: EnvironmentConfig) -> str:
         return (f"check the federated credential and role assignment (`deparrow-secrets "
                 f"policy --env {env.name}` prints the az commands)")
-
-    def endpoint_override(self, env: EnvironmentConfig) -> str | None:
-        return None
-
-    def identity_plan(self, config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-        from deparrow_secrets.providers.azure import identity
-
-        return identity.plan(config, env, options)
-
-    def identity_setup(self, config: Config, env: EnvironmentConfig,
-                       options: Options) -> SetupReport:
-        from deparrow_secrets.providers.azure import identity
-
-        return identity.setup(config, env, options)
-
-
-    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
-                    socket_address: str | None, dry_run: bool) -> SetupReport:
-        from deparrow_secrets.providers.azure import identity
-
-        return identity.setup_audit(config, env, file_path=file_path,
-                                    socket_address=socket_address, dry_run=dry_run)
 
 
 PROVIDER = AzureProvider()

@@ -6,18 +6,17 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from deparrow_secrets.providers.interface import IdentityOption
+from deparrow_secrets.providers.interface import EsoProvider, IdentityOption
 from deparrow_secrets.providers.vault import settings
 from deparrow_secrets.providers.vault.settings import settings_of
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
     from deparrow_secrets.config.yamlfile import Checker, KeyPath
-    from deparrow_secrets.providers.identity_plan import Options, Plan, SetupReport
     from deparrow_secrets.stores.interface import SecretStore
 
 
-class VaultProvider:
+class VaultProvider(EsoProvider):
     name = "vault"
     identity_options: tuple[IdentityOption, ...] = (
         IdentityOption("kubernetes_host", "--kubernetes-host", "URL",
@@ -39,10 +38,6 @@ class VaultProvider:
         from deparrow_secrets.providers.vault.store import VaultStore
 
         return VaultStore
-
-    def service_account_annotations(self, config: Config,
-                                    env: EnvironmentConfig) -> dict[str, str]:
-        return {}
 
     def secret_store_provider(self, config: Config, env: EnvironmentConfig) -> dict[str, Any]:
         store = settings_of(env)
@@ -102,25 +97,6 @@ class VaultProvider:
                 return (f"{env.name}: using Vault at {address} from ${name}"
                         + (f" (the configuration says {configured})" if configured else ""))
         return None
-
-    def identity_plan(self, config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-        from deparrow_secrets.providers.vault import identity
-
-        return identity.plan(config, env, options)
-
-    def identity_setup(self, config: Config, env: EnvironmentConfig,
-                       options: Options) -> SetupReport:
-        from deparrow_secrets.providers.vault import identity
-
-        return identity.setup(config, env, options)
-
-
-    def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
-                    socket_address: str | None, dry_run: bool) -> SetupReport:
-        from deparrow_secrets.providers.vault import identity
-
-        return identity.setup_audit(config, env, file_path=file_path,
-                                    socket_address=socket_address, dry_run=dry_run)
 
 
 PROVIDER = VaultProvider()
