@@ -36,8 +36,8 @@ from deparrow_secrets.cluster.datahash import eso_data_hash  # noqa: E402
 from deparrow_secrets.cluster.official import connect  # noqa: E402
 from deparrow_secrets.operations.deploy import deploy  # noqa: E402
 from deparrow_secrets.operations.doctor import doctor  # noqa: E402
-from deparrow_secrets.operations.project import Project  # noqa: E402
 from deparrow_secrets.operations.provision import apply_provision, plan_provision  # noqa: E402
+from deparrow_secrets.project import Project  # noqa: E402
 from deparrow_secrets.render.manifests import eso_objects  # noqa: E402
 from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402
 from fakes.eso_simulator import EsoSimulator, synced_resource_version  # noqa: E402

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from deparrow_secrets.cluster.official import connect  # noqa: E402
 from deparrow_secrets.operations.migrate import MigrateOptions, migrate  # noqa: E402
-from deparrow_secrets.operations.project import Project  # noqa: E402
+from deparrow_secrets.project import Project  # noqa: E402
 from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402
 from fakes.eso_simulator import EsoSimulator  # noqa: E402
 from fakes.kube_apiserver import FakeKubeApiServer  # noqa: E402

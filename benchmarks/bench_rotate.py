@@ -34,13 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from deparrow_secrets.cluster.official import connect  # noqa: E402
-from deparrow_secrets.operations.project import Project  # noqa: E402
 from deparrow_secrets.operations.provision import (  # noqa: E402
     apply_provision,
     generate,
     plan_provision,
 )
 from deparrow_secrets.operations.rotate import RotateOptions, rotate, select_keys  # noqa: E402
+from deparrow_secrets.project import Project  # noqa: E402
 from deparrow_secrets.render.check import find_kubectl  # noqa: E402
 from deparrow_secrets.render.manifests import eso_objects, external_secret_name  # noqa: E402
 from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402

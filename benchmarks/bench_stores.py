@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from deparrow_secrets.operations.project import Project  # noqa: E402
 from deparrow_secrets.operations.provision import apply_provision, plan_provision  # noqa: E402
 from deparrow_secrets.operations.verify import verify  # noqa: E402
+from deparrow_secrets.project import Project  # noqa: E402
 from servers import (  # noqa: E402
     MotoServer,
     OpenBaoServer,

@@ -30,14 +30,9 @@ STORE_PACKAGES = ("stores", "providers")
 PROVIDER_SDKS = {"hvac": "vault", "requests": "vault", "boto3": "aws", "botocore": "aws",
                  "azure": "azure"}
 
-# The units whose import graph must have no cycle: top-level subpackages (and modules)
-# of the package, except the loaded project: `operations.project` is what every layer
-# reads (config, catalog, store layout), a unit of its own beneath the workflows of
-# `operations` that use lint, scan, posture and cluster.
-OWN_UNITS = (f"{PACKAGE}.operations.project",)
-# Imports that close a known cycle, left out of the graph until the change named moves
-# them; nothing else may close one.
-KNOWN_CYCLE_IMPORTS: set[tuple[str, str]] = set()
+# The units whose import graph must have no cycle: the top-level subpackages and
+# modules of the package (`project` is what every layer reads: configuration, catalog,
+# store layout).
 
 
 def module_name(path: Path, src: Path = SRC) -> str:
@@ -88,19 +83,15 @@ def within(module: str, prefix: str) -> bool:
 
 
 def unit(module: str) -> str:
-    for own in OWN_UNITS:
-        if within(module, own):
-            return own
     return ".".join(module.split(".")[:2])
 
 
 def unit_graph(imports: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
-    """unit -> the other units it imports (known cycle-closing imports left out)."""
+    """unit -> the other units it imports."""
     graph: dict[str, set[str]] = {}
     for importer, imported in (package_imports() if imports is None else imports).items():
         for target in imported:
-            if not within(target, PACKAGE) or target == PACKAGE or any(
-                    within(importer, a) and within(target, b) for a, b in KNOWN_CYCLE_IMPORTS):
+            if not within(target, PACKAGE) or target == PACKAGE:
                 continue
             if unit(importer) != unit(target):
                 graph.setdefault(unit(importer), set()).add(unit(target))
@@ -236,7 +227,7 @@ def test_the_cycle_finder_sees_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}) == [["a", "b", "c"]]
     # through the workflows of operations, not through the project they all read
     migrate = f"{PACKAGE}.operations.migrate"
-    through = {**real, lint_engine: real[lint_engine] | {f"{PACKAGE}.operations.project"},
+    through = {**real, lint_engine: real[lint_engine] | {f"{PACKAGE}.project"},
                migrate: real[migrate] | {f"{PACKAGE}.lint.engine"}}
     assert cycles(unit_graph(through)) == []
     through[lint_engine] = through[lint_engine] | {f"{PACKAGE}.operations.deploy"}
@@ -244,11 +235,10 @@ def test_the_cycle_finder_sees_a_cycle() -> None:
 
 
 def test_no_import_cycle_between_packages() -> None:
-    """lint and scan share findings and gitrepo instead of importing each other, and no
-    other pair of units closes a cycle but the known imports listed above."""
+    """lint and scan share findings and gitrepo instead of importing each other, config
+    knows no provider, providers import nothing above them: no two units import each
+    other, directly or around a circle."""
     assert cycles(unit_graph()) == []
-    for importer, target in KNOWN_CYCLE_IMPORTS:
-        assert target in package_imports()[importer], "fixed: remove it from the list"
 
 
 def test_findings_import_nothing_but_the_version() -> None:

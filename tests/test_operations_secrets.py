@@ -20,7 +20,6 @@ import pytest
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import ConflictError, DeparrowError, InputError
 from deparrow_secrets.operations import provision as provision_ops
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.provision import apply_provision, plan_provision
 from deparrow_secrets.operations.quickstart import (
     QuickstartResult,
@@ -38,6 +37,7 @@ from deparrow_secrets.operations.values import (
     plan_set,
     value_target,
 )
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore
 from helpers import git_init, isolate, vault_staging_project, write_config

@@ -119,10 +119,10 @@ MUTATIONS: list[Mutation] = [
       "        except FileExistsError:\n            os.unlink(path.name, dir_fd=dir_fd); "
       "os.link(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)", (SAFE_T,)),
     # --- manifests and the state directory -----------------------------------------
-    M("project: manifests outside the project accepted", "operations/project.py",
+    M("project: manifests outside the project accepted", "project.py",
       "        if not safefiles.inside(self.config.root, path):", "        if False:",
       (FILES_T,)),
-    M("project: linked state directory accepted", "operations/project.py",
+    M("project: linked state directory accepted", "project.py",
       "            safefiles.check_path(self.config.root, path)", "            pass",
       (FILES_T,)),
     # --- provision, set and the one policy -----------------------------------------

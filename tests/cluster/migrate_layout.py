@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
 from helpers import Run, git, git_init, isolate, project_on_openbao, write_config
 

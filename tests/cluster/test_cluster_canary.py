@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from deparrow_secrets.cluster.datahash import eso_data_hash
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
 from helpers import Run, find_values, vault_staging_project
 

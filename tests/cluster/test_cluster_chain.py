@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
 from fakes.kube_objects import deployment, eso_crds
 from helpers import Run, vault_staging_project

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from migrate_layout import CATALOG, Cli
 
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from helpers import git, git_init, isolate, kustomize, write_config
 
 OLD_OVERLAY = """\

@@ -114,7 +114,7 @@ def test_the_namespace_is_read_with_the_collector_paused(collector_on: None) -> 
 def test_doctor_runs_with_the_collector_paused(collector_on: None, tmp_path: Path) -> None:
     from deparrow_secrets.errors import StoreError
     from deparrow_secrets.operations.doctor import doctor
-    from deparrow_secrets.operations.project import Project
+    from deparrow_secrets.project import Project
     from helpers import write_config
 
     write_config(tmp_path, "environments:\n  staging:\n    store: {provider: vault, "

@@ -19,7 +19,7 @@ import pytest
 
 from deparrow_secrets.cluster.datahash import eso_data_hash
 from deparrow_secrets.config.catalog import load_catalog
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from fakes.kube_apiserver import FakeKubeApiServer
 from fakes.kube_objects import deployment
 from helpers import Run, isolate, write_config

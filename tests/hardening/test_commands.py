@@ -13,7 +13,7 @@ import pytest
 from deparrow_secrets.cli import COMMANDS
 from deparrow_secrets.errors import ConflictError
 from deparrow_secrets.operations.history import rollback_key
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.secret import SecretValue
 from helpers import git, git_init, write_config

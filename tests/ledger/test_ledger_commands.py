@@ -15,7 +15,7 @@ from ledger_helpers import HEAD, KEY, LEDGER, STATE, fresh_value, ledger_files, 
 from deparrow_secrets import ledger
 from deparrow_secrets.errors import StoreUnavailableError
 from deparrow_secrets.ledger.chain import LedgerKey
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.providers.local.store import LocalStore
 
 

@@ -19,7 +19,7 @@ import pytest
 from deparrow_secrets.lint.engine import lint
 from deparrow_secrets.lint.placeholders import placeholder_kind
 from deparrow_secrets.lint.rules import LINT_RULES
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.render.tree import render_tree, write_tree
 from deparrow_secrets.scan.engine import SCAN_RULES
 

@@ -12,10 +12,10 @@ import pytest
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture import rotation
 from deparrow_secrets.posture.audit import _management_scope, _trail_covers
 from deparrow_secrets.posture.network import default_deny
+from deparrow_secrets.project import Project
 from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.secret import SecretValue
 

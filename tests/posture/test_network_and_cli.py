@@ -133,7 +133,7 @@ def test_canary_no_value_in_posture_status_verify(project: Path, cli, kube_api) 
     assert cli("provision", "--env", "dev").code == 0
     from datetime import UTC, datetime, timedelta
 
-    from deparrow_secrets.operations.project import Project
+    from deparrow_secrets.project import Project
 
     backdate_local(project / ".deparrow-secrets" / "store.db",
                    datetime.now(UTC) - timedelta(days=2))

@@ -12,8 +12,8 @@ from posture_helpers import backdate_local, catalog_with_max_age
 
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.rotation import format_age, overdue_keys, value_ages
+from deparrow_secrets.project import Project
 from deparrow_secrets.providers.vault.settings import VaultSettings
 from deparrow_secrets.secret import SecretValue
 from helpers import assert_input_error, write_config

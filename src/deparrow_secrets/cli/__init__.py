@@ -275,7 +275,7 @@ def _path_click_takes(value: str) -> bool:
 def _render(options: RenderOptions) -> int:
     from pathlib import Path
 
-    from deparrow_secrets.operations.project import Project
+    from deparrow_secrets.project import Project
     from deparrow_secrets.render.run import render_project
 
     try:

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import click
 
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.reports import camel_dict as camel_dict
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -9,7 +9,7 @@ import click
 
 from deparrow_secrets.cli.common import env_option, load_project, output_option
 from deparrow_secrets.errors import EXIT_FINDINGS
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 
 if TYPE_CHECKING:
     from deparrow_secrets.findings import Rule

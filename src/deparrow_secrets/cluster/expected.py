@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from deparrow_secrets.cluster.datahash import eso_data_hash, key_digest
 from deparrow_secrets.config.catalog import KubernetesSecret
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.render.manifests import external_secret_name
 from deparrow_secrets.stores.interface import SecretStore
 

@@ -23,7 +23,7 @@ from deparrow_secrets.secret import SecretValue
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import EnvironmentConfig
     from deparrow_secrets.ledger.chain import LedgerFiles, LedgerKey
-    from deparrow_secrets.operations.project import Project
+    from deparrow_secrets.project import Project
 
 __all__ = ["Change", "ObjectChange", "files", "outcome_of", "record"]
 

@@ -11,7 +11,7 @@ from deparrow_secrets.config.yamlfile import KeyPath, format_path
 from deparrow_secrets.findings import Finding
 from deparrow_secrets.findings import rule as declared_rule
 from deparrow_secrets.lint.documents import Document, SourceFile
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 
 DEV = "dev"
 

@@ -20,7 +20,7 @@ from deparrow_secrets.lint.documents import (
     parse_structured,
     read_source,
 )
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 
 DEFAULT_MANIFESTS = "deparrow/k8s"
 STATE_DIR = ".deparrow-secrets"

@@ -33,7 +33,7 @@ from deparrow_secrets.cluster.state import ClusterState, by_name, is_ready, requ
 from deparrow_secrets.cluster.sync import SecretSync, compare
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import DeparrowError, NotConvergedError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.stores.interface import SecretStore
 
 FORCE_SYNC_ANNOTATION = "force-sync"  # the documented idiom (CLUSTER.md)

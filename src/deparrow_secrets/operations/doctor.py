@@ -33,7 +33,7 @@ from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import StoreError
 from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare
 from deparrow_secrets.lint.rules.stores import REFRESH_DISABLED
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.stores.interface import SecretStore
 
 # The cluster chain store -> SecretStore -> ExternalSecret -> Secret -> workloads.

@@ -18,7 +18,7 @@ from deparrow_secrets.cluster.sync import SecretSync, compare
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.findings import Finding, Rule
 from deparrow_secrets.operations.doctor import DOCTOR_RULES
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.stores.interface import SecretStore
 
 IN_SYNC = "in-sync"

@@ -10,7 +10,7 @@ from pathlib import Path
 from deparrow_secrets import gitrepo, safefiles
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.render import manifests
 from deparrow_secrets.render.tree import overlay_dir
 from deparrow_secrets.secret import SecretValue

@@ -9,7 +9,7 @@ from datetime import datetime
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError, NotFoundError
 from deparrow_secrets.ledger import Change
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
 

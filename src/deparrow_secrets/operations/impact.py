@@ -16,7 +16,7 @@ from deparrow_secrets.cluster.state import (
 )
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.render.manifests import external_secret_name
 
 

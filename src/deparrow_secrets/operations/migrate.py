@@ -44,7 +44,7 @@ from deparrow_secrets.errors import (
     DeparrowError,
     InputError,
 )
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
 

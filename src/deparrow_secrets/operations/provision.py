@@ -16,8 +16,8 @@ from deparrow_secrets.config.catalog import CatalogValue, GeneratePolicy
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import ConflictError, InputError, SoftDeletedError
 from deparrow_secrets.ledger import Change
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.values_input import check_known_key, check_policy
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, Snapshot
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import DeparrowError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 
 DEFAULT_CONFIG = """\
 # deparrow-secrets configuration (see the README for every field).

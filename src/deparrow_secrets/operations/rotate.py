@@ -61,8 +61,8 @@ from deparrow_secrets.errors import (
     UncertainWriteError,
 )
 from deparrow_secrets.operations import rotation_state
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.rotation_state import ObjectRecord, RotationRecord, WorkloadRecord
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from deparrow_secrets import safefiles
 from deparrow_secrets.errors import InputError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 
 FORMAT = 1
 # Steps in order; `step` in the record is the last one completed.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deparrow_secrets.config.settings import EnvironmentConfig
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.operations.verify import check_value
+from deparrow_secrets.project import Project
 from deparrow_secrets.stores.interface import SecretStore
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from deparrow_secrets.cluster.api import KubeClient
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.findings import ERROR, Finding, Rule, declare
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture import audit, encryption, enforced, network
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+from deparrow_secrets.project import Project
 from deparrow_secrets.stores.interface import SecretStore
 
 (ROTATION_AGE,) = declare(

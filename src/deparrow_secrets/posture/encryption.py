@@ -24,8 +24,8 @@ from typing import Any, assert_never
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import StoreError
 from deparrow_secrets.findings import ERROR, Rule, declare
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict, not_checked
+from deparrow_secrets.project import Project
 from deparrow_secrets.providers import builtin_settings
 from deparrow_secrets.providers.aws.settings import AwsSettings
 from deparrow_secrets.providers.azure.settings import AzureSettings

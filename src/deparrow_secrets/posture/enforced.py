@@ -10,8 +10,8 @@ from typing import assert_never
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.findings import ERROR, Finding, Rule, declare
-from deparrow_secrets.operations.project import Project
 from deparrow_secrets.posture.model import FAIL, PASS, UNKNOWN, Verdict
+from deparrow_secrets.project import Project
 from deparrow_secrets.providers import builtin_settings
 from deparrow_secrets.providers.aws.settings import AwsSettings
 from deparrow_secrets.providers.azure.settings import AzureSettings

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import NotFoundError, SoftDeletedError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore, VersionInfo
 

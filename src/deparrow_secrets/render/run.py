@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deparrow_secrets.errors import EXIT_FINDINGS, EXIT_OK
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.render.tree import TreeDiff, check_tree, render_tree, write_tree
 
 

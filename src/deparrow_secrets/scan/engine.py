@@ -11,7 +11,7 @@ from pathlib import Path
 from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare, display_path
 from deparrow_secrets.findings import rule as declared_rule
 from deparrow_secrets.gitrepo import list_files
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.render.tree import overlay_dir
 from deparrow_secrets.scan.search import (
     DEFAULT_MAX_FILE_BYTES,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import InputError
-from deparrow_secrets.operations.project import Project
+from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 
 MIN_LENGTH = 8
