@@ -34,6 +34,45 @@ def test_mypy_is_clean() -> None:
     assert "Success: no issues found" in done.stdout
 
 
+NON_EXHAUSTIVE = """
+from deparrow_secrets.config.settings import EnvironmentConfig
+from deparrow_secrets.providers import builtin_settings
+from deparrow_secrets.providers.aws.settings import AwsSettings
+from deparrow_secrets.providers.azure.settings import AzureSettings
+from deparrow_secrets.providers.local.settings import LocalSettings
+from deparrow_secrets.providers.vault.settings import VaultSettings
+from typing import assert_never
+
+
+def hint(env: EnvironmentConfig) -> str:
+    match builtin_settings(env):
+        case VaultSettings() | AwsSettings() | LocalSettings(){azure}:
+            return "known"
+        case None:
+            return "not checked"
+        case unknown:
+            assert_never(unknown)
+"""
+
+
+@pytest.mark.slow  # two mypy runs
+@pytest.mark.parametrize("azure", ["", " | AzureSettings()"], ids=["azure-forgotten", "all"])
+def test_a_choice_over_the_providers_that_forgets_one_fails_the_type_check(
+        tmp_path: Path, azure: str) -> None:
+    """The gate catches a `match` on builtin_settings() without a case for every built-in
+    provider (the posture checks choose this way)."""
+    module = tmp_path / "choice.py"
+    module.write_text(NON_EXHAUSTIVE.replace("{azure}", azure), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir",
+                           str(REPO_ROOT / ".mypy_cache"), "--config-file",
+                           str(REPO_ROOT / "pyproject.toml"), str(module)], cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    if azure:
+        assert done.returncode == 0, done.stdout + done.stderr
+    else:
+        assert done.returncode == 1 and "AzureSettings" in done.stdout, done.stdout
+
+
 def test_committed_tree_is_up_to_date() -> None:
     run = run_cli(["render", "--check"], cwd=REPO_ROOT)
     assert run.code == 0, run.text
