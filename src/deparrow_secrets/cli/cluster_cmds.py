@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 import click
 
 from deparrow_secrets.cli.common import (
-    camel_dict,
     env_option,
     load_project,
     output_option,
@@ -85,31 +84,10 @@ def deploy(ctx: click.Context, env_name: str, dry_run: bool, wait: bool, timeout
                             wait=wait, timeout=timeout,
                             progress=None if output == "json" else progress_printer())
     if output == "json":
-        print_json({"environment": env.name, "namespace": project.config.namespace,
-                    "context": client.context, "dryRun": dry_run, "applied": not no_apply,
-                    "changes": [camel_dict(c) for c in result.changes],
-                    "forcedSync": result.forced, "converged": result.converged,
-                    "secrets": [{"name": s.name, "externalSecret": s.external_secret,
-                                 "synced": s.converged, "lastSync": s.last_sync or None}
-                                for s in result.secrets],
-                    "waitedSeconds": round(result.waited, 2), "apiCalls": result.api_calls})
+        print_json(result.to_json(client.context, applied=not no_apply))
         return
-    verb = "would change" if dry_run else "changed"
-    for c in result.changes:
-        fields = f" ({', '.join(c.fields[:6])}{', ...' if len(c.fields) > 6 else ''})" \
-            if c.fields else ""
-        click.echo(f"{c.action:9} {c.ref}{fields}")
-    for name in result.forced:
-        click.echo(f"force-sync ExternalSecret/{name}")
-    changed = sum(1 for c in result.changes if c.action != "unchanged")
-    summary = f"{env.name} ({client.context}, namespace {project.config.namespace}): "
-    if not no_apply:
-        summary += f"{verb} {changed} of {len(result.changes)} object(s)"
-    if wait and not dry_run:
-        summary += ("; " if not no_apply else "") + \
-            f"{len(result.secrets)} Secret(s) synced and verified by hash in " \
-            f"{result.waited:.1f}s"
-    click.echo(summary + f" ({result.api_calls} API calls)")
+    for line in result.text_lines(client.context, applied=not no_apply, waited=wait):
+        click.echo(line)
 
 
 @click.command()
@@ -131,11 +109,7 @@ def doctor(ctx: click.Context, env_name: str, kubeconfig: str | None,
         report = run_doctor(project, env, client,
                             lambda: project.open_store(env, create=False))
     if output == "json":
-        click.echo(render_json("doctor", report.findings, report.checked, {
-            "environment": env.name, "namespace": report.namespace,
-            "context": report.context, "apiCalls": report.api_calls,
-            "nodes": [camel_dict(n) for n in report.nodes.values()],
-            "edges": [list(e) for e in report.edges]}))
+        click.echo(render_json("doctor", report.findings, report.checked, report.details()))
     elif output == "sarif":
         click.echo(render_sarif(report.findings, DOCTOR_RULES))
     elif output == "dot":
@@ -164,10 +138,7 @@ def drift(ctx: click.Context, env_name: str, kubeconfig: str | None,
             project.open_store(env, create=False) as store:
         report = run_drift(project, env, client, store)
     if output == "json":
-        print_json({"environment": env.name, "namespace": report.namespace,
-                    "context": report.context, "drifted": len(report.drifted),
-                    "keys": [camel_dict(k) for k in report.keys],
-                    "apiCalls": report.api_calls})
+        print_json(report.to_json())
     elif output == "sarif":
         from deparrow_secrets.findings.output import render_sarif
         from deparrow_secrets.operations.drift import DRIFT_RULES
@@ -175,17 +146,10 @@ def drift(ctx: click.Context, env_name: str, kubeconfig: str | None,
         click.echo(render_sarif(report.findings(), DRIFT_RULES))
     else:
         print_table(["KEY", "SECRET", "STORE", "VERSION", "CLUSTER", "LAST SYNC", "STATE"],
-                    [(k.key, k.secret, "yes" if k.in_store else "no", k.store_version,
-                      "equal" if k.equal else ("differs" if k.equal is False else
-                                               ("present" if k.in_secret else "absent")),
-                      k.last_sync or None, k.state) for k in report.keys])
-        fixes = list(dict.fromkeys(k.fix for k in report.drifted))
+                    report.table_rows())
         click.echo("")
-        if not report.drifted:
-            click.echo(f"{env.name}: catalog, store and cluster agree "
-                       f"({len(report.keys)} keys)")
-        for fix in fixes:
-            click.echo(f"fix: {fix}")
+        for line in report.summary_lines():
+            click.echo(line)
     if report.drifted:
         ctx.exit(EXIT_FINDINGS)
 
@@ -207,12 +171,7 @@ def impact(ctx: click.Context, target: str, env_name: str, kubeconfig: str | Non
     with _client(kubeconfig, kube_context) as client:
         report = run_impact(project, env, client, target)
     if output == "json":
-        print_json({"target": target, "environment": env.name, "namespace": report.namespace,
-                    "secrets": report.secrets, "key": report.key,
-                    "lastChange": report.last_change,
-                    "workloads": [camel_dict(c) for c in report.workloads],
-                    "pods": [camel_dict(c) for c in report.pods],
-                    "apiCalls": report.api_calls})
+        print_json(report.to_json())
         return
     what = f"key {report.key} (in {', '.join(report.secrets)})" if report.key \
         else f"Secret {target}"

@@ -122,46 +122,5 @@ def show_result(result: Any, output: str) -> None:
     if output == "json":
         print_json(result.to_json())
         return
-    p = result.plan
-    verb = {"planned": "would rotate", "rotated": "rotated", "rolled-back": "rolled back",
-            "needs-person": "needs a person:"}[result.outcome]
-    if p.kind == "rollback" and result.outcome == "rotated":
-        verb = "rolled back and synced"
-    click.echo(f"{p.environment} ({p.provider}): {verb} {', '.join(p.keys)}"
-               + (f" (resumed after step {p.resumed_after})" if p.resumed_after else ""))
-    planned = result.outcome == "planned"
-    for o in p.objects:
-        line = f"  store   {o.remote_key}: version {o.version_before} -> " \
-               f"{'a new version' if planned else o.version_after or '(not written)'}"
-        if o.restored_version:
-            line += f", restored as {o.restored_version}"
-        click.echo(line)
-    for s in p.secrets:
-        via = f" via ExternalSecret/{s.external_secret}" if s.external_secret else ""
-        line = f"  secret  {s.name}{via}: " + ("force-sync and verify by hash" if planned
-                                                 else "hash verified "
-                                                 + ("yes" if s.hash_verified else "no"))
-        if result.undo:
-            line += f"; old value verified {'yes' if s.restored_verified else 'no'}"
-        click.echo(line)
-    for c in p.consumers:
-        how = {"restart": "restarted" if c.restarted else "restart",
-               "reloader": "left to Stakater Reloader", "paused": "paused: not touched",
-               "on-delete": "updateStrategy OnDelete: not rolled, delete its pods"}
-        click.echo(f"  {c.kind.lower():<11} {c.name}: {how[c.action]}"
-                   + (", rolled out" if c.rolled_out else "")
-                   + f" ({','.join(c.secrets)}{'; ' + ','.join(c.ways) if c.ways else ''})")
-    for label, steps in (("step", result.steps), ("undo", result.undo)):
-        for s in steps:
-            click.echo(f"  {label:<7} {s.name:<8} {s.status:<12} {s.seconds:6.2f}s"
-                       + (f"  {s.detail}" if s.detail else ""))
-    if result.outcome != "planned":
-        click.echo(f"  {result.store_writes} store write(s), {result.api_calls} API call(s), "
-                   f"{result.seconds:.1f}s ({result.waited:.1f}s waiting for controllers)")
-    if result.message:
-        click.echo(f"error: {result.message}", err=True)
-    if result.hint:
-        click.echo(f"  hint: {result.hint}", err=True)
-    if result.outcome == "rolled-back":
-        click.echo(f"{p.environment}: the old value is current again (exit 8)", err=True)
-
+    for line, to_stderr in result.report_lines():
+        click.echo(line, err=to_stderr)

@@ -80,6 +80,37 @@ class DeployResult:
     def changed(self) -> bool:
         return any(c.action != "unchanged" for c in self.changes) or bool(self.forced)
 
+    def to_json(self, context: str, applied: bool) -> dict[str, Any]:
+        from deparrow_secrets.operations.reports import camel_dict
+
+        return {"environment": self.plan.environment, "namespace": self.plan.namespace,
+                "context": context, "dryRun": self.plan.dry_run, "applied": applied,
+                "changes": [camel_dict(c) for c in self.changes],
+                "forcedSync": self.forced, "converged": self.converged,
+                "secrets": [{"name": s.name, "externalSecret": s.external_secret,
+                             "synced": s.converged, "lastSync": s.last_sync or None}
+                            for s in self.secrets],
+                "waitedSeconds": round(self.waited, 2), "apiCalls": self.api_calls}
+
+    def text_lines(self, context: str, applied: bool, waited: bool) -> list[str]:
+        """What `deploy` prints: each object's change, each forced sync, a summary."""
+        lines = []
+        for c in self.changes:
+            fields = f" ({', '.join(c.fields[:6])}{', ...' if len(c.fields) > 6 else ''})" \
+                if c.fields else ""
+            lines.append(f"{c.action:9} {c.ref}{fields}")
+        lines += [f"force-sync ExternalSecret/{name}" for name in self.forced]
+        changed = sum(1 for c in self.changes if c.action != "unchanged")
+        verb = "would change" if self.plan.dry_run else "changed"
+        summary = f"{self.plan.environment} ({context}, namespace {self.plan.namespace}): "
+        if applied:
+            summary += f"{verb} {changed} of {len(self.changes)} object(s)"
+        if waited and not self.plan.dry_run:
+            summary += ("; " if applied else "") + \
+                f"{len(self.secrets)} Secret(s) synced and verified by hash in " \
+                f"{self.waited:.1f}s"
+        return [*lines, summary + f" ({self.api_calls} API calls)"]
+
 
 # --------------------------------------------------------------------------- objects
 

@@ -154,6 +154,15 @@ class DoctorReport:
     def ok(self) -> bool:
         return not self.findings
 
+    def details(self) -> dict[str, Any]:
+        """What `doctor -o json` adds to the findings: where it looked and the chain."""
+        from deparrow_secrets.operations.reports import camel_dict
+
+        return {"environment": self.environment, "namespace": self.namespace,
+                "context": self.context, "apiCalls": self.api_calls,
+                "nodes": [camel_dict(n) for n in self.nodes.values()],
+                "edges": [list(e) for e in self.edges]}
+
 
 class _Doctor:
     def __init__(self, project: Project, env: EnvironmentConfig, client: KubeClient) -> None:

@@ -10,6 +10,7 @@ Secret by Secret).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from deparrow_secrets.cluster.api import KubeClient
 from deparrow_secrets.cluster.expected import expected_secrets
@@ -62,6 +63,26 @@ class DriftReport:
     @property
     def drifted(self) -> list[KeyDrift]:
         return [k for k in self.keys if k.state != IN_SYNC]
+
+    def to_json(self) -> dict[str, Any]:
+        from deparrow_secrets.operations.reports import camel_dict
+
+        return {"environment": self.environment, "namespace": self.namespace,
+                "context": self.context, "drifted": len(self.drifted),
+                "keys": [camel_dict(k) for k in self.keys], "apiCalls": self.api_calls}
+
+    def table_rows(self) -> list[tuple[object, ...]]:
+        return [(k.key, k.secret, "yes" if k.in_store else "no", k.store_version,
+                 "equal" if k.equal else ("differs" if k.equal is False else
+                                          ("present" if k.in_secret else "absent")),
+                 k.last_sync or None, k.state) for k in self.keys]
+
+    def summary_lines(self) -> list[str]:
+        """The verdict when nothing drifted, else one fix per distinct fix."""
+        if not self.drifted:
+            return [f"{self.environment}: catalog, store and cluster agree "
+                    f"({len(self.keys)} keys)"]
+        return [f"fix: {fix}" for fix in dict.fromkeys(k.fix for k in self.drifted)]
 
     def findings(self) -> list[Finding]:
         """One finding per drifted key, named by key and Secret (never a value)."""

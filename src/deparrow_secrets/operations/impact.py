@@ -5,6 +5,7 @@ and which pods still hold a copy older than the Secret's last change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from deparrow_secrets.cluster.api import KubeClient
 from deparrow_secrets.cluster.consumers import ENV_FROM, FROZEN, IMAGE_PULL, SecretUse
@@ -45,6 +46,15 @@ class ImpactReport:
     pods: list[Consumer] = field(default_factory=list)
     last_change: str | None = None
     api_calls: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        from deparrow_secrets.operations.reports import camel_dict
+
+        return {"target": self.target, "environment": self.environment,
+                "namespace": self.namespace, "secrets": self.secrets, "key": self.key,
+                "lastChange": self.last_change,
+                "workloads": [camel_dict(c) for c in self.workloads],
+                "pods": [camel_dict(c) for c in self.pods], "apiCalls": self.api_calls}
 
 
 def _targets(project: Project, env: EnvironmentConfig, target: str) -> tuple[list[str],

@@ -190,6 +190,58 @@ class RotationResult:
             "seconds": round(self.seconds, 3), "waitedSeconds": round(self.waited, 3),
         }
 
+    def report_lines(self) -> list[tuple[str, bool]]:
+        """The text report, line by line, each with whether it goes to stderr."""
+        p = self.plan
+        out: list[tuple[str, bool]] = []
+        verb = {"planned": "would rotate", "rotated": "rotated", "rolled-back": "rolled back",
+                "needs-person": "needs a person:"}[self.outcome]
+        if p.kind == "rollback" and self.outcome == "rotated":
+            verb = "rolled back and synced"
+        out.append((f"{p.environment} ({p.provider}): {verb} {', '.join(p.keys)}"
+                    + (f" (resumed after step {p.resumed_after})" if p.resumed_after else ""),
+                    False))
+        planned = self.outcome == "planned"
+        for o in p.objects:
+            line = f"  store   {o.remote_key}: version {o.version_before} -> " \
+                   f"{'a new version' if planned else o.version_after or '(not written)'}"
+            if o.restored_version:
+                line += f", restored as {o.restored_version}"
+            out.append((line, False))
+        for sec in p.secrets:
+            via = f" via ExternalSecret/{sec.external_secret}" if sec.external_secret else ""
+            line = f"  secret  {sec.name}{via}: " + (
+                "force-sync and verify by hash" if planned
+                else "hash verified " + ("yes" if sec.hash_verified else "no"))
+            if self.undo:
+                line += f"; old value verified {'yes' if sec.restored_verified else 'no'}"
+            out.append((line, False))
+        how = {"paused": "paused: not touched", "reloader": "left to Stakater Reloader",
+               "on-delete": "updateStrategy OnDelete: not rolled, delete its pods"}
+        for c in p.consumers:
+            action = ("restarted" if c.restarted else "restart") if c.action == "restart" \
+                else how[c.action]
+            out.append((f"  {c.kind.lower():<11} {c.name}: {action}"
+                        + (", rolled out" if c.rolled_out else "")
+                        + f" ({','.join(c.secrets)}{'; ' + ','.join(c.ways) if c.ways else ''})",
+                        False))
+        for label, steps in (("step", self.steps), ("undo", self.undo)):
+            for step in steps:
+                out.append((f"  {label:<7} {step.name:<8} {step.status:<12} "
+                            f"{step.seconds:6.2f}s" + (f"  {step.detail}" if step.detail else ""),
+                            False))
+        if self.outcome != "planned":
+            out.append((f"  {self.store_writes} store write(s), {self.api_calls} API call(s), "
+                        f"{self.seconds:.1f}s ({self.waited:.1f}s waiting for controllers)",
+                        False))
+        if self.message:
+            out.append((f"error: {self.message}", True))
+        if self.hint:
+            out.append((f"  hint: {self.hint}", True))
+        if self.outcome == "rolled-back":
+            out.append((f"{p.environment}: the old value is current again (exit 8)", True))
+        return out
+
 
 def _step_json(s: StepReport) -> dict[str, Any]:
     return {"step": s.name, "status": s.status, "seconds": round(s.seconds, 3),
