@@ -173,23 +173,12 @@ def impact(ctx: click.Context, target: str, env_name: str, kubeconfig: str | Non
     if output == "json":
         print_json(report.to_json())
         return
-    what = f"key {report.key} (in {', '.join(report.secrets)})" if report.key \
-        else f"Secret {target}"
-    click.echo(f"{what}, environment {env.name}, namespace {report.namespace}"
-               + (f"; data last changed {report.last_change}" if report.last_change else ""))
+    click.echo(report.heading())
     click.echo("")
-    print_table(["WORKLOAD", "HOW", "CONTAINERS", "KEYS", "RELOADER"],
-                [(f"{c.kind}/{c.name}", ",".join(c.ways), ",".join(c.containers) or None,
-                  ",".join(c.keys) or "all", "yes" if c.reloader else "no")
-                 for c in report.workloads])
+    print_table(["WORKLOAD", "HOW", "CONTAINERS", "KEYS", "RELOADER"], report.workload_rows())
     click.echo("")
-    print_table(["POD", "OWNER", "HOW", "STARTED", "STALE"],
-                [(c.name, c.owner, ",".join(c.ways), c.started,
-                  "yes" if c.stale else "no") for c in report.pods])
-    stale = [c for c in report.pods if c.stale]
+    print_table(["POD", "OWNER", "HOW", "STARTED", "STALE"], report.pod_rows())
+    stale = report.stale_line()
     if stale:
-        owners = sorted({c.owner for c in stale if c.owner})
         click.echo("")
-        click.echo(f"{len(stale)} pod(s) hold a copy older than the Secret; restart: "
-                   + "; ".join(f"kubectl -n {report.namespace} rollout restart {o.lower()}"
-                               for o in owners))
+        click.echo(stale)

@@ -56,6 +56,31 @@ class ImpactReport:
                 "workloads": [camel_dict(c) for c in self.workloads],
                 "pods": [camel_dict(c) for c in self.pods], "apiCalls": self.api_calls}
 
+    def heading(self) -> str:
+        what = f"key {self.key} (in {', '.join(self.secrets)})" if self.key \
+            else f"Secret {self.target}"
+        return (f"{what}, environment {self.environment}, namespace {self.namespace}"
+                + (f"; data last changed {self.last_change}" if self.last_change else ""))
+
+    def workload_rows(self) -> list[tuple[object, ...]]:
+        return [(f"{c.kind}/{c.name}", ",".join(c.ways), ",".join(c.containers) or None,
+                 ",".join(c.keys) or "all", "yes" if c.reloader else "no")
+                for c in self.workloads]
+
+    def pod_rows(self) -> list[tuple[object, ...]]:
+        return [(c.name, c.owner, ",".join(c.ways), c.started, "yes" if c.stale else "no")
+                for c in self.pods]
+
+    def stale_line(self) -> str | None:
+        """How many pods hold an old copy, and the restarts that refresh them."""
+        stale = [c for c in self.pods if c.stale]
+        if not stale:
+            return None
+        owners = sorted({c.owner for c in stale if c.owner})
+        return (f"{len(stale)} pod(s) hold a copy older than the Secret; restart: "
+                + "; ".join(f"kubectl -n {self.namespace} rollout restart {o.lower()}"
+                            for o in owners))
+
 
 def _targets(project: Project, env: EnvironmentConfig, target: str) -> tuple[list[str],
                                                                              str | None]:
