@@ -40,7 +40,6 @@ from deparrow_secrets.cluster.expected import ExpectedSecret, environment_secret
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.errors import (
     EXIT_CONFLICT,
-    ConflictError,
     DeparrowError,
     InputError,
 )
@@ -50,7 +49,6 @@ from deparrow_secrets.stores.interface import SecretStore, Snapshot
 
 STEPS = ("planned", "stored", "applied", "verified", "removed", "done")
 KILL_HOOK = "DEPARROW_SECRETS_TEST_KILL_AFTER"  # tests only: SIGKILL after that step
-CONFLICT_ATTEMPTS = 5
 
 
 class MigrationConflictError(DeparrowError):
@@ -356,7 +354,7 @@ def write_store(project: Project, env: EnvironmentConfig, store: SecretStore,
     """One check-and-set write per remote object that needs one; a concurrent change is
     re-read and judged again (a differing value is still a conflict without force)."""
     from deparrow_secrets.ledger import Change
-    from deparrow_secrets.operations.provision import _backoff
+    from deparrow_secrets.operations.provision import ObjectWrite, write_checked
 
     layout = project.layout(env)
     by_object: dict[str, list[KeyPlan]] = {}
@@ -371,11 +369,11 @@ def write_store(project: Project, env: EnvironmentConfig, store: SecretStore,
         change.fact("overwritten", overwritten)
     with change:
         for remote_key, keys in by_object.items():
-            snap = plan.snapshots.get(remote_key)
-            for attempt in range(CONFLICT_ATTEMPTS):
-                if attempt:
-                    _backoff(attempt)
-                    snap = store.read(remote_key)
+
+            def compose(snap: Snapshot | None, remote_key: str = remote_key,
+                        keys: list[KeyPlan] = keys) -> ObjectWrite | None:
+                """The migrated values over what the store holds now; a value changed
+                in the store meanwhile is still a conflict without force."""
                 existing = dict(snap.values) if snap else {}
                 merged = dict(existing)
                 writes = []
@@ -400,18 +398,13 @@ def write_store(project: Project, env: EnvironmentConfig, store: SecretStore,
                     merged[prop] = value
                     writes.append(k.key)
                 if not writes:
-                    break
-                version = snap.version if snap else None
-                change.attempting(remote_key, version, existing, writes)
-                try:
-                    written[remote_key] = store.write(remote_key, merged, version)
-                except ConflictError:
-                    if attempt == CONFLICT_ATTEMPTS - 1:
-                        raise
-                    continue
-                change.wrote(remote_key, version, existing, written[remote_key], merged,
-                             writes)
-                break
+                    return None
+                return ObjectWrite(snap.version if snap else None, existing, merged, writes)
+
+            done = write_checked(store, remote_key, change, compose,
+                                 compose(plan.snapshots.get(remote_key)))
+            if done.version is not None:
+                written[remote_key] = done.version
     return written
 
 
