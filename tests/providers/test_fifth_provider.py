@@ -77,6 +77,35 @@ def test_unregistered_it_is_an_unknown_provider(tmp_path: Path,
     assert "'memory' is not allowed" in run.err and "local, vault, aws, azure" in run.err
 
 
+def test_an_installed_distribution_provides_it_by_entry_point(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]) -> None:
+    """pip-installed, a provider declares itself under the entry-point group; the
+    configuration then names it with nothing registered by hand."""
+    site = tmp_path / "site"
+    info = site / "deparrow_memory_provider-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: deparrow-memory-provider\n"
+                                   "Version: 0.1\n", encoding="utf-8")
+    (info / "entry_points.txt").write_text(
+        f"[{providers.ENTRY_POINT_GROUP}]\nmemory = memory_provider:PROVIDER\n",
+        encoding="utf-8")
+    project = tmp_path / "project"
+    project.mkdir()
+    bucket = f"b-{secrets.token_hex(4)}"
+    write_config(project, f"environments:\n  staging:\n    store: {{provider: memory, "
+                 f"bucket: {bucket}}}\n")
+    assert "memory" not in providers.names()
+    monkeypatch.syspath_prepend(str(site))
+    try:
+        assert "memory" in providers.names()
+        assert cli("render", cwd=project).code == 0
+        assert cli("provision", "--env", "staging", cwd=project).code == 0
+        assert BUCKETS[bucket]
+    finally:
+        providers.unregister(PROVIDER.name)
+        BUCKETS.pop(bucket, None)
+
+
 class TestMemoryConformance(StoreConformance):
     @pytest.fixture
     def store(self, memory_registered: str) -> Iterator[SecretStore]:

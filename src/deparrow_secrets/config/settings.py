@@ -68,6 +68,8 @@ class StoreParsers(Protocol):
 
     def names(self) -> list[str]: ...
 
+    def known(self, name: str) -> bool: ...
+
     def parse_store(self, name: str, checker: Checker, path: KeyPath,
                     block: Mapping[str, Any], environment: str) -> StoreSettings: ...
 
@@ -275,6 +277,9 @@ def _parse_environment(c: Checker, name: str, raw: Any,
     optional = frozenset(c.string_list((*path, "optionalKeys"), m.get("optionalKeys")))
     store_path: KeyPath = (*path, "store")
     block = c.mapping(store_path, m["store"], required=("provider",))
-    provider = c.choice((*store_path, "provider"), block["provider"], providers.names())
+    provider = block["provider"]
+    if not (isinstance(provider, str) and providers.known(provider)):
+        # the list of every provider only for the error: it reads installed metadata
+        provider = c.choice((*store_path, "provider"), provider, providers.names())
     store = providers.parse_store(provider, c, store_path, block, name)
     return EnvironmentConfig(name, store, ha, refresh, optional)

@@ -2,8 +2,11 @@
 one registry that finds them by the `store.provider` name of deparrow-secrets.yaml.
 
 The built-in providers are imported on first use (each brings its SDK only when its
-store is opened). Another provider is added with `register()`: it then parses,
-renders, provisions and verifies like the built-in ones.
+store is opened). Another provider is added with `register()`, or by an installed
+distribution that declares it under the entry-point group `deparrow_secrets.providers`
+(`memory = their_package:PROVIDER`; looked up only for a name the tool does not know,
+since reading installed metadata costs start-up). It then parses, renders, provisions
+and verifies like the built-in ones.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
 
     BuiltinSettings: TypeAlias = LocalSettings | VaultSettings | AwsSettings | AzureSettings
 
+ENTRY_POINT_GROUP = "deparrow_secrets.providers"
 BuiltinName = Literal["local", "vault", "aws", "azure"]
 BUILTIN: tuple[BuiltinName, ...] = get_args(BuiltinName)
 
@@ -65,7 +69,32 @@ def unregister(name: str) -> None:
 
 
 def names() -> list[str]:
-    return [*BUILTIN, *(n for n in _registered if n not in BUILTIN)]
+    """Every provider the tool can use: built in, registered, installed."""
+    from importlib.metadata import entry_points
+
+    installed = sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return list(dict.fromkeys([*BUILTIN, *_registered, *installed]))
+
+
+def known(name: str) -> bool:
+    return name in BUILTIN or name in _registered or _installed(name) is not None
+
+
+def _installed(name: str) -> Provider | None:
+    """The provider an installed distribution declares as `name` (registered once found)."""
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        try:
+            provider: Provider = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in is a configuration error
+            raise ConfigError(f"provider '{name}' ({entry.value}) cannot be loaded: "
+                              f"{type(exc).__name__}",
+                              hint=f"reinstall the distribution that provides it, or "
+                              f"remove `provider: {name}`") from None
+        register(provider)
+        return provider
+    return None
 
 
 def get(name: str) -> Provider:
@@ -74,6 +103,9 @@ def get(name: str) -> Provider:
     for builtin in BUILTIN:
         if builtin == name:
             return _builtin(builtin)
+    installed = _installed(name)
+    if installed is not None:
+        return installed
     raise ConfigError(f"unknown provider '{name}'", hint="providers: " + ", ".join(names()))
 
 
@@ -92,6 +124,9 @@ class _Parsers:
 
     def names(self) -> list[str]:
         return names()
+
+    def known(self, name: str) -> bool:
+        return known(name)
 
     def parse_store(self, name: str, checker: Checker, path: KeyPath,
                     block: Mapping[str, Any], environment: str) -> StoreSettings:
