@@ -136,16 +136,14 @@ MUTATIONS: list[Mutation] = [
     M("provision: supplied values skip the policy", "operations/provision.py",
       "        check_policy(project.catalog, key, value)", "        pass", (VALUES_T,)),
     M("provision: check-and-set on no version", "operations/provision.py",
-      "                result.written[plan.remote_key] = store.write(plan.remote_key, merged,\n"
-      "                                                              plan.version)",
-      "                result.written[plan.remote_key] = store.write(plan.remote_key, merged,\n"
-      "                                                              None)", (DEV_T,)),
+      "            version = store.write(remote_key, planned.after, planned.version)",
+      "            version = store.write(remote_key, planned.after, None)", (DEV_T,)),
     M("set: a conflict is not retried", "operations/provision.py",
       "        except ConflictError:\n            if attempt == CONFLICT_ATTEMPTS - 1:\n"
-      "                raise\n    raise AssertionError",
+      "                raise\n            continue",
       "        except ConflictError:\n            if True:\n"
-      "                raise\n    raise AssertionError", (CMDS_T,)),
-    M("set: other properties of the object dropped", "operations/provision.py",
+      "                raise\n            continue", (CMDS_T,)),
+    M("set: other properties of the object dropped", "operations/values.py",
       "        values = dict(snap.values) if snap else {}", "        values = {}",
       (CMDS_T,)),
     # --- values are text -------------------------------------------------------------
@@ -183,9 +181,9 @@ MUTATIONS: list[Mutation] = [
       "return True", (CMDS_T, VALUES_T)),
     # --- rollback -------------------------------------------------------------------
     M("rollback: whole object restored", "operations/history.py",
-      "    values = dict(current.values)\n    values[ref.property] = value",
-      "    values = dict(store.read(ref.key, source).values)\n"
-      "    values[ref.property] = value", (CMDS_T,)),
+      "        values = dict(current.values)\n        values[ref.property] = value",
+      "        values = dict(store.read(ref.key, source).values)\n"
+      "        values[ref.property] = value", (CMDS_T,)),
     M("rollback: a version with the same value counts as previous", "operations/history.py",
       "        if value is not None and value != now:", "        if value is not None:",
       (CMDS_T,)),
