@@ -121,7 +121,6 @@ class MemoryProvider(EsoProvider):
                        options: Options) -> SetupReport:
         raise InputError("the memory store has no identity")
 
-
     def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
                     socket_address: str | None, dry_run: bool) -> SetupReport:
         raise InputError("the memory store keeps no audit log")

@@ -69,7 +69,6 @@ class LocalProvider:
                        options: Options) -> SetupReport:
         raise _no_eso(env)
 
-
     def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
                     socket_address: str | None, dry_run: bool) -> SetupReport:
         from deparrow_secrets.providers.identity_plan import printed_audit_setup
