@@ -23,6 +23,7 @@ THIRD_PARTY_TEST = textwrap.dedent('''
     from deparrow_secrets.providers.local.store import LocalStore
     from deparrow_secrets.testing import StoreConformance
 
+
     @pytest.fixture
     def path(tmp_path: Path) -> Path:
         return tmp_path / "store.db"
