@@ -77,25 +77,34 @@ def test_unregistered_it_is_an_unknown_provider(tmp_path: Path,
     assert "'memory' is not allowed" in run.err and "local, vault, aws, azure" in run.err
 
 
-def test_an_installed_distribution_provides_it_by_entry_point(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]) -> None:
-    """pip-installed, a provider declares itself under the entry-point group; the
-    configuration then names it with nothing registered by hand."""
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str) -> None:
+    """A distribution on sys.path declaring `memory = <target>` as a provider."""
     site = tmp_path / "site"
     info = site / "deparrow_memory_provider-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: deparrow-memory-provider\n"
                                    "Version: 0.1\n", encoding="utf-8")
     (info / "entry_points.txt").write_text(
-        f"[{providers.ENTRY_POINT_GROUP}]\nmemory = memory_provider:PROVIDER\n",
-        encoding="utf-8")
+        f"[{providers.ENTRY_POINT_GROUP}]\nmemory = {target}\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+
+
+def memory_project(tmp_path: Path, bucket: str) -> Path:
     project = tmp_path / "project"
     project.mkdir()
-    bucket = f"b-{secrets.token_hex(4)}"
     write_config(project, f"environments:\n  staging:\n    store: {{provider: memory, "
                  f"bucket: {bucket}}}\n")
+    return project
+
+
+def test_an_installed_distribution_provides_it_by_entry_point(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]) -> None:
+    """pip-installed, a provider declares itself under the entry-point group; the
+    configuration then names it with nothing registered by hand."""
+    bucket = f"b-{secrets.token_hex(4)}"
+    project = memory_project(tmp_path, bucket)
     assert "memory" not in providers.names()
-    monkeypatch.syspath_prepend(str(site))
+    installed(tmp_path, monkeypatch, "memory_provider:PROVIDER")
     try:
         assert "memory" in providers.names()
         assert cli("render", cwd=project).code == 0
@@ -104,6 +113,17 @@ def test_an_installed_distribution_provides_it_by_entry_point(
     finally:
         providers.unregister(PROVIDER.name)
         BUCKETS.pop(bucket, None)
+
+
+def test_an_installed_provider_that_cannot_load_is_a_configuration_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., Run]) -> None:
+    project = memory_project(tmp_path, "b")
+    installed(tmp_path, monkeypatch, "memory_provider:NO_SUCH_PROVIDER")
+    run = cli("render", cwd=project)
+    assert run.code == 2, run.err
+    assert "provider 'memory' (memory_provider:NO_SUCH_PROVIDER) cannot be loaded" in run.err
+    assert "reinstall" in run.err and "internal error" not in run.err
+    assert not (project / "deparrow").exists()
 
 
 class TestMemoryConformance(StoreConformance):
