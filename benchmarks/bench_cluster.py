@@ -29,24 +29,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from benchsetup import NS, eso_cluster, kubeconfig, rendered_project, simulator_figures
 
 from deparrow_secrets.cluster.datahash import eso_data_hash  # noqa: E402
 from deparrow_secrets.cluster.official import connect  # noqa: E402
 from deparrow_secrets.operations.deploy import deploy  # noqa: E402
 from deparrow_secrets.operations.doctor import doctor  # noqa: E402
-from deparrow_secrets.operations.provision import apply_provision, plan_provision  # noqa: E402
 from deparrow_secrets.project import Project  # noqa: E402
 from deparrow_secrets.render.manifests import eso_objects  # noqa: E402
-from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402
 from fakes.eso_simulator import EsoSimulator, synced_resource_version  # noqa: E402
 from fakes.kube_apiserver import FakeKubeApiServer  # noqa: E402
-from fakes.kube_objects import deployment, eso_crds, install_eso  # noqa: E402
+from fakes.kube_objects import deployment  # noqa: E402
 from fakes.workload_simulator import WorkloadSimulator  # noqa: E402
 from servers import MotoServer  # noqa: E402
 
-NS = "deparrow"
 RUNS = 5  # doctor runs per size (median): this machine is shared
 
 
@@ -60,29 +56,11 @@ def write_project(root: Path, keys: int, secrets_count: int) -> Project:
     for n, start in enumerate(range(0, keys, per)):
         lines.append(f"  app-{n:04d}:")
         lines += [f"    - KEY_{i:04d}" for i in range(start, min(keys, start + per))]
-    (root / "catalog.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "deparrow-secrets.yaml").write_text(
-        "catalog: catalog.yaml\nenvironments:\n  production:\n    store: {provider: aws, "
-        "region: us-east-1, accountId: '210987654321', roleArn: "
+    return rendered_project(
+        root, "catalog: catalog.yaml\nenvironments:\n  production:\n    store: {provider: "
+        "aws, region: us-east-1, accountId: '210987654321', roleArn: "
         f"'arn:aws:iam::210987654321:role/bench', prefix: bench-{secrets.token_hex(3)}}}\n",
-        encoding="utf-8")
-    project = Project.load(root / "deparrow-secrets.yaml")
-    write_tree(project.config.manifests_dir, render_tree(project.config, project.catalog))
-    env = project.environment("production")
-    with project.open_store(env) as store:
-        apply_provision(project, env, store, plan_provision(project, env, store, {}), {})
-    return project
-
-
-def fake_cluster(tmp: Path) -> FakeKubeApiServer:
-    api = FakeKubeApiServer().start()
-    for ns in (NS, "external-secrets"):
-        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    for crd in eso_crds():
-        api.put(crd)
-    api.kubeconfig(tmp / "kubeconfig", context="fake", namespace=NS)
-    install_eso(api)
-    return api
+        catalog="\n".join(lines) + "\n", provision="production")
 
 
 def healthy_state(api: FakeKubeApiServer, project: Project) -> None:
@@ -145,13 +123,10 @@ def api_wait(client: Any) -> Iterator[list[float]]:
 def _serve(tmp: str, project_root: str, ready: Any, stop: Any) -> None:
     """Child process: the fake API server with a healthy production, until `stop`."""
     project = Project.load(Path(project_root) / "deparrow-secrets.yaml")
-    api = fake_cluster(Path(tmp))
-    try:
+    with eso_cluster(Path(tmp) / "kube") as api:
         healthy_state(api, project)
         ready.set()
         stop.wait()
-    finally:
-        api.stop()
 
 
 def bench_doctor(n: int, store_env: dict[str, str]) -> dict[str, Any]:
@@ -170,7 +145,7 @@ def bench_doctor(n: int, store_env: dict[str, str]) -> dict[str, Any]:
             if not ready.wait(600):
                 raise RuntimeError("the fake API server did not come up")
             env = project.environment("production")
-            client = connect(str(tmp / "kubeconfig"))
+            client = connect(kubeconfig(tmp / "kube"))
             doctor(project, env, client, lambda: project.open_store(env))  # warm-up
             walls, waits = [], []
             for _ in range(RUNS):
@@ -198,29 +173,27 @@ def bench_deploy(keys: int) -> dict[str, Any]:
         tmp = Path(tmp_name)
         project = write_project(tmp, keys, 10)
         env = project.environment("production")
-        api = fake_cluster(tmp)
-        sim = EsoSimulator(api, lambda store_obj: project.open_store(env), interval=0.05)
-        try:
-            sim.start()
-            client = connect(str(tmp / "kubeconfig"))
-            began = time.perf_counter()
-            result = deploy(project, env, client, lambda: project.open_store(env),
-                            timeout=600, poll=0.2)
-            wall = time.perf_counter() - began
-            again_began = time.perf_counter()
-            again = deploy(project, env, client, lambda: project.open_store(env),
-                           timeout=60, poll=0.2)
-            again_wall = time.perf_counter() - again_began
-            client.close()
-            return {"keys": keys, "secrets": len(result.secrets), "converged": result.converged,
-                    "apiCalls": result.api_calls, "wall": wall, "waited": result.waited,
-                    "secondApiCalls": again.api_calls, "secondWall": again_wall,
-                    "secondChanged": again.changed, "simReconciles": sim.reconciles,
-                    "simStoreReads": sim.store_reads, "simWrites": sim.writes,
-                    "simTime": sim.busy_seconds}
-        finally:
-            sim.stop()
-            api.stop()
+        with eso_cluster(tmp / "kube") as api:
+            sim = EsoSimulator(api, lambda store_obj: project.open_store(env), interval=0.05)
+            try:
+                sim.start()
+                client = connect(kubeconfig(tmp / "kube"))
+                began = time.perf_counter()
+                result = deploy(project, env, client, lambda: project.open_store(env),
+                                timeout=600, poll=0.2)
+                wall = time.perf_counter() - began
+                again_began = time.perf_counter()
+                again = deploy(project, env, client, lambda: project.open_store(env),
+                               timeout=60, poll=0.2)
+                again_wall = time.perf_counter() - again_began
+                client.close()
+                return {"keys": keys, "secrets": len(result.secrets),
+                        "converged": result.converged, "apiCalls": result.api_calls,
+                        "wall": wall, "waited": result.waited,
+                        "secondApiCalls": again.api_calls, "secondWall": again_wall,
+                        "secondChanged": again.changed, **simulator_figures(sim)}
+            finally:
+                sim.stop()
 
 
 def main() -> int:

@@ -21,19 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from benchsetup import NS, eso_cluster, kubeconfig, rendered_project, simulator_figures
 
 from deparrow_secrets.cluster.official import connect  # noqa: E402
 from deparrow_secrets.operations.migrate import MigrateOptions, migrate  # noqa: E402
 from deparrow_secrets.project import Project  # noqa: E402
-from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402
 from fakes.eso_simulator import EsoSimulator  # noqa: E402
-from fakes.kube_apiserver import FakeKubeApiServer  # noqa: E402
-from fakes.kube_objects import eso_crds, install_eso  # noqa: E402
 from servers import OpenBaoServer, free_port  # noqa: E402
-
-NS = "deparrow"
 
 
 def write_project(root: Path, secret_count: int, keys: int) -> Project:
@@ -46,30 +40,19 @@ def write_project(root: Path, secret_count: int, keys: int) -> Project:
     for s in range(secret_count):
         lines.append(f"  app-{s:03d}:")
         lines += [f"    - S{s:03d}_K{k:03d}" for k in range(keys)]
-    (root / "catalog.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "deparrow-secrets.yaml").write_text(
-        "catalog: catalog.yaml\nenvironments:\n  staging:\n    store: {provider: vault, "
-        "server: 'https://vault.deparrow.internal:8200', "
-        f"path: bench-{secrets.token_hex(3)}/staging}}\n", encoding="utf-8")
-    project = Project.load(root / "deparrow-secrets.yaml")
-    write_tree(project.config.manifests_dir, render_tree(project.config, project.catalog))
-    return project
+    return rendered_project(
+        root, "catalog: catalog.yaml\nenvironments:\n  staging:\n    store: {provider: "
+        "vault, server: 'https://vault.deparrow.internal:8200', "
+        f"path: bench-{secrets.token_hex(3)}/staging}}\n", catalog="\n".join(lines) + "\n")
 
 
-def embedded_cluster(tmp: Path, project: Project) -> FakeKubeApiServer:
-    api = FakeKubeApiServer().start()
-    for ns in (NS, "external-secrets"):
-        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    for crd in eso_crds():
-        api.put(crd)
-    api.kubeconfig(tmp / "kubeconfig", context="fake", namespace=NS)
-    install_eso(api)
+def embed_secrets(api: Any, project: Project) -> None:
+    """The catalog's Secrets as the guide leaves them: values embedded in the cluster."""
     for secret in project.catalog.secrets:
         api.put({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                  "metadata": {"name": secret.name, "namespace": NS},
                  "data": {k: base64.b64encode(secrets.token_urlsafe(18).encode()).decode()
                           for k in secret.keys}})
-    return api
 
 
 def bench(secret_count: int, keys: int) -> dict[str, Any]:
@@ -77,7 +60,6 @@ def bench(secret_count: int, keys: int) -> dict[str, Any]:
         tmp = Path(tmp_name)
         project = write_project(tmp, secret_count, keys)
         env = project.environment("staging")
-        api = embedded_cluster(tmp, project)
         writes = [0]
 
         def open_store(create: bool = True) -> Any:
@@ -91,31 +73,31 @@ def bench(secret_count: int, keys: int) -> dict[str, Any]:
             store.write = counted  # type: ignore[method-assign]
             return store
 
-        sim = EsoSimulator(api, lambda store_obj: project.open_store(env), interval=0.05)
-        try:
-            sim.start()
-            client = connect(str(tmp / "kubeconfig"))
-            began = time.perf_counter()
-            result = migrate(project, env, client, open_store,
-                             MigrateOptions("cluster", timeout=600, poll=0.2))
-            wall = time.perf_counter() - began
-            first_writes = writes[0]
-            again_began = time.perf_counter()
-            again = migrate(project, env, client, open_store,
-                            MigrateOptions("cluster", timeout=60, poll=0.2))
-            again_wall = time.perf_counter() - again_began
-            client.close()
-            objects = len(project.layout(env).objects())
-            return {"secrets": secret_count, "keys": keys, "objects": objects,
-                    "verified": len(result.verified), "writes": first_writes,
-                    "apiCalls": result.api_calls, "wall": wall, "waited": result.waited,
-                    "secondWrites": writes[0] - first_writes,
-                    "secondApiCalls": again.api_calls, "secondWall": again_wall,
-                    "simReconciles": sim.reconciles, "simStoreReads": sim.store_reads,
-                    "simWrites": sim.writes, "simTime": sim.busy_seconds}
-        finally:
-            sim.stop()
-            api.stop()
+        with eso_cluster(tmp / "kube") as api:
+            embed_secrets(api, project)
+            sim = EsoSimulator(api, lambda store_obj: project.open_store(env), interval=0.05)
+            try:
+                sim.start()
+                client = connect(kubeconfig(tmp / "kube"))
+                began = time.perf_counter()
+                result = migrate(project, env, client, open_store,
+                                 MigrateOptions("cluster", timeout=600, poll=0.2))
+                wall = time.perf_counter() - began
+                first_writes = writes[0]
+                again_began = time.perf_counter()
+                again = migrate(project, env, client, open_store,
+                                MigrateOptions("cluster", timeout=60, poll=0.2))
+                again_wall = time.perf_counter() - again_began
+                client.close()
+                objects = len(project.layout(env).objects())
+                return {"secrets": secret_count, "keys": keys, "objects": objects,
+                        "verified": len(result.verified), "writes": first_writes,
+                        "apiCalls": result.api_calls, "wall": wall, "waited": result.waited,
+                        "secondWrites": writes[0] - first_writes,
+                        "secondApiCalls": again.api_calls, "secondWall": again_wall,
+                        **simulator_figures(sim)}
+            finally:
+                sim.stop()
 
 
 def main() -> int:

@@ -30,54 +30,38 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from benchsetup import NS, eso_cluster, kubeconfig, rendered_project
 
 from deparrow_secrets.cluster.official import connect  # noqa: E402
-from deparrow_secrets.operations.provision import (  # noqa: E402
-    apply_provision,
-    generate,
-    plan_provision,
-)
+from deparrow_secrets.operations.provision import generate  # noqa: E402
 from deparrow_secrets.operations.rotate import RotateOptions, rotate, select_keys  # noqa: E402
 from deparrow_secrets.project import Project  # noqa: E402
 from deparrow_secrets.render.check import find_kubectl  # noqa: E402
 from deparrow_secrets.render.manifests import eso_objects, external_secret_name  # noqa: E402
-from deparrow_secrets.render.tree import render_tree, write_tree  # noqa: E402
 from servers import MotoServer  # noqa: E402
-
-NS = "deparrow"
 
 
 def write_project(root: Path) -> Project:
-    (root / "deparrow-secrets.yaml").write_text(
-        "environments:\n  production:\n    store: {provider: aws, region: us-east-1, "
+    return rendered_project(
+        root, "environments:\n  production:\n    store: {provider: aws, region: us-east-1, "
         "accountId: '210987654321', roleArn: 'arn:aws:iam::210987654321:role/bench', "
-        f"prefix: bench-{os.urandom(3).hex()}}}\n", encoding="utf-8")
-    project = Project.load(root / "deparrow-secrets.yaml")
-    write_tree(project.config.manifests_dir, render_tree(project.config, project.catalog))
-    env = project.environment("production")
-    with project.open_store(env) as store:
-        apply_provision(project, env, store, plan_provision(project, env, store, {}), {})
-    return project
+        f"prefix: bench-{os.urandom(3).hex()}}}\n", provision="production")
 
 
 def _cluster(tmp: str, project_root: str, deployments: int, conn: Any) -> None:
     """Child: fake API server + ESO simulator + rollout simulator, answering `conn`."""
-    from fakes.eso_simulator import EsoSimulator
-    from fakes.kube_apiserver import FakeKubeApiServer
-    from fakes.kube_objects import deployment, eso_crds, install_eso
-    from fakes.workload_simulator import WorkloadSimulator
-
     project = Project.load(Path(project_root) / "deparrow-secrets.yaml")
     env = project.environment("production")
-    api = FakeKubeApiServer().start()
-    for ns in (NS, "external-secrets"):
-        api.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-    for crd in eso_crds():
-        api.put(crd)
-    api.kubeconfig(Path(tmp) / "kubeconfig", context="fake", namespace=NS)
-    install_eso(api)
+    with eso_cluster(Path(tmp) / "kube") as api:
+        _serve_cluster(api, project, env, deployments, conn)
+
+
+def _serve_cluster(api: Any, project: Project, env: Any, deployments: int,
+                   conn: Any) -> None:
+    from fakes.eso_simulator import EsoSimulator
+    from fakes.kube_objects import deployment
+    from fakes.workload_simulator import WorkloadSimulator
+
     eso = EsoSimulator(api, lambda store_obj: project.open_store(env), interval=0.05).start()
     rollouts = WorkloadSimulator(api, interval=0.05).start()
     try:
@@ -112,7 +96,6 @@ def _cluster(tmp: str, project_root: str, deployments: int, conn: Any) -> None:
     finally:
         eso.stop()
         rollouts.stop()
-        api.stop()
 
 
 def store_versions(project: Project) -> dict[str, int]:
@@ -147,7 +130,7 @@ def main() -> int:
         server.start()
         try:
             _, secret_names = parent.recv()
-            kubeconfig = str(Path(tmp) / "kubeconfig")
+            kubeconfig_path = kubeconfig(Path(tmp) / "kube")
 
             # 1. the tool
             keys = select_keys(project, env, [], None, True)
@@ -156,7 +139,7 @@ def main() -> int:
             parent.recv()
             parent.send("rollouts")
             rolled_before = parent.recv()
-            client = connect(kubeconfig)
+            client = connect(kubeconfig_path)
             with project.open_store(env, create=False, writable=True) as store:
                 result = rotate(project, env, store, client, keys, {},
                                 RotateOptions(timeout=args.timeout, poll=0.2))
@@ -186,7 +169,7 @@ def main() -> int:
                         values[layout.ref(key).property] = generate(policy)
                     store.write(rk, values, snap.version)
             store_time = time.perf_counter() - began
-            base = [kubectl, "--kubeconfig", kubeconfig, "-n", NS]
+            base = [kubectl, "--kubeconfig", kubeconfig_path, "-n", NS]
             began = time.perf_counter()
             for name in secret_names:
                 es = external_secret_name(next(s for s in project.catalog.secrets
