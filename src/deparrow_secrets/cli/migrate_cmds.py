@@ -73,59 +73,9 @@ def migrate(ctx: click.Context, env_name: str, source: str, paths: tuple[str, ..
 def _print_text(result: Any) -> None:
     from deparrow_secrets.cli.common import print_table
 
-    plan = result.plan
-    if plan.resumed_from:
-        click.echo(f"resuming the migration of {plan.environment} "
-                   f"(last completed step: {plan.resumed_from})")
-    if plan.keys:
-        print_table(["KEY", "SECRET", "FROM", "STORE", "ACTION"],
-                    [(k.key, ",".join(k.secrets), k.source or None, k.store, k.action)
-                     for k in plan.keys])
-    for name in plan.skipped:
-        click.echo(f"skipped   Secret/{name} (not in the catalog)")
-    if result.dry_run:
-        for edit in plan.removals:
-            verb = "delete" if edit["action"] == "deleted" else "edit"
-            click.echo(f"would {verb} {edit['file']}: {', '.join(edit['what'])}")
-        click.echo(f"{plan.environment}: dry run, nothing written")
-        return
-    for remote, version in result.written.items():
-        click.echo(f"stored    {remote} (version {version})")
-    for line in result.applied:
-        click.echo(f"applied   {line}")
-    for name in result.verified:
-        click.echo(f"verified  Secret/{name}: data hash equals the migrated values'")
-    for path in result.exported:
-        click.echo(f"exported  {path}")
-    for edit in result.edits:
-        click.echo(f"{edit['action']:9} {edit['file']}: {', '.join(edit['what'])}")
-    for what in result.cluster_removed:
-        click.echo(f"removed   {what}")
-    for what in plan.leftovers:
-        click.echo(f"leftover  {what}: holds values; --delete-original removes it")
-    for leak in result.leaks:
-        where = f"{leak.file}:{leak.line}" if leak.line else leak.file
-        form = " (base64)" if leak.encoding == "base64" else ""
-        click.echo(f"leaked    {', '.join(leak.keys)}{form}: commit {leak.commit[:12]} "
-                   f"({where})")
-    if result.leak_note:
-        click.echo(f"note: {result.leak_note}")
-    summary = (f"{plan.environment}: migrated {len(plan.secrets)} Secret(s), "
-               f"{len(result.written)} store write(s), {len(result.verified)} verified")
-    click.echo(summary + (f" ({result.api_calls} API calls)" if result.api_calls else ""))
-    if result.leaked_keys:
-        if result.rotation is not None:
-            rotation = result.rotation
-            if rotation:
-                click.echo(f"rotation  {', '.join(rotation['keys'])}: {rotation['outcome']}"
-                           + (f" ({rotation['message']})" if rotation.get("message") else ""))
-                for w in rotation.get("workloads") or []:
-                    click.echo(f"          {w['kind']}/{w['name']}: {w['action']}")
-            if result.rotate_by_hand:
-                click.echo(f"{', '.join(result.rotate_by_hand)}: issue a new value where it "
-                           f"comes from, then `deparrow-secrets set KEY --env "
-                           f"{plan.environment}`")
-        else:
-            click.echo(f"{len(result.leaked_keys)} migrated value(s) remain in git history: "
-                       f"rotate them with `{result.rotate_command()}` (or rerun with "
-                       "--rotate-leaked)")
+    for line in result.heading_lines():
+        click.echo(line)
+    if result.plan.keys:
+        print_table(["KEY", "SECRET", "FROM", "STORE", "ACTION"], result.table_rows())
+    for line in result.report_lines():
+        click.echo(line)

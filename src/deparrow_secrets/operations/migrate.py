@@ -154,6 +154,63 @@ class MigrationResult:
         return f"deparrow-secrets rotate --env {self.plan.environment} {' '.join(keys)}" \
             if keys else None
 
+    def heading_lines(self) -> list[str]:
+        plan = self.plan
+        return [f"resuming the migration of {plan.environment} (last completed step: "
+                f"{plan.resumed_from})"] if plan.resumed_from else []
+
+    def table_rows(self) -> list[tuple[object, ...]]:
+        """Per key: its Secrets, where the source holds it, the store, the action."""
+        return [(k.key, ",".join(k.secrets), k.source or None, k.store, k.action)
+                for k in self.plan.keys]
+
+    def report_lines(self) -> list[str]:
+        """The text report after the table: what was (or would be) done, step by step."""
+        plan = self.plan
+        out = [f"skipped   Secret/{name} (not in the catalog)" for name in plan.skipped]
+        if self.dry_run:
+            for edit in plan.removals:
+                verb = "delete" if edit["action"] == "deleted" else "edit"
+                out.append(f"would {verb} {edit['file']}: {', '.join(edit['what'])}")
+            return [*out, f"{plan.environment}: dry run, nothing written"]
+        out += [f"stored    {remote} (version {version})"
+                for remote, version in self.written.items()]
+        out += [f"applied   {line}" for line in self.applied]
+        out += [f"verified  Secret/{name}: data hash equals the migrated values'"
+                for name in self.verified]
+        out += [f"exported  {path}" for path in self.exported]
+        out += [f"{edit['action']:9} {edit['file']}: {', '.join(edit['what'])}"
+                for edit in self.edits]
+        out += [f"removed   {what}" for what in self.cluster_removed]
+        out += [f"leftover  {what}: holds values; --delete-original removes it"
+                for what in plan.leftovers]
+        for leak in self.leaks:
+            where = f"{leak.file}:{leak.line}" if leak.line else leak.file
+            form = " (base64)" if leak.encoding == "base64" else ""
+            out.append(f"leaked    {', '.join(leak.keys)}{form}: commit {leak.commit[:12]} "
+                       f"({where})")
+        if self.leak_note:
+            out.append(f"note: {self.leak_note}")
+        summary = (f"{plan.environment}: migrated {len(plan.secrets)} Secret(s), "
+                   f"{len(self.written)} store write(s), {len(self.verified)} verified")
+        out.append(summary + (f" ({self.api_calls} API calls)" if self.api_calls else ""))
+        if not self.leaked_keys:
+            return out
+        if self.rotation is None:
+            return [*out, f"{len(self.leaked_keys)} migrated value(s) remain in git history: "
+                          f"rotate them with `{self.rotate_command()}` (or rerun with "
+                          "--rotate-leaked)"]
+        rotation = self.rotation
+        if rotation:
+            out.append(f"rotation  {', '.join(rotation['keys'])}: {rotation['outcome']}"
+                       + (f" ({rotation['message']})" if rotation.get("message") else ""))
+            out += [f"          {w['kind']}/{w['name']}: {w['action']}"
+                    for w in rotation.get("workloads") or []]
+        if self.rotate_by_hand:
+            out.append(f"{', '.join(self.rotate_by_hand)}: issue a new value where it comes "
+                       f"from, then `deparrow-secrets set KEY --env {plan.environment}`")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             **self.plan.to_json(), "dryRun": self.dry_run, "step": self.step,
