@@ -19,6 +19,7 @@ What is faked and how faithfully: ``fakes.kube_apiserver.FIDELITY`` and the docs
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,8 +27,22 @@ import pytest
 from fakes.kube_apiserver import FakeKubeApiServer
 from fakes.kube_objects import install_eso
 from fakes.workload_simulator import Reloader, WorkloadSimulator
+from helpers import Run, isolate, write_config
 
 NAMESPACE = "deparrow"
+
+
+@pytest.fixture
+def dev_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                cli: Callable[..., Run]) -> Path:
+    """A project with dev on the embedded store, provisioned and rendered."""
+    root = tmp_path / "project"
+    root.mkdir()
+    isolate(monkeypatch, root)
+    write_config(root, "environments:\n  dev:\n    store: {provider: local}\n")
+    assert cli("provision", "--env", "dev").code == 0
+    assert cli("render").code == 0
+    return root
 
 
 @pytest.fixture

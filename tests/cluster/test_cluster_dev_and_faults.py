@@ -14,22 +14,11 @@ from deparrow_secrets.cluster.datahash import eso_data_hash
 from deparrow_secrets.config.catalog import load_catalog
 from deparrow_secrets.providers.local.store import LocalStore
 from fakes.kube_apiserver import FakeKubeApiServer
-from helpers import Run, isolate, write_config
+from helpers import Run
 
 Cli = Callable[..., Run]
 CATALOG = load_catalog()
 DEV_SECRETS = [s.name for s in CATALOG.secrets if CATALOG.secret_keys(s, False)]
-
-
-@pytest.fixture
-def dev_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    write_config(root, "environments:\n  dev:\n    store: {provider: local}\n")
-    assert cli("provision", "--env", "dev").code == 0
-    assert cli("render").code == 0
-    return root
 
 
 def _store_values(root: Path) -> dict[str, bytes]:

@@ -40,14 +40,8 @@ def _exported(root: Path) -> dict[str, str]:
 
 
 def test_dev_rotation_rewrites_the_export_applies_the_overlay_and_rolls_consumers(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli,
-        kube_api: FakeKubeApiServer, workloads: Any) -> None:
-    root = tmp_path / "project"
-    root.mkdir()
-    isolate(monkeypatch, root)
-    write_config(root, "environments:\n  dev:\n    store: {provider: local}\n")
-    assert cli("provision", "--env", "dev").code == 0
-    assert cli("render").code == 0
+        dev_project: Path, cli: Cli, kube_api: FakeKubeApiServer, workloads: Any) -> None:
+    root = dev_project
     assert cli("export", "--env", "dev").code == 0
     before = _dev_values(root)
 
