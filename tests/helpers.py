@@ -270,3 +270,17 @@ def assert_input_error(run: Run, file: Path, key_path: str | None,
         assert f"{location}{key_path}: " in run.err, f"expected key path {key_path!r}\n{run.text}"
     for fragment in fragments:
         assert fragment in run.err, f"expected {fragment!r}\n{run.text}"
+
+
+def validation_skips_external_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manifest validation as without kubernetes-validate: ExternalSecrets not checked."""
+    from deparrow_secrets.render import check
+
+    real = check.validate_files
+
+    def skipping(files: dict[str, str]) -> check.TreeProblems:
+        out = real(files)
+        out.skipped.append("ExternalSecret objects (kubernetes-validate not installed)")
+        return out
+
+    monkeypatch.setattr(check, "validate_files", skipping)

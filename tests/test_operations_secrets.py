@@ -40,7 +40,13 @@ from deparrow_secrets.operations.values import (
 from deparrow_secrets.project import Project
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore
-from helpers import git_init, isolate, vault_staging_project, write_config
+from helpers import (
+    git_init,
+    isolate,
+    validation_skips_external_secrets,
+    vault_staging_project,
+    write_config,
+)
 
 
 def token() -> str:
@@ -336,14 +342,7 @@ def test_quickstart_without_kubectl_or_full_validation_says_so(
         fresh: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from deparrow_secrets.render import check
 
-    real = check.validate_files
-
-    def skipping(files: dict[str, str]) -> check.TreeProblems:
-        out = real(files)
-        out.skipped.append("ExternalSecret objects (kubernetes-validate not installed)")
-        return out
-
-    monkeypatch.setattr(check, "validate_files", skipping)
+    validation_skips_external_secrets(monkeypatch)
     monkeypatch.setattr(check, "find_kubectl", lambda: None)
     result = quickstart(fresh)
     assert result.kustomize_built is False

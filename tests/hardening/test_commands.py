@@ -16,7 +16,7 @@ from deparrow_secrets.operations.history import rollback_key
 from deparrow_secrets.project import Project
 from deparrow_secrets.providers.local.store import LocalStore
 from deparrow_secrets.secret import SecretValue
-from helpers import git, git_init, write_config
+from helpers import git, git_init, validation_skips_external_secrets, write_config
 
 
 def store_of(root: Path) -> LocalStore:
@@ -267,16 +267,7 @@ def test_set_retries_a_conflict_instead_of_failing(project: Path, cli,
 
 def test_quickstart_does_not_call_unvalidated_manifests_valid(
         project: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
-    from deparrow_secrets.render import check
-
-    real = check.validate_files
-
-    def skipping(files: dict[str, str]) -> check.TreeProblems:
-        out = real(files)
-        out.skipped.append("ExternalSecret objects (kubernetes-validate not installed)")
-        return out
-
-    monkeypatch.setattr(check, "validate_files", skipping)
+    validation_skips_external_secrets(monkeypatch)
     run = cli("quickstart")
     assert run.code == 0, run.text
     assert "not validated: ExternalSecret objects" in run.out
