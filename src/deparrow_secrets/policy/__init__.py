@@ -70,13 +70,14 @@ def eso_install() -> Piece:
 
 def _check_options(env: EnvironmentConfig, options: Options) -> None:
     """An option set for another provider's identity is a mistake, not something to
-    ignore silently."""
+    ignore silently. The options are the built-in providers' (the CLI's flags)."""
     mine = {o.attr for o in providers.of(env).identity_options}
-    for name in providers.names():
-        for option in providers.get(name).identity_options:
-            if getattr(options, option.attr) and option.attr not in mine:
-                takers = [n for n in providers.names() if option.attr in
-                          {o.attr for o in providers.get(n).identity_options}]
+    declared = {name: {o.attr: o for o in providers.get(name).identity_options}
+                for name in providers.BUILTIN}
+    for taken in declared.values():
+        for attr, option in taken.items():
+            if getattr(options, attr) and attr not in mine:
+                takers = [n for n, theirs in declared.items() if attr in theirs]
                 raise InputError(f"{option.flag} applies to {' and '.join(takers)} "
                                  f"environments; {env.name} uses {env.provider}")
 
