@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from deparrow_secrets.config.catalog import Catalog, load_catalog
 from deparrow_secrets.config.settings import Config, EnvironmentConfig
 from deparrow_secrets.errors import ConfigError
 from deparrow_secrets.providers import load_config
+from deparrow_secrets.record import record
 from deparrow_secrets.stores.interface import SecretStore
 from deparrow_secrets.stores.layout import Layout
 
 
-@dataclass
+@record
 class Project:
     config: Config
     catalog: Catalog

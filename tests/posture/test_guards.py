@@ -5,7 +5,6 @@ walk's bound and its stop at deleted versions (lower bounds), selectors that are
 from __future__ import annotations
 
 import secrets
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from deparrow_secrets.posture.audit import _management_scope, _trail_covers
 from deparrow_secrets.posture.network import default_deny
 from deparrow_secrets.project import Project
 from deparrow_secrets.providers.vault.settings import VaultSettings
+from deparrow_secrets.record import replace
 from deparrow_secrets.secret import SecretValue
 
 

@@ -107,7 +107,7 @@ def test_overdue_keys_walks_versions_per_value_on_openbao(openbao, monkeypatch) 
     env = EnvironmentConfig("staging", VaultSettings(server=openbao.addr, path=path))
     base = load_catalog()
     values = dict(base.values)
-    from dataclasses import replace
+    from deparrow_secrets.record import replace
 
     values["REDIS_PASSWORD"] = replace(values["REDIS_PASSWORD"], max_age="1h")
     values["DEPARROW_JWT_SECRET"] = replace(values["DEPARROW_JWT_SECRET"], max_age="1h")

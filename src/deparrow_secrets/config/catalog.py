@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import builtins
 import re
-from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, format_path, load_yaml
 from deparrow_secrets.errors import CatalogError
+from deparrow_secrets.record import field, record
+
+if TYPE_CHECKING:
+    from datetime import timedelta
 
 REQUIREMENTS = ["required", "ha", "optional"]
 SOURCES = ["generated", "default", "user"]
@@ -30,18 +33,20 @@ DEFAULT_GROUP = "secrets"
 # A value's maximum age before it is due for rotation: a whole number and a unit
 # (h hours, d days, w weeks), such as 90d. No months or years: their length varies.
 MAX_AGE_PATTERN = r"([1-9][0-9]{0,5})([hdw])"
-MAX_AGE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+MAX_AGE_UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
 
 
 def parse_max_age(text: str) -> timedelta | None:
     """`90d` -> 90 days; None when `text` is not of the form MAX_AGE_PATTERN."""
+    from datetime import timedelta  # only where an age is computed: start-up stays light
+
     m = re.fullmatch(MAX_AGE_PATTERN, text)
     if m is None:
         return None
-    return int(m.group(1)) * MAX_AGE_UNITS[m.group(2)]
+    return timedelta(hours=int(m.group(1)) * MAX_AGE_UNIT_HOURS[m.group(2)])
 
 
-@dataclass(frozen=True)
+@record
 class GeneratePolicy:
     length: int
     alphabet: str
@@ -51,7 +56,7 @@ class GeneratePolicy:
         return ALPHABETS[self.alphabet]
 
 
-@dataclass(frozen=True)
+@record
 class CatalogValue:
     name: str
     description: str
@@ -79,13 +84,13 @@ class CatalogValue:
         return self.name in optional_keys
 
 
-@dataclass(frozen=True)
+@record
 class KubernetesSecret:
     name: str
     keys: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Catalog:
     source: str
     values: dict[str, CatalogValue]
@@ -216,7 +221,7 @@ def _parse_value(c: Checker, name: str, raw: object) -> CatalogValue:
     max_age = None
     if m.get("maxAge") is not None:
         max_age = c.string((*path, "maxAge"), m["maxAge"])
-        if parse_max_age(max_age) is None:
+        if re.fullmatch(MAX_AGE_PATTERN, max_age) is None:
             raise c.fail((*path, "maxAge"), f"'{max_age}' is not a valid maximum age",
                          hint="write a whole number and a unit: h (hours), d (days) or "
                          "w (weeks), such as 90d")

@@ -6,13 +6,13 @@ Every option defaults to the guide's names; a missing file means dev on `local`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from deparrow_secrets.config.catalog import Catalog, CatalogValue
 from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located, format_path, load_yaml
 from deparrow_secrets.errors import ConfigError
+from deparrow_secrets.record import field, record
 
 CONFIG_FILE = "deparrow-secrets.yaml"
 ENVIRONMENTS = ["dev", "staging", "production"]
@@ -24,7 +24,7 @@ STORE_PATH = r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*"
 URL = r"https?://[^\s/]+(/[^\s]*)?"
 
 
-@dataclass(frozen=True)
+@record
 class RemoteRef:
     """Where one catalog value lives in a store: remote object (ESO's `remoteRef.key`)
     and property (`remoteRef.property`; "" for an object that is one value)."""
@@ -33,13 +33,15 @@ class RemoteRef:
     property: str
 
 
-@dataclass(frozen=True)
+@record
 class StoreSettings:
     """The `store:` block of one environment, as its provider parsed it.
 
     Each provider (`deparrow_secrets.providers.<name>`) subclasses this with its own
     frozen fields; what is derived from the settings alone (where values live) is
     answered here so that the layout, render and verify never ask which provider it is.
+    It has no fields of its own, so a provider from another distribution may subclass
+    it with `@dataclass(frozen=True)` as well as with `@record`.
     """
 
     provider: ClassVar[str]
@@ -74,7 +76,7 @@ class StoreParsers(Protocol):
                     block: Mapping[str, Any], environment: str) -> StoreSettings: ...
 
 
-@dataclass(frozen=True)
+@record
 class EnvironmentConfig:
     name: str
     store: StoreSettings
@@ -96,7 +98,7 @@ class EnvironmentConfig:
         return self.store.remote_path(self.name)
 
 
-@dataclass(frozen=True)
+@record
 class NetworkPolicyConfig:
     """`networkPolicy:`: render a default-deny NetworkPolicy for the application
     namespace (and default-deny egress with `egress: true`) and an egress policy for
@@ -112,7 +114,7 @@ class NetworkPolicyConfig:
     """storePort was written (else the Vault server URL's port, or 443)."""
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     root: Path
     file: Path | None

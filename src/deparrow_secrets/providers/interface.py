@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
+
+from deparrow_secrets.record import record
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreSettings
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from deparrow_secrets.stores.interface import SecretStore
 
 
-@dataclass(frozen=True)
+@record
 class IdentityOption:
     """One option of `policy` and `setup` (the CLI makes a flag of it; `attr` is the
     field of `providers.identity_plan.Options` it fills)."""

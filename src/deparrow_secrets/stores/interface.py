@@ -16,20 +16,21 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
+from deparrow_secrets.record import field, record
 from deparrow_secrets.secret import SecretValue
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
 
 WHOLE = ""
 """Property name of an object that is one value (no JSON properties)."""
 
 
-@dataclass(frozen=True)
+@record
 class Snapshot:
     """One version of a remote object as read: its properties and version id."""
 
@@ -38,7 +39,7 @@ class Snapshot:
     values: Mapping[str, SecretValue]
 
 
-@dataclass(frozen=True)
+@record
 class VersionInfo:
     version: str
     created: datetime | None
@@ -47,7 +48,7 @@ class VersionInfo:
     labels: tuple[str, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True)
+@record
 class Health:
     ok: bool
     detail: str

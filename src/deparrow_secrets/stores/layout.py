@@ -12,17 +12,17 @@ it (`StoreSettings.remote_ref`):
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from deparrow_secrets.config.catalog import Catalog, CatalogValue
 from deparrow_secrets.config.settings import EnvironmentConfig, RemoteRef
+from deparrow_secrets.record import record
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import SecretStore
 
 __all__ = ["KeyRead", "Layout", "RemoteRef"]
 
 
-@dataclass(frozen=True)
+@record
 class KeyRead:
     """One key as read from its store: value (None if absent) and its object's version."""
 

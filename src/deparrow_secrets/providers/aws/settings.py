@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from deparrow_secrets.config.catalog import CatalogValue
@@ -14,13 +13,14 @@ from deparrow_secrets.config.settings import (
     StoreSettings,
 )
 from deparrow_secrets.config.yamlfile import Checker, KeyPath
+from deparrow_secrets.record import record
 
 KMS_KEY_ARN = r"arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key/[A-Za-z0-9-]+"
 REGION = r"[a-z]{2}(-[a-z]+)+-\d"
 KEYS = ["provider", "region", "accountId", "roleArn", "prefix", "fetchMetadata", "kmsKeyArn"]
 
 
-@dataclass(frozen=True)
+@record
 class AwsSettings(StoreSettings):
     provider: ClassVar[str] = "aws"
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from deparrow_secrets.config.catalog import Catalog, CatalogValue
 from deparrow_secrets.config.settings import EnvironmentConfig, RemoteRef, StoreSettings
 from deparrow_secrets.config.yamlfile import Checker, KeyPath
+from deparrow_secrets.record import record
 from deparrow_secrets.stores.interface import WHOLE
 
 AUTH = ["workload-identity", "managed-identity"]
@@ -57,7 +57,7 @@ def key_of_secret_name(name: str, catalog_keys: Iterable[str]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class AzureSettings(StoreSettings):
     provider: ClassVar[str] = "azure"
 

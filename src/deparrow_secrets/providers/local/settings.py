@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from deparrow_secrets.config.settings import EnvironmentConfig, StoreSettings
 from deparrow_secrets.config.yamlfile import Checker, KeyPath
+from deparrow_secrets.record import record
 
 DEFAULT_STORE = ".deparrow-secrets/store.db"
 
 
-@dataclass(frozen=True)
+@record
 class LocalSettings(StoreSettings):
     provider: ClassVar[str] = "local"
     uses_eso: ClassVar[bool] = False

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from deparrow_secrets.config.settings import STORE_PATH, URL, EnvironmentConfig, StoreSettings
 from deparrow_secrets.config.yamlfile import Checker, KeyPath
+from deparrow_secrets.record import record
 
 # How Vault's kubernetes auth reviews the token ESO logs in with (TokenReview):
 # - in-cluster: Vault runs in a pod of the cluster and reviews with its own pod's token
@@ -22,7 +22,7 @@ KEYS = ["provider", "server", "mount", "path", "role", "authMount", "audience", 
         "policy", "tokenReview"]
 
 
-@dataclass(frozen=True)
+@record
 class VaultSettings(StoreSettings):
     provider: ClassVar[str] = "vault"
 
