@@ -112,8 +112,11 @@ MUTATIONS: list[Mutation] = [
       "    if st.st_mode & 0o077:\n        os.fchmod(fd, PRIVATE_DIR)",
       "    if False:\n        os.fchmod(fd, PRIVATE_DIR)", (SAFE_T,)),
     M("safefiles: rename without the directory fsync", "safefiles.py",
-      "            raise\n        os.fsync(dir_fd)", "            raise\n        pass",
+      "        if durable:\n            os.fsync(dir_fd)", "        if False:\n            pass",
       (SAFE_T, FILES_T)),
+    M("safefiles: durable file not fsynced before the rename", "safefiles.py",
+      "        if durable:\n            os.fsync(fd)", "        if False:\n            pass",
+      (SAFE_T,)),
     M("safefiles: create_file replaces what exists", "safefiles.py",
       "        except FileExistsError:\n            return False",
       "        except FileExistsError:\n            os.unlink(path.name, dir_fd=dir_fd); "

@@ -7,6 +7,11 @@ each directory, so a symlinked directory or file planted in the project (a commi
 Files are written to a temporary name created with O_EXCL|O_NOFOLLOW, fsynced, and
 renamed into place; the directory is fsynced after. Modes are set with fchmod, so
 umask 000 still gives 0700 private directories and 0600 private files.
+
+`write_file(..., durable=False)` skips both fsyncs, for output the tool regenerates
+from the configuration (the rendered tree, as git's checkout writes a work tree): the
+rename still leaves each file old or new to every reader, and after a power loss
+`render --check` finds what the disk lost and `render` writes it again.
 """
 
 from __future__ import annotations
@@ -166,13 +171,14 @@ def _temp_file(dir_fd: int, name: str, mode: int) -> tuple[int, str]:
                      hint="remove the leftover .NAME.tmp* entries from that directory")
 
 
-def _write_temp(dir_fd: int, name: str, data: bytes, mode: int) -> str:
+def _write_temp(dir_fd: int, name: str, data: bytes, mode: int, durable: bool = True) -> str:
     fd, tmp = _temp_file(dir_fd, name, mode)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(tmp, dir_fd=dir_fd)
@@ -182,15 +188,16 @@ def _write_temp(dir_fd: int, name: str, data: bytes, mode: int) -> str:
 
 
 def write_file(root: Path, path: Path, data: bytes, *, mode: int = PRIVATE_FILE,
-               private_dir: bool = False) -> None:
+               private_dir: bool = False, durable: bool = True) -> None:
     """Replace `path` (below `root`) atomically with `data`, the file `mode` from birth.
 
-    A link at `path` itself is replaced by the file, never written through.
+    A link at `path` itself is replaced by the file, never written through. Without
+    `durable`, nothing is fsynced (see the module text for what may use that).
     """
     path = _abs(path)
     dir_fd = open_dir(root, path.parent, create=True, private=private_dir)
     try:
-        tmp = _write_temp(dir_fd, path.name, data, mode)
+        tmp = _write_temp(dir_fd, path.name, data, mode, durable)
         try:
             os.rename(tmp, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except OSError as exc:
@@ -201,7 +208,8 @@ def write_file(root: Path, path: Path, data: bytes, *, mode: int = PRIVATE_FILE,
                                  hint="move that directory away, then run the command "
                                  "again") from None
             raise
-        os.fsync(dir_fd)
+        if durable:
+            os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 

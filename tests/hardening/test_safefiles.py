@@ -85,6 +85,12 @@ def test_the_rename_is_made_durable(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     synced.clear()
     assert safefiles.create_file(tmp_path, tmp_path / "g", b"y")
     assert synced == ["file", "dir"]
+    # Regenerated output (the rendered tree) is replaced just as atomically, unsynced.
+    synced.clear()
+    safefiles.write_file(tmp_path, tmp_path / "f", b"z", mode=0o644, durable=False)
+    assert synced == [] and (tmp_path / "f").read_bytes() == b"z"
+    assert mode(tmp_path / "f") == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "g"]
 
 
 def test_write_tree_writes_and_deletes_nothing_outside_the_project(tmp_path: Path) -> None:

@@ -157,7 +157,8 @@ def write_tree(root: Path, files: dict[str, str], project_root: Path | None = No
     """Write what differs (each file replaced atomically); return the paths written.
 
     Nothing is written or deleted outside `project_root` (default: `root` itself), and
-    no link inside it is followed.
+    no link inside it is followed. The files are not fsynced: the tree is regenerated
+    from the configuration (`safefiles` says why that is enough).
     """
     trusted = project_root or root
     for rel in files:  # refused before anything is written, not half-way through
@@ -177,7 +178,7 @@ def write_tree(root: Path, files: dict[str, str], project_root: Path | None = No
         if unchanged:
             continue
         safefiles.write_file(trusted, path, content.encode("utf-8"),
-                             mode=safefiles.PUBLIC_FILE)
+                             mode=safefiles.PUBLIC_FILE, durable=False)
         written.append(rel)
     for rel in _stale_files(root, files):
         safefiles.remove_file(trusted, root / rel)
