@@ -68,7 +68,7 @@ def test_workload_identity_pieces(config) -> None:  # type: ignore[no-untyped-de
     fc = plan.piece("federatedCredential").data
     assert fc["subject"] == "system:serviceaccount:deparrow:deparrow-external-secrets-sa"
     assert fc["audiences"] == ["api://AzureADTokenExchange"]
-    assert fc["issuer"] == FULL.oidc_issuer
+    assert fc["issuer"] == FULL.text("oidc_issuer")
     assert plan.piece("accessPolicy").data["secretPermissions"] == ["get"]
     lines = commands(plan)
     assert (

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
@@ -16,39 +15,55 @@ from deparrow_secrets.cli.common import (
 )
 from deparrow_secrets.errors import InputError
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 OUTPUTS = ("text", "json", "hcl", "yaml", "shell")
 
 
-def _identity_options(setup: bool) -> Callable[[F], F]:
-    """The options each provider declares for its identity (`Provider.identity_options`),
-    one flag each, the help naming the providers that take it."""
-    from deparrow_secrets import providers
+class _IdentityOptionsCommand(click.Command):
+    """A command with a flag for each option a provider declares for its identity
+    (`Provider.identity_options`), the help naming the providers that take it.
 
-    takers: dict[str, list[str]] = {}
-    declared: dict[str, Any] = {}
-    for name in providers.BUILTIN:
-        for option in providers.get(name).identity_options:
-            if option.setup_only and not setup:
-                continue
-            takers.setdefault(option.attr, []).append(name)
-            declared.setdefault(option.attr, option)
+    The flags are gathered when the command line is parsed, not when this module is
+    imported, so a provider registered or installed later gets its flags as well. An
+    option that would reuse one of the command's own flags is refused with a notice.
+    """
 
-    def decorate(f: F) -> F:
-        for attr, option in reversed(declared.items()):
-            who = ", ".join(takers[attr])
+    def __init__(self, *args: Any, setup: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setup = setup
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        # click asks more than once per command line: gather (and give notice) once.
+        cached: list[click.Parameter] | None = ctx.meta.get(_PARAMS_KEY)
+        if cached is None:
+            cached = ctx.meta[_PARAMS_KEY] = self._params_with_identity_options(ctx)
+        return cached
+
+    def _params_with_identity_options(self, ctx: click.Context) -> list[click.Parameter]:
+        from deparrow_secrets import providers
+        from deparrow_secrets.errors import notice
+
+        help_option = self.get_help_option(ctx)
+        own = [*self.params, *([help_option] if help_option else [])]
+        taken = {name for param in own
+                 for name in (param.name or "", *param.opts, *param.secondary_opts)}
+        declared = providers.identity_options(setup=self.setup, taken=taken)
+        for refused in declared.refused:
+            notice(refused)
+        added: list[click.Parameter] = []
+        for attr, option in declared.options.items():
+            who = ", ".join(declared.takers[attr])
             if option.is_flag:
-                f = click.option(option.flag, attr, is_flag=True,
-                                 help=f"{who}: {option.help}")(f)
+                added.append(click.Option([option.flag, attr], is_flag=True,
+                                          help=f"{who}: {option.help}"))
             else:
-                f = click.option(option.flag, attr, metavar=option.metavar,
-                                 type=click.Path(exists=True, dir_okay=False)
-                                 if option.is_file else None,
-                                 help=f"{who}: {option.help}")(f)
-        return f
+                added.append(click.Option(
+                    [option.flag, attr], metavar=option.metavar,
+                    type=click.Path(exists=True, dir_okay=False) if option.is_file else None,
+                    help=f"{who}: {option.help}"))
+        return [*self.params, *added, *([help_option] if help_option else [])]
 
-    return decorate
+
+_PARAMS_KEY = "deparrow_secrets.identity_options"
 
 
 def _options(**kw: Any) -> Any:
@@ -57,13 +72,12 @@ def _options(**kw: Any) -> Any:
     return Options(**kw)
 
 
-@click.command()
+@click.command(cls=_IdentityOptionsCommand, setup=False)
 @env_option()
 @click.option("--output", "-o", "output", type=click.Choice(OUTPUTS), default="text",
               show_default=True,
               help="text: everything; json: everything as data; hcl: the Vault policy; "
               "yaml: the Kubernetes manifests; shell: the commands.")
-@_identity_options(setup=False)
 @click.pass_context
 def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
     """Print the least-privilege identity setup environment ENV needs.
@@ -89,7 +103,7 @@ def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
             click.echo(f"warning: {warning}", err=True)
 
 
-@click.command()
+@click.command(cls=_IdentityOptionsCommand, setup=True)
 @env_option()
 @click.option("--dry-run", is_flag=True, help="Compare only; change nothing.")
 @click.option("--audit", is_flag=True,
@@ -102,7 +116,6 @@ def policy(ctx: click.Context, env_name: str, output: str, **kw: Any) -> None:
 @click.option("--audit-socket", metavar="HOST:PORT",
               help="vault --audit: a socket audit device instead of a file.")
 @output_option()
-@_identity_options(setup=True)
 @click.pass_context
 def setup(ctx: click.Context, env_name: str, dry_run: bool, audit: bool,
           audit_file: str | None, audit_socket: str | None, output: str,

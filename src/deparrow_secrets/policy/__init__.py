@@ -70,16 +70,18 @@ def eso_install() -> Piece:
 
 def _check_options(env: EnvironmentConfig, options: Options) -> None:
     """An option set for another provider's identity is a mistake, not something to
-    ignore silently. The options are the built-in providers' (the CLI's flags)."""
+    ignore silently."""
     mine = {o.attr for o in providers.of(env).identity_options}
-    declared = {name: {o.attr: o for o in providers.get(name).identity_options}
-                for name in providers.BUILTIN}
-    for taken in declared.values():
-        for attr, option in taken.items():
-            if getattr(options, attr) and attr not in mine:
-                takers = [n for n, theirs in declared.items() if attr in theirs]
-                raise InputError(f"{option.flag} applies to {' and '.join(takers)} "
-                                 f"environments; {env.name} uses {env.provider}")
+    declared = providers.identity_options(setup=True)
+    for attr in options.given():
+        if attr in mine:
+            continue
+        option = declared.options.get(attr)
+        if option is None:
+            raise InputError(f"no provider takes the option {attr}",
+                             hint="providers: " + ", ".join(providers.names()))
+        raise InputError(f"{option.flag} applies to {' and '.join(declared.takers[attr])} "
+                         f"environments; {env.name} uses {env.provider}")
 
 
 def build_plan(config: Config, env: EnvironmentConfig, options: Options | None = None) -> Plan:

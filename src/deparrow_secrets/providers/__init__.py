@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, assert_never, get_arg
 from deparrow_secrets.errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
 
     from deparrow_secrets.config.settings import (
         Config,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from deparrow_secrets.config.yamlfile import Checker, KeyPath, Located
     from deparrow_secrets.providers.aws.settings import AwsSettings
     from deparrow_secrets.providers.azure.settings import AzureSettings
-    from deparrow_secrets.providers.interface import Provider
+    from deparrow_secrets.providers.interface import IdentityOption, Provider
     from deparrow_secrets.providers.local.settings import LocalSettings
     from deparrow_secrets.providers.vault.settings import VaultSettings
     from deparrow_secrets.stores.interface import SecretStore
@@ -107,6 +107,52 @@ def get(name: str) -> Provider:
     if installed is not None:
         return installed
     raise ConfigError(f"unknown provider '{name}'", hint="providers: " + ", ".join(names()))
+
+
+class DeclaredOptions:
+    """The identity options `policy` or `setup` offers, gathered from every provider."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, IdentityOption] = {}
+        """By attr, in the order the providers declare them."""
+        self.takers: dict[str, list[str]] = {}
+        """attr -> the providers that take the option."""
+        self.refused: list[str] = []
+        """Why an option a provider declares is not offered (a clash), one line each."""
+
+
+def identity_options(*, setup: bool, taken: Collection[str] = ()) -> DeclaredOptions:
+    """The identity options of every provider: built in, registered and installed
+    (only `setup` takes those marked `setup_only`).
+
+    Providers may share an option (same attr, same flag: `--cluster`). An option whose
+    flag another attr uses, whose attr comes under another flag, or whose flag or attr
+    is in `taken` (the command's own) is refused, not offered. An installed provider
+    that cannot load offers none: its environments say why when they use it.
+    """
+    declared = DeclaredOptions()
+    flags: dict[str, str] = {}  # flag -> attr
+    for name in names():
+        try:
+            provider = get(name)
+        except ConfigError:
+            continue
+        for option in provider.identity_options:
+            if option.setup_only and not setup:
+                continue
+            first = declared.options.get(option.attr)
+            clash = (option.flag in taken or option.attr in taken
+                     or flags.get(option.flag, option.attr) != option.attr
+                     or (first is not None and first.flag != option.flag))
+            if clash:
+                declared.refused.append(f"provider {name}: option {option.flag} ({option.attr}) "
+                                        f"clashes with an option of the command or of "
+                                        f"another provider; it is not offered")
+                continue
+            flags[option.flag] = option.attr
+            declared.options.setdefault(option.attr, option)
+            declared.takers.setdefault(option.attr, []).append(name)
+    return declared
 
 
 def of(env: EnvironmentConfig) -> Provider:

@@ -149,29 +149,37 @@ def shell_script(lines: Iterable[str]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-@dataclass(frozen=True)
 class Options:
-    """Everything `policy` and `setup` take besides the configuration.
+    """Everything `policy` and `setup` take besides the configuration: `dry_run`, and
+    the values of the identity options the providers declare
+    (`Provider.identity_options`), by their `attr`.
 
-    Files (CA certificate, token reviewer JWT) are paths: their content never comes
-    from argv and the JWT is never printed.
+    Options knows none of those options: each provider reads its own with `text` and
+    `flag`, so a provider from another distribution gets its options through as the
+    built-in ones do. Files (CA certificate, token reviewer JWT) are paths: their
+    content never comes from argv and the JWT is never printed.
     """
 
-    # aws
-    oidc_provider: str | None = None  # oidc.eks.<region>.amazonaws.com/id/<ID>
-    cluster: str | None = None  # EKS or AKS cluster name, for the printed commands
-    create_role: bool = False
-    # azure
-    subscription: str | None = None
-    resource_group: str | None = None
-    identity_name: str | None = None
-    oidc_issuer: str | None = None
-    # vault
-    kubernetes_host: str | None = None
-    kubernetes_ca_cert: str | None = None
-    token_reviewer_jwt_file: str | None = None
-    # setup
-    dry_run: bool = False
+    __slots__ = ("_values", "dry_run")
+
+    def __init__(self, *, dry_run: bool = False, **values: str | bool | None) -> None:
+        self.dry_run = dry_run
+        self._values = {attr: value for attr, value in values.items()
+                        if value is not None and value is not False}
+
+    def text(self, attr: str) -> str | None:
+        """The value given for option `attr`, or None."""
+        value = self._values.get(attr)
+        if isinstance(value, bool):
+            raise TypeError(f"option {attr} is a flag: read it with flag()")
+        return value
+
+    def flag(self, attr: str) -> bool:
+        return self._values.get(attr) is True
+
+    def given(self) -> list[str]:
+        """The options given a value (flags that are set), by attr."""
+        return list(self._values)
 
 
 def printed_audit_setup(env: EnvironmentConfig, *, file_path: str | None,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from deparrow_secrets.config.settings import Config, EnvironmentConfig, StoreSettings
 from deparrow_secrets.config.yamlfile import Checker, KeyPath
 from deparrow_secrets.errors import ConflictError, InputError, NotFoundError
-from deparrow_secrets.providers.identity_plan import Options, Plan, SetupReport
+from deparrow_secrets.providers.identity_plan import Options, Piece, Plan, SetupReport
 from deparrow_secrets.providers.interface import EsoProvider, IdentityOption
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import Health, SecretStore, Snapshot, VersionInfo
@@ -97,7 +97,11 @@ class MemoryProvider(EsoProvider):
     """ESO's defaults (`EsoProvider`) but for what the memory store does its own way."""
 
     name = "memory"
-    identity_options: tuple[IdentityOption, ...] = ()
+    identity_options: tuple[IdentityOption, ...] = (
+        IdentityOption("reader", "--reader", "NAME", "who may read the bucket."),
+        IdentityOption("grant", "--grant", "", "record the grant in the bucket.",
+                       is_flag=True, setup_only=True),
+    )
 
     def parse_settings(self, checker: Checker, path: KeyPath, block: Mapping[str, Any],
                        environment: str) -> MemorySettings:
@@ -115,11 +119,23 @@ class MemoryProvider(EsoProvider):
         return "the memory store needs no authentication"
 
     def identity_plan(self, config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-        raise InputError("the memory store has no identity")
+        assert isinstance(env.store, MemorySettings)
+        plan = Plan(env.name, env.provider)
+        plan.pieces.append(Piece("readerGrant", "Who reads the bucket", "json",
+                                 {"bucket": env.store.bucket,
+                                  "reader": options.text("reader") or "<READER>"}))
+        return plan
 
     def identity_setup(self, config: Config, env: EnvironmentConfig,
                        options: Options) -> SetupReport:
-        raise InputError("the memory store has no identity")
+        assert isinstance(env.store, MemorySettings)
+        report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
+        reader = options.text("reader")
+        if options.flag("grant") and reader:
+            report.add(f"reader {reader} of bucket {env.store.bucket}", "created")
+        else:
+            report.add(f"bucket {env.store.bucket}", "skipped", "no --grant --reader NAME")
+        return report
 
     def audit_setup(self, config: Config, env: EnvironmentConfig, *, file_path: str | None,
                     socket_address: str | None, dry_run: bool) -> SetupReport:

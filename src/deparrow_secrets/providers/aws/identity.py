@@ -49,6 +49,7 @@ from deparrow_secrets.providers.identity_plan import (
     printed_audit_setup,
     shell_line,
 )
+from deparrow_secrets.record import record
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -66,6 +67,24 @@ DEFAULT_ROLE = "DeparrowExternalSecrets-{env}"
 OIDC_PROVIDER = re.compile(r"[A-Za-z0-9.-]+(:\d+)?(/[A-Za-z0-9._~-]+)*")
 MAX_POLICY_VERSIONS = 5
 TAGS = [{"Key": "app.kubernetes.io/managed-by", "Value": "deparrow-secrets"}]
+
+
+@record
+class AwsIdentityOptions:
+    """The options of AWS's identity (declared in its `PROVIDER.identity_options`),
+    read from `Options` once, typed."""
+
+    oidc_provider: str | None
+    cluster: str | None
+    create_role: bool
+    dry_run: bool
+
+    @classmethod
+    def of(cls, options: Options) -> AwsIdentityOptions:
+        return cls(options.text("oidc_provider"),
+                   options.text("cluster"),
+                   options.flag("create_role"),
+                   options.dry_run)
 
 
 def partition(region: str) -> str:
@@ -188,8 +207,9 @@ def trust_policy_document(config: Config, env: EnvironmentConfig, account: str,
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
+    given = AwsIdentityOptions.of(options)
     account = account_id(config, env)
-    oidc = normalize_oidc_provider(options.oidc_provider)
+    oidc = normalize_oidc_provider(given.oidc_provider)
     result = Plan(env.name, env.provider)
     name = policy_name(env)
     p_arn = policy_arn(env, account)
@@ -228,7 +248,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
                    "--policy-document", f"file://{policy_file}",
                    "--description", _policy_description(env)),
         shell_line("eksctl", "create", "iamserviceaccount",
-                   "--cluster", options.cluster or CLUSTER_PLACEHOLDER,
+                   "--cluster", given.cluster or CLUSTER_PLACEHOLDER,
                    "--region", settings_of(env).region or "",
                    "--namespace", config.namespace, "--name", config.service_account,
                    "--role-name", role_name, "--attach-policy-arn", p_arn,
@@ -247,7 +267,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
             f"{OIDC_PLACEHOLDER}; the cluster's issuer without https:// is printed by "
             "`aws eks describe-cluster --name CLUSTER --query cluster.identity.oidc.issuer "
             "--output text`")
-    if not options.cluster:
+    if not given.cluster:
         result.warnings.append(f"--cluster not given: the eksctl command contains the "
                                f"placeholder {CLUSTER_PLACEHOLDER}")
     configured_role = settings_of(env).role_arn
@@ -260,7 +280,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
         result.warnings.append(
             f"roleArn is in account {configured_role.split(':')[4]} but accountId is "
             f"{account}: the policy can only be attached to a role of its own account")
-    if oidc is None or not options.cluster:
+    if oidc is None or not given.cluster:
         result.warnings.append(PLACEHOLDER_NOTE)
     return result
 
@@ -347,14 +367,15 @@ def _document(raw: Any) -> Any:
 
 
 def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupReport:
+    given = AwsIdentityOptions.of(options)
     account = account_id(config, env)
-    oidc = normalize_oidc_provider(options.oidc_provider)
-    if options.create_role and oidc is None:
+    oidc = normalize_oidc_provider(given.oidc_provider)
+    if given.create_role and oidc is None:
         raise InputError("--create-role needs --oidc-provider (the role's trust policy "
                          "names the cluster's OIDC provider)",
                          hint="aws eks describe-cluster --name CLUSTER --query "
                          "cluster.identity.oidc.issuer --output text (drop https://)")
-    report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
+    report = SetupReport(env.name, env.provider, dry_run=given.dry_run)
     aws = _Identity(env)
     try:
         caller = aws.need("sts:GetCallerIdentity", "sts", aws.sts.get_caller_identity)
@@ -366,7 +387,7 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
                 hint="use credentials of the configured account (AWS_PROFILE) or fix "
                 "accountId")
         _setup_policy(aws, env, account, report)
-        if options.create_role:
+        if given.create_role:
             assert oidc is not None
             _setup_role(aws, config, env, account, oidc, report)
         else:

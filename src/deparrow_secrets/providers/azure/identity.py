@@ -37,6 +37,7 @@ from deparrow_secrets.providers.identity_plan import (
     printed_audit_setup,
     shell_line,
 )
+from deparrow_secrets.record import record
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import Config, EnvironmentConfig
@@ -51,6 +52,28 @@ ISSUER_PLACEHOLDER = "<OIDC_ISSUER_URL>"
 CLIENT_ID_PLACEHOLDER = "<CLIENT_ID>"
 IDENTITY_ID_PLACEHOLDER = "<IDENTITY_CLIENT_ID>"
 PRINCIPAL_PLACEHOLDER = "<PRINCIPAL_OBJECT_ID>"
+
+
+@record
+class AzureIdentityOptions:
+    """The options of Azure's identity (declared in its `PROVIDER.identity_options`),
+    read from `Options` once, typed."""
+
+    subscription: str | None
+    resource_group: str | None
+    identity_name: str | None
+    oidc_issuer: str | None
+    cluster: str | None
+    dry_run: bool
+
+    @classmethod
+    def of(cls, options: Options) -> AzureIdentityOptions:
+        return cls(options.text("subscription"),
+                   options.text("resource_group"),
+                   options.text("identity_name"),
+                   options.text("oidc_issuer"),
+                   options.text("cluster"),
+                   options.dry_run)
 
 
 def vault_name(env: EnvironmentConfig) -> str:
@@ -84,15 +107,16 @@ def shared_vaults(config: Config, env: EnvironmentConfig) -> list[str]:
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
+    given = AzureIdentityOptions.of(options)
     store = settings_of(env)
     result = Plan(env.name, env.provider)
     name = vault_name(env)
-    scope = vault_scope(env, options.subscription, options.resource_group)
+    scope = vault_scope(env, given.subscription, given.resource_group)
     workload = store.auth == "workload-identity"
     client_id = _principal_client_id(env)
-    identity_name = options.identity_name or DEFAULT_IDENTITY
-    resource_group = options.resource_group or RESOURCE_GROUP_PLACEHOLDER
-    placeholders = options.subscription is None or options.resource_group is None
+    identity_name = given.identity_name or DEFAULT_IDENTITY
+    resource_group = given.resource_group or RESOURCE_GROUP_PLACEHOLDER
+    placeholders = given.subscription is None or given.resource_group is None
 
     result.pieces.append(Piece(
         "roleAssignment", f"Role assignment: {ROLE} on vault {name}", "json",
@@ -112,7 +136,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
             "json",
             {"name": f"{config.service_account}-{env.name}", "identityName": identity_name,
              "resourceGroup": resource_group,
-             "issuer": options.oidc_issuer or ISSUER_PLACEHOLDER, "subject": subject(config),
+             "issuer": given.oidc_issuer or ISSUER_PLACEHOLDER, "subject": subject(config),
              "audiences": [TOKEN_EXCHANGE_AUDIENCE]},
             notes=("Trusts tokens of exactly this ServiceAccount from this cluster.",)))
         result.pieces.append(Piece(
@@ -131,7 +155,7 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
 
     result.pieces.append(Piece(
         "commands", "Commands (az CLI)", "shell",
-        _commands(config, env, options, name, client_id, identity_name, resource_group),
+        _commands(config, env, given, name, client_id, identity_name, resource_group),
         notes=("Run by someone allowed to assign roles on the vault; deparrow-secrets "
                "runs none of them.",)))
 
@@ -143,10 +167,10 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
         result.warnings.append(
             f"identityId is not set under environments.{env.name}.store: ESO uses the node's "
             "identity only if it has exactly one")
-    if workload and not options.oidc_issuer:
+    if workload and not given.oidc_issuer:
         result.warnings.append(
             "--oidc-issuer not given: the federated credential uses "
-            + ("the issuer `az aks show` prints" if options.cluster else
+            + ("the issuer `az aks show` prints" if given.cluster else
                f"the placeholder {ISSUER_PLACEHOLDER} (or pass --cluster to look it up)"))
     others = shared_vaults(config, env)
     if others:
@@ -154,12 +178,12 @@ def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
             f"environment(s) {', '.join(others)} use the same Key Vault {name}: a role "
             "assignment on it lets this identity read their values too; use one vault per "
             "environment")
-    if placeholders or (workload and not options.oidc_issuer and not options.cluster):
+    if placeholders or (workload and not given.oidc_issuer and not given.cluster):
         result.warnings.append(PLACEHOLDER_NOTE)
     return result
 
 
-def _commands(config: Config, env: EnvironmentConfig, options: Options, name: str,
+def _commands(config: Config, env: EnvironmentConfig, options: AzureIdentityOptions, name: str,
               client_id: str, identity_name: str, resource_group: str) -> list[str]:
     workload = settings_of(env).auth == "workload-identity"
     lines = ["# The identity's principal (object) id, from its client id:",

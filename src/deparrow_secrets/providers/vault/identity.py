@@ -54,6 +54,7 @@ from deparrow_secrets.providers.identity_plan import (
 from deparrow_secrets.providers.vault.connection import VaultConnection
 from deparrow_secrets.providers.vault.errors import Request, vault_text
 from deparrow_secrets.providers.vault.settings import VaultSettings, settings_of
+from deparrow_secrets.record import record
 from deparrow_secrets.secret import SecretValue
 
 if TYPE_CHECKING:
@@ -71,6 +72,24 @@ NO_LOCAL_CA = ("Vault has no local Kubernetes CA certificate: it does not run in
 CA_HINT = ("pass --kubernetes-ca-cert FILE with the cluster's CA certificate (kubectl config "
            "view --raw --minify -o jsonpath='{.clusters[0].cluster.certificate-authority-data}'"
            " | base64 -d > ca.crt) and --kubernetes-host with the API server's address")
+
+
+@record
+class VaultIdentityOptions:
+    """The options of Vault's identity (declared in its `PROVIDER.identity_options`),
+    read from `Options` once, typed."""
+
+    kubernetes_host: str | None
+    kubernetes_ca_cert: str | None
+    token_reviewer_jwt_file: str | None
+    dry_run: bool
+
+    @classmethod
+    def of(cls, options: Options) -> VaultIdentityOptions:
+        return cls(options.text("kubernetes_host"),
+                   options.text("kubernetes_ca_cert"),
+                   options.text("token_reviewer_jwt_file"),
+                   options.dry_run)
 
 
 def _duration(seconds: int) -> str:
@@ -131,7 +150,7 @@ def role_data(config: Config, env: EnvironmentConfig) -> dict[str, Any]:
     }
 
 
-def kubernetes_host(options: Options) -> str:
+def kubernetes_host(options: VaultIdentityOptions) -> str:
     host = (options.kubernetes_host or DEFAULT_KUBERNETES_HOST).strip().rstrip("/")
     if not host.startswith("https://") or len(host) <= len("https://"):
         raise InputError(f"--kubernetes-host {host!r} is not an https:// URL",
@@ -198,7 +217,8 @@ def needs_auth_delegator(env: EnvironmentConfig) -> bool:
     return token_review(env) == "client-token"
 
 
-def check_mode_options(config: Config, env: EnvironmentConfig, options: Options) -> None:
+def check_mode_options(config: Config, env: EnvironmentConfig,
+                       options: VaultIdentityOptions) -> None:
     """The CLI options must fit the configured review mode (exit 2 naming the fix)."""
     mode = token_review(env)
     key = f"environments.{env.name}.store.tokenReview"
@@ -219,7 +239,7 @@ def check_mode_options(config: Config, env: EnvironmentConfig, options: Options)
             "ESO's ServiceAccount then needs no system:auth-delegator binding)")
 
 
-def config_plan_data(env: EnvironmentConfig, options: Options) -> dict[str, Any]:
+def config_plan_data(env: EnvironmentConfig, options: VaultIdentityOptions) -> dict[str, Any]:
     """auth/<mount>/config as printed: files by reference (@FILE, as the vault CLI reads),
     placeholders where an outside mode needs a file or address not given."""
     mode = token_review(env)
@@ -271,14 +291,15 @@ def shared_names(config: Config, env: EnvironmentConfig) -> list[tuple[str, str]
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
+    given = VaultIdentityOptions.of(options)
     store = settings_of(env)
     result = Plan(env.name, env.provider)
     mount = auth_mount(env)
     hcl = acl_policy_hcl(env)
     role = role_data(config, env)
-    check_mode_options(config, env, options)
+    check_mode_options(config, env, given)
     mode = token_review(env)
-    cfg = config_plan_data(env, options)
+    cfg = config_plan_data(env, given)
 
     result.pieces.append(Piece(
         "aclPolicy", f"Vault ACL policy {store.policy}", "hcl",
@@ -375,6 +396,7 @@ def _diff(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
 
 
 def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupReport:
+    given = VaultIdentityOptions.of(options)
     for other, what in shared_names(config, env):
         raise ConfigError(
             f"environments {env.name} and {other} use the same {what} on the same Vault: "
@@ -383,13 +405,13 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
             key_path=f"environments.{env.name}.store",
             hint="give each environment its own `policy:` and `role:` (for example "
             f"deparrow-secrets-{env.name})")
-    check_mode_options(config, env, options)
-    if options.kubernetes_host:
-        kubernetes_host(options)  # refuse a malformed one before anything else
-    ca = read_ca_cert(options.kubernetes_ca_cert) if options.kubernetes_ca_cert else None
-    jwt = read_reviewer_jwt(options.token_reviewer_jwt_file) \
-        if options.token_reviewer_jwt_file else None
-    report = SetupReport(env.name, env.provider, dry_run=options.dry_run)
+    check_mode_options(config, env, given)
+    if given.kubernetes_host:
+        kubernetes_host(given)  # refuse a malformed one before anything else
+    ca = read_ca_cert(given.kubernetes_ca_cert) if given.kubernetes_ca_cert else None
+    jwt = read_reviewer_jwt(given.token_reviewer_jwt_file) \
+        if given.token_reviewer_jwt_file else None
+    report = SetupReport(env.name, env.provider, dry_run=given.dry_run)
     mount = auth_mount(env)
     admin = VaultConnection.logged_in(config, env)
     try:
@@ -406,7 +428,7 @@ def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupRepo
                 hint="set authMount to a free path or to the kubernetes auth method's path")
         # What the config needs (host, CA, reviewer JWT) is settled before anything is
         # written, so a refusal leaves Vault as it was.
-        config_step = _config_step(admin, env, options, ca, jwt, fresh)
+        config_step = _config_step(admin, env, given, ca, jwt, fresh)
         if existing is None:
             if not report.dry_run:
                 admin.write("enable auth method", f"sys/auth/{mount}",
@@ -507,8 +529,8 @@ def _check_write_access(admin: VaultConnection, config: Config, env: Environment
                                   note="dry run: the real run would stop here")
 
 
-def _config_step(admin: VaultConnection, env: EnvironmentConfig, options: Options, ca: str | None,
-                 jwt: str | None, fresh: bool
+def _config_step(admin: VaultConnection, env: EnvironmentConfig,
+                 options: VaultIdentityOptions, ca: str | None, jwt: str | None, fresh: bool
                  ) -> tuple[str, str, str, dict[str, Any] | None]:
     """(item, action, detail, body to write or None) for auth/<mount>/config in the
     configured review mode. What a previous run set and this one does not pass (host,
