@@ -96,10 +96,11 @@ def cluster(tmp_path: Path) -> Iterator[FakeKubeApiServer]:
 
 @pytest.fixture
 def vault(openbao: OpenBaoServer, tmp_path: Path) -> Iterator[Any]:
+    from deparrow_secrets.providers.vault.connection import VaultConnection
     from deparrow_secrets.providers.vault.store import VaultStore
 
-    store = VaultStore(openbao.addr, token=openbao.token, mount="secret",
-                       environment="eso-sim")
+    store = VaultStore(VaultConnection(openbao.addr, token=openbao.token,
+                                       environment="eso-sim"), mount="secret")
     yield store
     store.close()
 

@@ -15,6 +15,7 @@ import pytest
 from deparrow_secrets.errors import InputError, StoreUnavailableError
 from deparrow_secrets.providers.aws.store import AwsStore
 from deparrow_secrets.providers.azure.store import AzureStore
+from deparrow_secrets.providers.vault.connection import VaultConnection
 from deparrow_secrets.providers.vault.store import VaultStore
 from deparrow_secrets.secret import SecretValue
 from deparrow_secrets.stores.interface import WHOLE, SecretStore
@@ -45,9 +46,9 @@ def keyvault() -> Iterator[FakeKeyVault]:
 
 def _vault(openbao: OpenBaoServer, proxy: DelayProxy) -> tuple[VaultStore, str]:
     key = f"deparrow/deadline-{secrets.token_hex(4)}"
-    with VaultStore(openbao.addr, token=openbao.token) as direct:
+    with VaultStore(VaultConnection(openbao.addr, token=openbao.token)) as direct:
         direct.write(key, {"K": SecretValue(secrets.token_urlsafe(300))}, None)
-    return VaultStore(proxy.url, token=openbao.token), key
+    return VaultStore(VaultConnection(proxy.url, token=openbao.token)), key
 
 
 def _aws(moto: MotoServer, proxy: DelayProxy, monkeypatch: pytest.MonkeyPatch
@@ -113,7 +114,7 @@ def test_retries_share_the_bound(limits: None, openbao: OpenBaoServer,
     proxy = fault_proxy(openbao.port)
     store, key = _vault(openbao, proxy)
     policy = RetryPolicy(attempts=50, base_delay=0.2, max_delay=0.5, timeout=BOUND)
-    with VaultStore(proxy.url, token=openbao.token, retry=policy) as s:
+    with VaultStore(VaultConnection(proxy.url, token=openbao.token, retry=policy)) as s:
         proxy.mode = "drop"
         began = time.monotonic()
         with pytest.raises(StoreUnavailableError):

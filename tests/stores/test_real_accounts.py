@@ -115,13 +115,16 @@ class TestRealKeyVault(StoreConformance):
 @pytest.mark.skipif(not VAULT_ADDR, reason="set DEPARROW_TEST_VAULT_ADDR and VAULT_TOKEN")
 class TestRealVault(StoreConformance):
     def _connect(self) -> SecretStore:
-        from deparrow_secrets.providers.vault.connection import credentials_from_env
+        from deparrow_secrets.providers.vault.connection import (
+            VaultConnection,
+            credentials_from_env,
+        )
         from deparrow_secrets.providers.vault.store import VaultStore
 
         token, login, source = credentials_from_env()
-        return VaultStore(VAULT_ADDR, token=token, login=login, token_source=source,
-                          mount=os.environ.get("DEPARROW_TEST_VAULT_MOUNT", "secret"),
-                          environment="conformance")
+        return VaultStore(VaultConnection(VAULT_ADDR, token=token, login=login,
+                                          token_source=source, environment="conformance"),
+                          mount=os.environ.get("DEPARROW_TEST_VAULT_MOUNT", "secret"))
 
     @pytest.fixture
     def store(self) -> Iterator[SecretStore]:

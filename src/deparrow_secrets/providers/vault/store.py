@@ -26,7 +26,7 @@ from deparrow_secrets.errors import (
     SoftDeletedError,
     StoreError,
 )
-from deparrow_secrets.providers.vault.connection import Login, VaultConnection
+from deparrow_secrets.providers.vault.connection import VaultConnection
 from deparrow_secrets.providers.vault.errors import (
     LOGIN_HINT,
     NO_ROUTE,
@@ -96,27 +96,9 @@ class _Deleted:
 class VaultStore(SecretStore):
     provider = "vault"
 
-    def __init__(
-        self,
-        address: str,
-        *,
-        token: SecretValue | str | None = None,
-        login: Login | None = None,
-        mount: str = DEFAULT_MOUNT,
-        namespace: str | None = None,
-        environment: str = "vault",
-        verify: bool | str = True,
-        cert: tuple[str, str] | None = None,
-        retry: RetryPolicy | None = None,
-        token_source: str | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
-        self._attach(VaultConnection(
-            address, token=token, login=login, namespace=namespace, environment=environment,
-            verify=verify, cert=cert, retry=retry, token_source=token_source,
-            session=session), mount)
-
-    def _attach(self, connection: VaultConnection, mount: str) -> None:
+    def __init__(self, connection: VaultConnection, mount: str = DEFAULT_MOUNT) -> None:
+        """The store of KV v2 mount `mount` over `connection` (`from_config` opens both
+        as the configuration says)."""
         self.connection = connection
         self.environment = connection.environment
         self.mount = mount.strip("/") or DEFAULT_MOUNT
@@ -124,15 +106,8 @@ class VaultStore(SecretStore):
         self._mount_checked = False
 
     @classmethod
-    def over(cls, connection: VaultConnection, mount: str = DEFAULT_MOUNT) -> VaultStore:
-        """The store of KV v2 mount `mount` on an open connection."""
-        store = cls.__new__(cls)
-        store._attach(connection, mount)
-        return store
-
-    @classmethod
     def from_config(cls, config: Config, env: EnvironmentConfig) -> VaultStore:
-        return cls.over(VaultConnection.from_config(config, env), settings_of(env).mount)
+        return cls(VaultConnection.from_config(config, env), settings_of(env).mount)
 
     # What the rest of the tool (and its tests) read of the connection.
     @property
