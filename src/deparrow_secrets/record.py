@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar, dataclass_transform
 
-__all__ = ["FrozenRecordError", "field", "record", "replace"]
+__all__ = ["FrozenRecordError", "field", "field_names", "record", "replace"]
 
 _T = TypeVar("_T")
 _MISSING: Any = object()
@@ -175,3 +175,9 @@ def replace(obj: _T, **changes: Any) -> _T:
         raise TypeError(f"{type(obj).__qualname__} has no field {unknown[0]!r}")
     values = {name: getattr(obj, name) for name in fields}
     return type(obj)(**{**values, **changes})
+
+
+def field_names(record_class: type) -> tuple[str, ...]:
+    """The fields of a record class, in order."""
+    fields: dict[str, _Field] = getattr(record_class, "__record_fields__")  # noqa: B009
+    return tuple(fields)

@@ -12,12 +12,15 @@ import json
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from deparrow_secrets.errors import InputError
+from deparrow_secrets.record import field_names
 
 if TYPE_CHECKING:
     from deparrow_secrets.config.settings import EnvironmentConfig
+
+_View = TypeVar("_View")
 
 OUTPUTS = ("text", "json", "hcl", "yaml", "shell")
 PLACEHOLDER_NOTE = "values in <ANGLE_BRACKETS> are placeholders: replace them before use"
@@ -180,6 +183,14 @@ class Options:
     def given(self) -> list[str]:
         """The options given a value (flags that are set), by attr."""
         return list(self._values)
+
+    def read(self, view: type[_View]) -> _View:
+        """These options as `view`: a record of the options one provider takes, by attr,
+        each with its default (None, or False for a flag), and `dry_run`. Options of
+        other providers are left out (`policy` refuses them before a provider reads)."""
+        names = field_names(view)
+        return view(**{attr: value for attr, value in self._values.items() if attr in names},
+                    **({"dry_run": self.dry_run} if "dry_run" in names else {}))
 
 
 def printed_audit_setup(env: EnvironmentConfig, *, file_path: str | None,

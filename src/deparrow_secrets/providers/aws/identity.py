@@ -72,19 +72,12 @@ TAGS = [{"Key": "app.kubernetes.io/managed-by", "Value": "deparrow-secrets"}]
 @record
 class AwsIdentityOptions:
     """The options of AWS's identity (declared in its `PROVIDER.identity_options`),
-    read from `Options` once, typed."""
+    read from `Options` with `Options.read`, typed."""
 
-    oidc_provider: str | None
-    cluster: str | None
-    create_role: bool
-    dry_run: bool
-
-    @classmethod
-    def of(cls, options: Options) -> AwsIdentityOptions:
-        return cls(options.text("oidc_provider"),
-                   options.text("cluster"),
-                   options.flag("create_role"),
-                   options.dry_run)
+    oidc_provider: str | None = None
+    cluster: str | None = None
+    create_role: bool = False
+    dry_run: bool = False
 
 
 def partition(region: str) -> str:
@@ -207,7 +200,7 @@ def trust_policy_document(config: Config, env: EnvironmentConfig, account: str,
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-    given = AwsIdentityOptions.of(options)
+    given = options.read(AwsIdentityOptions)
     account = account_id(config, env)
     oidc = normalize_oidc_provider(given.oidc_provider)
     result = Plan(env.name, env.provider)
@@ -367,7 +360,7 @@ def _document(raw: Any) -> Any:
 
 
 def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupReport:
-    given = AwsIdentityOptions.of(options)
+    given = options.read(AwsIdentityOptions)
     account = account_id(config, env)
     oidc = normalize_oidc_provider(given.oidc_provider)
     if given.create_role and oidc is None:

@@ -57,23 +57,14 @@ PRINCIPAL_PLACEHOLDER = "<PRINCIPAL_OBJECT_ID>"
 @record
 class AzureIdentityOptions:
     """The options of Azure's identity (declared in its `PROVIDER.identity_options`),
-    read from `Options` once, typed."""
+    read from `Options` with `Options.read`, typed."""
 
-    subscription: str | None
-    resource_group: str | None
-    identity_name: str | None
-    oidc_issuer: str | None
-    cluster: str | None
-    dry_run: bool
-
-    @classmethod
-    def of(cls, options: Options) -> AzureIdentityOptions:
-        return cls(options.text("subscription"),
-                   options.text("resource_group"),
-                   options.text("identity_name"),
-                   options.text("oidc_issuer"),
-                   options.text("cluster"),
-                   options.dry_run)
+    subscription: str | None = None
+    resource_group: str | None = None
+    identity_name: str | None = None
+    oidc_issuer: str | None = None
+    cluster: str | None = None
+    dry_run: bool = False
 
 
 def vault_name(env: EnvironmentConfig) -> str:
@@ -107,7 +98,7 @@ def shared_vaults(config: Config, env: EnvironmentConfig) -> list[str]:
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-    given = AzureIdentityOptions.of(options)
+    given = options.read(AzureIdentityOptions)
     store = settings_of(env)
     result = Plan(env.name, env.provider)
     name = vault_name(env)

@@ -77,19 +77,12 @@ CA_HINT = ("pass --kubernetes-ca-cert FILE with the cluster's CA certificate (ku
 @record
 class VaultIdentityOptions:
     """The options of Vault's identity (declared in its `PROVIDER.identity_options`),
-    read from `Options` once, typed."""
+    read from `Options` with `Options.read`, typed."""
 
-    kubernetes_host: str | None
-    kubernetes_ca_cert: str | None
-    token_reviewer_jwt_file: str | None
-    dry_run: bool
-
-    @classmethod
-    def of(cls, options: Options) -> VaultIdentityOptions:
-        return cls(options.text("kubernetes_host"),
-                   options.text("kubernetes_ca_cert"),
-                   options.text("token_reviewer_jwt_file"),
-                   options.dry_run)
+    kubernetes_host: str | None = None
+    kubernetes_ca_cert: str | None = None
+    token_reviewer_jwt_file: str | None = None
+    dry_run: bool = False
 
 
 def _duration(seconds: int) -> str:
@@ -291,7 +284,7 @@ def shared_names(config: Config, env: EnvironmentConfig) -> list[tuple[str, str]
 
 
 def plan(config: Config, env: EnvironmentConfig, options: Options) -> Plan:
-    given = VaultIdentityOptions.of(options)
+    given = options.read(VaultIdentityOptions)
     store = settings_of(env)
     result = Plan(env.name, env.provider)
     mount = auth_mount(env)
@@ -396,7 +389,7 @@ def _diff(current: dict[str, Any], desired: dict[str, Any]) -> list[str]:
 
 
 def setup(config: Config, env: EnvironmentConfig, options: Options) -> SetupReport:
-    given = VaultIdentityOptions.of(options)
+    given = options.read(VaultIdentityOptions)
     for other, what in shared_names(config, env):
         raise ConfigError(
             f"environments {env.name} and {other} use the same {what} on the same Vault: "
