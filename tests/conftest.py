@@ -36,6 +36,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.server)
 
 
+# --------------------------------------------------------------------------- child processes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def child_processes_load_cached_bytecode(
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Python processes the tests start (the installed CLI, moto's server) load modules
+    from cached bytecode, as after `pip install`, even where the machine sets
+    PYTHONDONTWRITEBYTECODE; the cache is a temporary directory, never the tree."""
+    saved = {name: os.environ.get(name)
+             for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(tmp_path_factory.mktemp("pycache"))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 # --------------------------------------------------------------------------- OpenBao
 
 

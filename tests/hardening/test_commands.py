@@ -190,7 +190,7 @@ def test_an_environment_variable_overriding_the_endpoint_is_said(
                  " role: r}\n"
                  "  production:\n    store: {provider: aws, region: us-east-1, "
                  "accountId: '123456789012'}\n")
-    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "2")
+    monkeypatch.setenv("DEPARROW_SECRETS_TIMEOUT", "0.3")  # nothing listens: fail fast
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:9")
     monkeypatch.setenv("VAULT_TOKEN", "t" + secrets.token_hex(8))
     run = cli("status", "--env", "staging")
