@@ -182,7 +182,6 @@ def test_env_default_is_shown_alike_in_every_command(project: Path, cli) -> None
             "policy", "setup"} <= set(with_env)
 
 
-@pytest.mark.slow  # waits out the retries of two unreachable stores: 2-4 s
 def test_an_environment_variable_overriding_the_endpoint_is_said(
         project: Path, monkeypatch: pytest.MonkeyPatch, cli) -> None:
     write_config(project, "environments:\n  dev:\n    store: {provider: local}\n"
