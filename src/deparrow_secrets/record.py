@@ -9,6 +9,10 @@ compiles each generated method with `exec`: together more than a third of `rende
 among all records instead, and `dataclass_transform` makes the type checker treat a
 record exactly as a frozen dataclass (constructor signature, defaults, no assignment).
 
+Records are the typed inputs: what is read from the configuration, the catalog, a store
+and the command line (a provider's identity options). The operations' results, which
+one command loads and which turn into JSON with `dataclasses.asdict`, stay dataclasses.
+
 Semantics kept from dataclasses (and tested against them in `tests/test_record.py`):
 fields in definition order, base class fields first; `ClassVar` annotations are not
 fields; defaults and `field(default_factory=...)`; a mutable default is refused; a
