@@ -157,9 +157,9 @@ class Options:
     the values of the identity options the providers declare
     (`Provider.identity_options`), by their `attr`.
 
-    Options knows none of those options: each provider reads its own with `text` and
-    `flag`, so a provider from another distribution gets its options through as the
-    built-in ones do. Files (CA certificate, token reviewer JWT) are paths: their
+    Options knows none of those options: each provider reads its own (`text`, `flag`,
+    or `read` into a typed record), so a provider from another distribution gets its
+    options through as the built-in ones do. Files (CA certificate, token reviewer JWT) are paths: their
     content never comes from argv and the JWT is never printed.
     """
 
