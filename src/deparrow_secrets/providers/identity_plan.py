@@ -159,8 +159,8 @@ class Options:
 
     Options knows none of those options: each provider reads its own (`text`, `flag`,
     or `read` into a typed record), so a provider from another distribution gets its
-    options through as the built-in ones do. Files (CA certificate, token reviewer JWT) are paths: their
-    content never comes from argv and the JWT is never printed.
+    options through as the built-in ones do. Files (CA certificate, token reviewer JWT)
+    are paths: their content never comes from argv and the JWT is never printed.
     """
 
     __slots__ = ("_values", "dry_run")
