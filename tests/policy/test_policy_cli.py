@@ -225,3 +225,21 @@ def test_setup_aws_cli(aws_env, write_config, run_cli) -> None:  # type: ignore[
     assert first["changed"] is True and first["changes"][0]["action"] == "created"
     second = run_cli(*base)
     assert "production (aws): nothing changed" in second.out
+
+
+def test_setup_summary_counts_what_was_and_would_be_done() -> None:
+    from deparrow_secrets.providers.identity_plan import SetupReport
+
+    done = SetupReport("staging", "vault")
+    assert done.summary() == "staging (vault): nothing changed"
+    done.add("policy p", "created")
+    done.add("role r", "updated")
+    done.add("mount m", "unchanged")
+    assert done.summary() == "staging (vault): 2 change(s)"
+    dry = SetupReport("staging", "vault", dry_run=True)
+    dry.add("policy p", "created")
+    dry.add("mount m", "unchanged")
+    assert dry.summary() == "staging (vault): 1 change(s) planned, nothing applied (dry run)"
+    printed = SetupReport("production", "azure", commands=["az role assignment create"])
+    printed.add("role assignment", "printed")
+    assert printed.summary() == "production (azure): commands printed, nothing applied"

@@ -152,15 +152,7 @@ def setup(ctx: click.Context, env_name: str, dry_run: bool, audit: bool,
         click.echo("\n# Run these (deparrow-secrets did not):")
         for line in report.commands:
             click.echo(line)
-    changed = sum(1 for c in report.changes if c.changed)
-    planned = sum(1 for c in report.changes if c.action.startswith("would "))
-    if report.commands and not report.changed:
-        summary = "commands printed, nothing applied"
-    elif dry_run:
-        summary = f"{planned} change(s) planned, nothing applied (dry run)"
-    else:
-        summary = f"{changed} change(s)" if changed else "nothing changed"
-    click.echo(f"\n{env.name} ({env.provider}): {summary}")
+    click.echo(f"\n{report.summary()}")
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
 

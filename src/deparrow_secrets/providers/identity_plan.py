@@ -103,6 +103,18 @@ class SetupReport:
             out["commands"] = list(self.commands)
         return out
 
+    def summary(self) -> str:
+        """The closing line of `setup`'s text output."""
+        if self.commands and not self.changed:
+            what = "commands printed, nothing applied"
+        elif self.dry_run:
+            planned = sum(1 for c in self.changes if c.action.startswith("would "))
+            what = f"{planned} change(s) planned, nothing applied (dry run)"
+        else:
+            changed = sum(1 for c in self.changes if c.changed)
+            what = f"{changed} change(s)" if changed else "nothing changed"
+        return f"{self.environment} ({self.provider}): {what}"
+
 
 # --------------------------------------------------------------------------- rendering
 
