@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import click
 
 from deparrow_secrets.cli.cluster_cmds import cluster_options
@@ -15,16 +12,6 @@ from deparrow_secrets.errors import EXIT_FINDINGS
 # practices the posture modules declare (posture/checks.py POSTURE_RULES) in the tests.
 PRACTICES = ("audit-logging", "rotation-age", "encryption-at-rest", "network-isolation",
              "nothing-committed", "least-privilege", "separate-stores")
-
-
-def _cluster_asked(kubeconfig: str | None, context: str | None) -> bool:
-    """The user named a cluster: a failure to reach it is an error, not a verdict."""
-    return bool(kubeconfig or context or os.environ.get("KUBECONFIG"))
-
-
-def _cluster_found() -> bool:
-    return Path("~/.kube/config").expanduser().is_file() or \
-        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
 
 
 @click.command()
@@ -50,51 +37,17 @@ def posture(ctx: click.Context, env_name: str, ignore: tuple[str, ...],
     if unknown:
         raise InputError(f"unknown practice {', '.join(unknown)} in --ignore",
                          hint="practices: " + ", ".join(PRACTICES))
-    from deparrow_secrets.findings.output import render_json, render_sarif
-    from deparrow_secrets.posture.checks import POSTURE_RULES, run_posture
+    from deparrow_secrets.posture.checks import check_posture
 
     project = load_project(ctx)
-    env = project.environment(env_name)
-    client = None
-    cluster_problem = None
-    asked = _cluster_asked(kubeconfig, kube_context)
-    if "network-isolation" not in ignore and (asked or _cluster_found()):
-        from deparrow_secrets.cluster.official import connect
-        from deparrow_secrets.errors import DeparrowError
-
-        try:
-            client = connect(kubeconfig, kube_context)
-        except DeparrowError as exc:
-            if asked:
-                raise
-            # ~/.kube/config or the in-cluster account, found rather than given: its
-            # failure is the network check's unknown verdict, not the whole command's.
-            cluster_problem = exc.message
-    try:
-        report = run_posture(project, env, lambda: project.open_store(env, create=False),
-                             client, ignore, cluster_problem=cluster_problem)
-    finally:
-        if client is not None:
-            client.close()
-    findings = report.findings()
+    report = check_posture(project, project.environment(env_name), ignore, kubeconfig,
+                           kube_context)
     if output == "json":
-        click.echo(render_json("posture", findings, len(findings), {
-            "environment": env.name, "provider": env.provider,
-            "context": client.context if client is not None else None,
-            "verdicts": {v: report.count(v) for v in ("pass", "fail", "unknown")},
-            "ignored": sorted(set(ignore))}))
+        click.echo(report.to_json())
     elif output == "sarif":
-        click.echo(render_sarif(findings, POSTURE_RULES))
+        click.echo(report.to_sarif())
     else:
-        for v in report.verdicts:
-            click.echo(f"{v.verdict.upper():8} {v.practice} ({v.provider}): {v.summary}")
-            if v.reason:
-                click.echo(f"    why unknown: {v.reason}")
-            for item in v.evidence:
-                click.echo(f"    evidence: {item}")
-            if v.fix:
-                click.echo(f"    fix: {v.fix}")
-        click.echo(f"{env.name} ({env.provider}): {report.count('pass')} pass, "
-                   f"{report.count('fail')} fail, {report.count('unknown')} unknown")
+        for line in report.text_lines():
+            click.echo(line)
     if report.failed:
         ctx.exit(EXIT_FINDINGS)

@@ -3,8 +3,10 @@ practice and provider (the store's and the cluster's), in the guide's order."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from deparrow_secrets.cluster.api import KubeClient
 from deparrow_secrets.config.settings import EnvironmentConfig
@@ -32,6 +34,9 @@ class PostureReport:
     environment: str
     provider: str
     verdicts: list[Verdict] = field(default_factory=list)
+    context: str | None = None
+    """The kubeconfig context the network check read (None: no cluster)."""
+    ignored: list[str] = field(default_factory=list)
 
     def findings(self) -> list[Finding]:
         return [v.finding(self.environment) for v in self.verdicts]
@@ -42,6 +47,34 @@ class PostureReport:
     @property
     def failed(self) -> bool:
         return self.count(FAIL) > 0
+
+    def to_json(self) -> str:
+        from deparrow_secrets.findings.output import render_json
+
+        findings = self.findings()
+        return render_json("posture", findings, len(findings), {
+            "environment": self.environment, "provider": self.provider,
+            "context": self.context,
+            "verdicts": {v: self.count(v) for v in (PASS, FAIL, UNKNOWN)},
+            "ignored": sorted(set(self.ignored))})
+
+    def to_sarif(self) -> str:
+        from deparrow_secrets.findings.output import render_sarif
+
+        return render_sarif(self.findings(), POSTURE_RULES)
+
+    def text_lines(self) -> list[str]:
+        out = []
+        for v in self.verdicts:
+            out.append(f"{v.verdict.upper():8} {v.practice} ({v.provider}): {v.summary}")
+            if v.reason:
+                out.append(f"    why unknown: {v.reason}")
+            out += [f"    evidence: {item}" for item in v.evidence]
+            if v.fix:
+                out.append(f"    fix: {v.fix}")
+        out.append(f"{self.environment} ({self.provider}): {self.count(PASS)} pass, "
+                   f"{self.count(FAIL)} fail, {self.count(UNKNOWN)} unknown")
+        return out
 
 
 def rotation_verdict(project: Project, env: EnvironmentConfig, store: SecretStore) -> Verdict:
@@ -105,4 +138,40 @@ def run_posture(project: Project, env: EnvironmentConfig,
     return report
 
 
-__all__ = ["PASS", "FAIL", "UNKNOWN", "PRACTICES", "PostureReport", "run_posture"]
+def check_posture(project: Project, env: EnvironmentConfig, ignore: Iterable[str] = (),
+                  kubeconfig: str | None = None,
+                  kube_context: str | None = None) -> PostureReport:
+    """`posture` as one call. The network check reads the cluster named (`kubeconfig`,
+    `kube_context` or $KUBECONFIG: failing to reach it is an error), else one found
+    (~/.kube/config, the in-cluster account: failing to reach it is that check's
+    unknown verdict, not the whole command's); none is looked for when it is ignored."""
+    from deparrow_secrets.errors import DeparrowError
+
+    ignored = list(ignore)
+    asked = bool(kubeconfig or kube_context or os.environ.get("KUBECONFIG"))
+    found = Path("~/.kube/config").expanduser().is_file() or \
+        bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    client = None
+    cluster_problem = None
+    if "network-isolation" not in ignored and (asked or found):
+        from deparrow_secrets.cluster.official import connect
+
+        try:
+            client = connect(kubeconfig, kube_context)
+        except DeparrowError as exc:
+            if asked:
+                raise
+            cluster_problem = exc.message
+    try:
+        report = run_posture(project, env, lambda: project.open_store(env, create=False),
+                             client, ignored, cluster_problem=cluster_problem)
+    finally:
+        if client is not None:
+            client.close()
+    report.context = client.context if client is not None else None
+    report.ignored = ignored
+    return report
+
+
+__all__ = ["PASS", "FAIL", "UNKNOWN", "PRACTICES", "PostureReport", "check_posture",
+           "run_posture"]
