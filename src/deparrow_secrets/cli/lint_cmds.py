@@ -13,6 +13,8 @@ from deparrow_secrets.project import Project
 
 if TYPE_CHECKING:
     from deparrow_secrets.findings import Rule
+    from deparrow_secrets.lint.engine import LintResult
+    from deparrow_secrets.scan.engine import ScanResult
 
 
 def _project_if_configured(ctx: click.Context) -> Project | None:
@@ -66,24 +68,10 @@ def lint(ctx: click.Context, paths: tuple[str, ...], ignore: tuple[str, ...],
     if list_rules:
         _print_rules()
         return
-    from deparrow_secrets.findings.output import render_json, render_sarif, render_text
     from deparrow_secrets.lint.engine import lint as run_lint
-    from deparrow_secrets.lint.rules import LINT_RULES
 
-    project = _project_if_configured(ctx)
-    result = run_lint([Path(p) for p in paths], project, ignore)
-    if output == "json":
-        click.echo(render_json("lint", result.findings, result.files,
-                               {"notes": result.notes}))
-    elif output == "sarif":
-        click.echo(render_sarif(result.findings, LINT_RULES))
-    else:
-        if result.findings or result.files:
-            click.echo(render_text(result.findings, len(result.files)))
-        else:
-            click.echo("nothing to lint: no PATH given and no deparrow/k8s tree here")
-        for note in result.notes:
-            click.echo(f"note: {note}", err=True)
+    result = run_lint([Path(p) for p in paths], _project_if_configured(ctx), ignore)
+    _print(result, output)
     if result.findings:
         ctx.exit(EXIT_FINDINGS)
 
@@ -110,27 +98,22 @@ def scan(ctx: click.Context, paths: tuple[str, ...], env_name: str, remote: bool
     exported env files skipped), or the PATHs given. Reports file, line, key name and a
     redacted excerpt; never a value. Exit 0 clean, 1 findings, 2 usage.
     """
-    from deparrow_secrets.findings.output import render_json, render_sarif, render_text
-    from deparrow_secrets.scan.engine import SCAN_RULES
-    from deparrow_secrets.scan.engine import scan as run_scan
-    from deparrow_secrets.scan.values import environment_values
+    from deparrow_secrets.scan.engine import scan_environment
 
     project = load_project(ctx)
-    env = project.environment(env_name)
-    values, note = environment_values(project, env, remote)
-    result = run_scan(values, env.name, [Path(p) for p in paths], project, history=history,
-                      generic=generic, max_file_bytes=max_mb * 1024 * 1024)
-    notes = [n for n in (note, *result.notes) if n]
-    if output == "json":
-        click.echo(render_json("scan", result.findings, result.stats.files, {
-            "environment": env.name, "valuesSearched": result.values,
-            "bytesSearched": result.stats.bytes, "history": history, "generic": generic,
-            "notes": notes}))
-    elif output == "sarif":
-        click.echo(render_sarif(result.findings, SCAN_RULES))
-    else:
-        click.echo(render_text(result.findings, result.stats.files))
-        for line in notes:
-            click.echo(f"note: {line}", err=True)
+    result = scan_environment(project, project.environment(env_name), [Path(p) for p in paths],
+                              remote=remote, history=history, generic=generic,
+                              max_file_bytes=max_mb * 1024 * 1024)
+    _print(result, output)
     if result.findings:
         ctx.exit(EXIT_FINDINGS)
+
+
+def _print(result: LintResult | ScanResult, output: str) -> None:
+    if output == "json":
+        click.echo(result.to_json())
+    elif output == "sarif":
+        click.echo(result.to_sarif())
+    else:
+        for line, to_stderr in result.report_lines():
+            click.echo(line, err=to_stderr)

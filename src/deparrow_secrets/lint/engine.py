@@ -33,6 +33,27 @@ class LintResult:
     """Files checked (reported on), as displayed."""
     notes: list[str] = field(default_factory=list)
 
+    def to_json(self) -> str:
+        from deparrow_secrets.findings.output import render_json
+
+        return render_json("lint", self.findings, self.files, {"notes": self.notes})
+
+    def to_sarif(self) -> str:
+        from deparrow_secrets.findings.output import render_sarif
+        from deparrow_secrets.lint.rules import LINT_RULES
+
+        return render_sarif(self.findings, LINT_RULES)
+
+    def report_lines(self) -> list[tuple[str, bool]]:
+        """(line, to stderr) of the text output."""
+        from deparrow_secrets.findings.output import render_text
+
+        if self.findings or self.files:
+            out = [(render_text(self.findings, len(self.files)), False)]
+        else:
+            out = [("nothing to lint: no PATH given and no deparrow/k8s tree here", False)]
+        return out + [(f"note: {note}", True) for note in self.notes]
+
 
 def _list(paths: Sequence[Path], excluded: Sequence[Path]) -> list[Path]:
     return list_files(paths, excluded, suffixes=LINT_SUFFIXES,

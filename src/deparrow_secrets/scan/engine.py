@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.findings import ERROR, WARNING, Finding, Rule, declare, display_path
 from deparrow_secrets.findings import rule as declared_rule
 from deparrow_secrets.gitrepo import list_files
@@ -52,6 +53,29 @@ class ScanResult:
     values: int
     """How many values were searched for."""
     notes: list[str] = field(default_factory=list)
+    environment: str = ""
+    history: bool = False
+    generic: bool = False
+
+    def to_json(self) -> str:
+        from deparrow_secrets.findings.output import render_json
+
+        return render_json("scan", self.findings, self.stats.files, {
+            "environment": self.environment, "valuesSearched": self.values,
+            "bytesSearched": self.stats.bytes, "history": self.history,
+            "generic": self.generic, "notes": self.notes})
+
+    def to_sarif(self) -> str:
+        from deparrow_secrets.findings.output import render_sarif
+
+        return render_sarif(self.findings, SCAN_RULES)
+
+    def report_lines(self) -> list[tuple[str, bool]]:
+        """(line, to stderr) of the text output."""
+        from deparrow_secrets.findings.output import render_text
+
+        return [(render_text(self.findings, self.stats.files), False)] + [
+            (f"note: {note}", True) for note in self.notes]
 
 
 def excluded_dirs(project: Project | None, cwd: Path) -> list[Path]:
@@ -128,4 +152,20 @@ def scan(values: Mapping[str, SecretValue], env_name: str, paths: Sequence[Path]
     if stats.skipped_large:
         notes.append(f"{len(stats.skipped_large)} file(s) over "
                      f"{max_file_bytes // (1024 * 1024)} MB not searched")
-    return ScanResult(sorted(findings, key=Finding.sort_key), stats, len(values), notes)
+    return ScanResult(sorted(findings, key=Finding.sort_key), stats, len(values), notes,
+                      env_name, history, generic)
+
+
+def scan_environment(project: Project, env: EnvironmentConfig, paths: Sequence[Path], *,
+                     remote: bool = False, history: bool = False, generic: bool = False,
+                     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> ScanResult:
+    """`scan` as one call: the values of `env` (its remote store only with `remote`),
+    searched for in `paths` (default: the working tree)."""
+    from deparrow_secrets.scan.values import environment_values
+
+    values, note = environment_values(project, env, remote)
+    result = scan(values, env.name, paths, project, history=history, generic=generic,
+                  max_file_bytes=max_file_bytes)
+    if note:
+        result.notes.insert(0, note)
+    return result
