@@ -191,3 +191,16 @@ def test_audit_reads_only(five: Path, cli) -> None:
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns)
              for p in (five / ".deparrow-secrets").iterdir()}
     assert after == before
+
+
+def test_audit_is_a_library_call_with_the_commands_outputs(five: Path, cli) -> None:
+    from deparrow_secrets.operations.audit import audit
+    from deparrow_secrets.project import Project
+
+    report = audit(Project.load(cwd=five), "dev", "REDIS_PASSWORD", verify=True)
+    assert [r["command"] for r in report.shown] == ["provision", "set", "rollback"]
+    assert report.recorded == 5 and report.empty_line() is None
+    assert report.verified is not None and report.verified[0] == 5
+    assert report.to_json() == cli("audit", "--env", "dev", "--key", "REDIS_PASSWORD",
+                                   "--verify", "-o", "json").json()
+    assert report.verified_line() in cli("audit", "--verify").out
