@@ -530,17 +530,16 @@ def test_the_commands_print_what_the_results_give(fresh: Path, cli) -> None:
 
 
 def test_verify_lines_say_what_failed_what_is_shared_and_what_is_overdue() -> None:
-    from deparrow_secrets.operations.reports import verify_json, verify_lines
     from deparrow_secrets.operations.verify import KeyCheck, OverdueValue, VerifyReport
 
     ok = KeyCheck("A", "obj", "A", "required", "ok", "3")
     short = KeyCheck("B", "obj", "B", "required", "too-short", "3")
     whole = KeyCheck("C", "c-obj", "", "optional", "missing")
     overdue = OverdueValue("A", "obj", "97d", "90d", None)
-    assert verify_lines(VerifyReport("dev", "local", [ok])) == [
+    assert VerifyReport("dev", "local", [ok]).lines() == [
         "dev (local): all 1 needed values present."]
-    assert verify_lines(VerifyReport("staging", "vault", [ok, short, whole],
-                                     ["staging and production share secret/x"], [overdue])) == [
+    assert VerifyReport("staging", "vault", [ok, short, whole],
+                        ["staging and production share secret/x"], [overdue]).lines() == [
         "TOO-SHORT B (required) at obj property B",
         "MISSING   C (optional) at c-obj",
         "SHARED    staging and production share secret/x",
@@ -548,9 +547,9 @@ def test_verify_lines_say_what_failed_what_is_shared_and_what_is_overdue() -> No
         "--env staging",
         "staging (vault): 2 of 3 needed values missing or invalid.",
         "staging (vault): 1 value(s) past their maxAge (catalog)."]
-    assert verify_lines(VerifyReport("dev", "local", [ok], [], [overdue]))[-1] == \
+    assert VerifyReport("dev", "local", [ok], [], [overdue]).lines()[-1] == \
         "dev (local): 1 value(s) past their maxAge (catalog)."
-    data = verify_json(VerifyReport("dev", "local", [short], [], [overdue]))
+    data = VerifyReport("dev", "local", [short], [], [overdue]).to_json()
     assert data["ok"] is False and data["checks"][0]["property"] == "B"
     assert data["overdue"] == [{"key": "A", "remoteKey": "obj", "age": "97d", "maxAge": "90d",
                                 "changed": None}]

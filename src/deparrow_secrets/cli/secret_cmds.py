@@ -71,7 +71,6 @@ def provision(ctx: click.Context, env_name: str, values_file: str | None, from_s
 @click.pass_context
 def verify(ctx: click.Context, env_name: str, output: str) -> None:
     """Check that every value ENV needs is present; exit 1 listing what is not."""
-    from deparrow_secrets.operations.reports import verify_json, verify_lines
     from deparrow_secrets.operations.verify import verify as run_verify
 
     project = load_project(ctx)
@@ -79,9 +78,9 @@ def verify(ctx: click.Context, env_name: str, output: str) -> None:
     with project.open_store(env, create=False) as store:
         report = run_verify(project, env, store)
     if output == "json":
-        print_json(verify_json(report))
+        print_json(report.to_json())
     else:
-        for line in verify_lines(report):
+        for line in report.lines():
             click.echo(line)
     if not report.ok:
         ctx.exit(EXIT_FINDINGS)

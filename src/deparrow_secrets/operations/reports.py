@@ -16,7 +16,6 @@ if TYPE_CHECKING:  # kept light: cli.common takes camel_dict from here for every
     from deparrow_secrets.operations.provision import ObjectPlan, ProvisionResult
     from deparrow_secrets.operations.status import KeyStatus
     from deparrow_secrets.operations.values import ValueTarget
-    from deparrow_secrets.operations.verify import VerifyReport
 
 Row = tuple[Any, ...]
 
@@ -92,39 +91,6 @@ class ProvisionReport:
         lines.append(f"\n{self.environment} ({self.provider}): {verb} {self.value_count} "
                      f"value(s), {self.objects_written} remote object(s) written.")
         return lines
-
-
-# --------------------------------------------------------------------------- verify
-# Functions over verify's own VerifyReport (operations/verify.py), not methods of it:
-# that module is being reshaped with the providers; they can move onto the class then.
-
-
-def verify_json(report: VerifyReport) -> dict[str, Any]:
-    return {"environment": report.environment, "provider": report.provider, "ok": report.ok,
-            "checks": [camel_dict(c) for c in report.checks],
-            "sharedLocations": report.shared_locations,
-            "overdue": [camel_dict(o) for o in report.overdue]}
-
-
-def verify_lines(report: VerifyReport) -> list[str]:
-    """The text report: what failed, what is shared or overdue, and a closing count."""
-    name, provider = report.environment, report.provider
-    lines = [f"{c.status.upper():9} {c.key} ({c.requirement}) at {c.remote_key}"
-             + (f" property {c.prop}" if c.prop else "") for c in report.failures]
-    lines += [f"SHARED    {line}" for line in report.shared_locations]
-    lines += [f"OVERDUE   {o.key} at {o.remote_key}: age {o.age} exceeds maxAge "
-              f"{o.max_age}; rotate it: deparrow-secrets rotate {o.key} --env {name}"
-              for o in report.overdue]
-    if report.ok:
-        lines.append(f"{name} ({provider}): all {len(report.checks)} needed values present.")
-        return lines
-    if report.failures or report.shared_locations:
-        lines.append(f"{name} ({provider}): {len(report.failures)} of {len(report.checks)} "
-                     "needed values missing or invalid.")
-    if report.overdue:
-        lines.append(f"{name} ({provider}): {len(report.overdue)} value(s) past their maxAge "
-                     "(catalog).")
-    return lines
 
 
 # --------------------------------------------------------------------------- status

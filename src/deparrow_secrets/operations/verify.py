@@ -7,6 +7,7 @@ environments at the same store location (separate stores per environment).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from deparrow_secrets.config.settings import EnvironmentConfig
 from deparrow_secrets.project import Project
@@ -54,6 +55,34 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.shared_locations and not self.overdue
+
+    def to_json(self) -> dict[str, Any]:
+        from deparrow_secrets.operations.reports import camel_dict
+
+        return {"environment": self.environment, "provider": self.provider, "ok": self.ok,
+                "checks": [camel_dict(c) for c in self.checks],
+                "sharedLocations": self.shared_locations,
+                "overdue": [camel_dict(o) for o in self.overdue]}
+
+    def lines(self) -> list[str]:
+        """The text report: what failed, what is shared or overdue, and a closing count."""
+        name, provider = self.environment, self.provider
+        lines = [f"{c.status.upper():9} {c.key} ({c.requirement}) at {c.remote_key}"
+                 + (f" property {c.prop}" if c.prop else "") for c in self.failures]
+        lines += [f"SHARED    {line}" for line in self.shared_locations]
+        lines += [f"OVERDUE   {o.key} at {o.remote_key}: age {o.age} exceeds maxAge "
+                  f"{o.max_age}; rotate it: deparrow-secrets rotate {o.key} --env {name}"
+                  for o in self.overdue]
+        if self.ok:
+            lines.append(f"{name} ({provider}): all {len(self.checks)} needed values present.")
+            return lines
+        if self.failures or self.shared_locations:
+            lines.append(f"{name} ({provider}): {len(self.failures)} of {len(self.checks)} "
+                         "needed values missing or invalid.")
+        if self.overdue:
+            lines.append(f"{name} ({provider}): {len(self.overdue)} value(s) past their "
+                         "maxAge (catalog).")
+        return lines
 
 
 def check_value(value: SecretValue | None, min_length: int) -> str:
