@@ -211,7 +211,7 @@ def test_parallel_set_of_different_keys_of_one_object_all_land(project: Path, cl
     assert cli("provision", "--env", "dev").code == 0
     project_obj = Project.load(cwd=project)
     env = project_obj.environment("dev")
-    from deparrow_secrets.operations.provision import set_value
+    from deparrow_secrets.operations.values import apply_set, plan_set, value_target
 
     keys = ["REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "POSTGRES_PASSWORD",
             "DEPARROW_JWT_SECRET", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"]
@@ -223,7 +223,9 @@ def test_parallel_set_of_different_keys_of_one_object_all_land(project: Path, cl
         try:
             with store_of(project) as store:
                 barrier.wait()
-                set_value(project_obj, env, store, key, SecretValue(values[key]))
+                plan = plan_set(project_obj, value_target(project_obj, env, key),
+                                SecretValue(values[key]), force=True)
+                apply_set(project_obj, env, store, plan)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 

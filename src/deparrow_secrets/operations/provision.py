@@ -245,16 +245,3 @@ def _write_plans(project: Project, env: EnvironmentConfig, store: SecretStore,
         if outcome.version is not None:
             result.written[first.remote_key] = outcome.version
 
-
-def set_value(project: Project, env: EnvironmentConfig, store: SecretStore, key: str,
-              value: SecretValue) -> str:
-    """Write `value` as `key`, keeping every other property of its remote object.
-
-    Check-and-set on the version read; when another writer changed the object in
-    between (e.g. `set` of another key of it), read again and retry, as provision does.
-    Returns the new version.
-    """
-    from deparrow_secrets.operations.values import apply_set, plan_set, value_target
-
-    plan = plan_set(project, value_target(project, env, key), value, force=True)
-    return apply_set(project, env, store, plan).version
