@@ -272,15 +272,23 @@ def assert_input_error(run: Run, file: Path, key_path: str | None,
         assert fragment in run.err, f"expected {fragment!r}\n{run.text}"
 
 
-def validation_skips_external_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Manifest validation as without kubernetes-validate: ExternalSecrets not checked."""
+def validation_also_reports(monkeypatch: pytest.MonkeyPatch, *, skipped: str | None = None,
+                            problem: str | None = None) -> None:
+    """Manifest validation as usual, plus one more thing it skipped or found."""
     from deparrow_secrets.render import check
 
     real = check.validate_files
 
-    def skipping(files: dict[str, str]) -> check.TreeProblems:
+    def adding(files: dict[str, str]) -> check.TreeProblems:
         out = real(files)
-        out.skipped.append("ExternalSecret objects (kubernetes-validate not installed)")
+        out.skipped += [skipped] if skipped else []
+        out.problems += [problem] if problem else []
         return out
 
-    monkeypatch.setattr(check, "validate_files", skipping)
+    monkeypatch.setattr(check, "validate_files", adding)
+
+
+def validation_skips_external_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Manifest validation as without kubernetes-validate: ExternalSecrets not checked."""
+    validation_also_reports(
+        monkeypatch, skipped="ExternalSecret objects (kubernetes-validate not installed)")

@@ -43,6 +43,7 @@ from deparrow_secrets.stores.interface import SecretStore
 from helpers import (
     git_init,
     isolate,
+    validation_also_reports,
     validation_skips_external_secrets,
     vault_staging_project,
     write_config,
@@ -364,16 +365,7 @@ def test_quickstart_refuses_a_project_without_an_embedded_store_writing_nothing(
 
 def test_quickstart_reports_an_invalid_tree_as_not_ok(fresh: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    from deparrow_secrets.render import check
-
-    real = check.validate_files
-
-    def failing(files: dict[str, str]) -> check.TreeProblems:
-        out = real(files)
-        out.problems.append("base/namespace.yaml: simulated problem")
-        return out
-
-    monkeypatch.setattr(check, "validate_files", failing)
+    validation_also_reports(monkeypatch, problem="base/namespace.yaml: simulated problem")
     result = quickstart(fresh)
     assert result.ok is False
     assert result.problem_lines() == [
