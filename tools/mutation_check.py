@@ -39,6 +39,8 @@ CMDS_T = f"{H}/test_commands.py"
 LOCAL_T = "tests/stores/test_local.py"
 DEV_T = "tests/test_cli_dev.py"
 SCAN_T = "tests/scan/test_scan.py"
+RECORD_T = "tests/test_record.py"
+FIFTH_T = "tests/providers/test_fifth_provider.py"
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,17 @@ MUTATIONS: list[Mutation] = [
       "            if False:\n                raise self._err(ConflictError, "
       "f\"already exists (version {latest}); \"",
       (f"{H}/test_store_cas.py", "tests/stores/test_azure.py")),
+    # --- records and provider options ------------------------------------------------
+    M("record: a field assigned after construction", "record.py",
+      '        raise FrozenRecordError(f"cannot assign to field {name!r}")',
+      "        object.__setattr__(self, name, value)", (RECORD_T,)),
+    M("record: compare=False fields compared", "record.py",
+      "                 if spec.compare)", "                 if True)", (RECORD_T,)),
+    M("providers: a clashing identity option offered", "providers/__init__.py",
+      "            if clash:\n", "            if False:\n", (FIFTH_T,)),
+    M("policy: another provider's identity option accepted", "policy/__init__.py",
+      "        if attr in mine:\n            continue", "        if True:\n            continue",
+      (FIFTH_T,)),
 ]
 
 
