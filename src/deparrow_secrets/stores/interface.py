@@ -55,7 +55,9 @@ class Health:
 
 
 class SecretStore(abc.ABC):
-    """Backend base class; subclasses register under `provider` in `stores.registry`."""
+    """What every store implements; each lives in its provider's package
+    (`providers/<name>/store.py`), which the registry (`deparrow_secrets.providers`)
+    finds by `provider`."""
 
     provider: ClassVar[str]
     # True where every object is one value (Azure): objects hold only the WHOLE property.
