@@ -2,8 +2,9 @@
 
 A plan is a list of pieces, each with a format (`json`, `hcl`, `yaml`, `shell`, or
 `guide` for prose plus commands); the output formats the CLI offers for a provider
-follow from the pieces it has. Rendering to text lives here (and not in the CLI) so
-that tests and other callers get the exact same artefacts the command prints.
+follow from the pieces it has. The helpers the providers build their pieces with
+(quoted shell lines, heredocs) are here; a whole plan as `policy` prints it is
+`policy/output.py`, so that tests and other callers get the exact same artefacts.
 """
 
 from __future__ import annotations
